@@ -1,0 +1,349 @@
+//! The batch wire format: NDJSON, optionally zstd-compressed, with a versioned header line.
+//!
+//! ```text
+//! {"shiplog_batch":1,"batch_id":"...","count":2}
+//! {"id":"...","ts":"...","kind":"log",...}
+//! {"id":"...","ts":"...","kind":"log",...}
+//! ```
+//!
+//! The header is optional so that plain NDJSON from `curl` is accepted too; when present its
+//! version must be one this build reads. Decoding is all-or-nothing: the first bad line fails
+//! the whole batch with its line number, so nothing from a bad batch is half-indexed.
+//! Every size is capped before memory is spent on it.
+
+use std::io::Read;
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::Event;
+use crate::timestamp::Timestamp;
+
+/// The batch format version this build writes and reads.
+pub const BATCH_VERSION: u32 = 1;
+
+/// Size caps applied while decoding.
+#[derive(Debug, Clone, Copy)]
+pub struct DecodeLimits {
+    /// Largest decompressed body, in bytes.
+    pub max_decompressed_bytes: usize,
+    /// Longest single line, in bytes.
+    pub max_line_bytes: usize,
+    /// Most events in one batch.
+    pub max_events: usize,
+}
+
+impl Default for DecodeLimits {
+    fn default() -> Self {
+        DecodeLimits {
+            max_decompressed_bytes: 64 * 1024 * 1024,
+            max_line_bytes: 4 * 1024 * 1024,
+            max_events: 100_000,
+        }
+    }
+}
+
+/// Why a batch was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum CodecError {
+    /// The zstd frame is damaged or not zstd at all.
+    #[error("body is not valid zstd: {0}")]
+    Zstd(String),
+    /// Decompressing would exceed the cap.
+    #[error("decompressed body exceeds the limit of {limit} bytes: send smaller batches")]
+    TooLarge {
+        /// The cap in bytes.
+        limit: usize,
+    },
+    /// A line is over the per-line cap.
+    #[error("line {line}: {len} bytes exceeds the line limit of {limit} bytes")]
+    LineTooLong {
+        /// 1-based line number.
+        line: usize,
+        /// Its length.
+        len: usize,
+        /// The cap.
+        limit: usize,
+    },
+    /// More events than allowed in one batch.
+    #[error("batch has more than {limit} events: send smaller batches")]
+    TooManyEvents {
+        /// The cap.
+        limit: usize,
+    },
+    /// A line is not a valid event.
+    #[error("line {line}: {reason}")]
+    BadLine {
+        /// 1-based line number.
+        line: usize,
+        /// What was wrong.
+        reason: String,
+    },
+    /// The header names a version this build does not read.
+    #[error("batch format version {0} is not supported: this build reads version {BATCH_VERSION}")]
+    Version(u32),
+}
+
+impl CodecError {
+    /// The 1-based line the error is about, when there is one.
+    pub fn line(&self) -> Option<usize> {
+        match self {
+            CodecError::LineTooLong { line, .. } | CodecError::BadLine { line, .. } => Some(*line),
+            CodecError::Version(_) => Some(1),
+            _ => None,
+        }
+    }
+}
+
+/// The optional first line of a batch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchHeader {
+    /// Format version.
+    pub shiplog_batch: u32,
+    /// Idempotency key chosen by the sender.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_id: Option<String>,
+    /// Number of events that follow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<usize>,
+}
+
+/// A decoded batch.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// The header's batch id, if one was sent.
+    pub batch_id: Option<String>,
+    /// The events, each with an id and a timestamp assigned.
+    pub events: Vec<Event>,
+}
+
+/// Encodes events as NDJSON with a header line (uncompressed).
+pub fn encode_ndjson(events: &[Event], batch_id: Option<&str>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(events.len() * 256 + 64);
+    let header = BatchHeader {
+        shiplog_batch: BATCH_VERSION,
+        batch_id: batch_id.map(str::to_string),
+        count: Some(events.len()),
+    };
+    // Serialising our own plain structs cannot fail.
+    serde_json::to_writer(&mut out, &header).expect("header serialises");
+    out.push(b'\n');
+    for e in events {
+        serde_json::to_writer(&mut out, e).expect("event serialises");
+        out.push(b'\n');
+    }
+    out
+}
+
+/// Encodes events as zstd-compressed NDJSON with a header line.
+pub fn encode_batch(events: &[Event], batch_id: Option<&str>, level: i32) -> Vec<u8> {
+    let raw = encode_ndjson(events, batch_id);
+    zstd::bulk::compress(&raw, level).expect("in-memory zstd compression does not fail")
+}
+
+/// Decompresses a zstd body, failing once the output passes `limit` bytes.
+pub fn decompress_capped(body: &[u8], limit: usize) -> Result<Vec<u8>, CodecError> {
+    let decoder =
+        zstd::stream::read::Decoder::new(body).map_err(|e| CodecError::Zstd(e.to_string()))?;
+    let mut out = Vec::with_capacity(body.len().saturating_mul(4).min(limit));
+    let read = decoder
+        .take(limit as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| CodecError::Zstd(e.to_string()))?;
+    if read > limit {
+        return Err(CodecError::TooLarge { limit });
+    }
+    Ok(out)
+}
+
+/// Decodes a batch body. `compressed` says whether it is zstd.
+///
+/// Events without an id get one derived from their content, and events without a time get
+/// `received`; so a retry of the same body yields the same ids.
+pub fn decode_batch(
+    body: &[u8],
+    compressed: bool,
+    limits: DecodeLimits,
+    received: Timestamp,
+) -> Result<Batch, CodecError> {
+    let owned;
+    let raw: &[u8] = if compressed {
+        owned = decompress_capped(body, limits.max_decompressed_bytes)?;
+        &owned
+    } else {
+        if body.len() > limits.max_decompressed_bytes {
+            return Err(CodecError::TooLarge {
+                limit: limits.max_decompressed_bytes,
+            });
+        }
+        body
+    };
+    let mut batch = Batch::default();
+    for (idx, line) in raw.split(|&b| b == b'\n').enumerate() {
+        let line_no = idx + 1;
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        if line.len() > limits.max_line_bytes {
+            return Err(CodecError::LineTooLong {
+                line: line_no,
+                len: line.len(),
+                limit: limits.max_line_bytes,
+            });
+        }
+        if idx == 0 && line.starts_with(b"{\"shiplog_batch\"") {
+            let header: BatchHeader =
+                serde_json::from_slice(line).map_err(|e| CodecError::BadLine {
+                    line: line_no,
+                    reason: format!("bad header: {e}"),
+                })?;
+            if header.shiplog_batch != BATCH_VERSION {
+                return Err(CodecError::Version(header.shiplog_batch));
+            }
+            batch.batch_id = header.batch_id;
+            continue;
+        }
+        if batch.events.len() >= limits.max_events {
+            return Err(CodecError::TooManyEvents {
+                limit: limits.max_events,
+            });
+        }
+        let mut event: Event = serde_json::from_slice(line).map_err(|e| CodecError::BadLine {
+            line: line_no,
+            reason: e.to_string(),
+        })?;
+        if event.ts.as_nanos() == 0 {
+            event.ts = received;
+        }
+        event.received.get_or_insert(received);
+        event.ensure_id();
+        batch.events.push(event);
+    }
+    Ok(batch)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Level, Stream};
+    use crate::id::EventId;
+    use proptest::prelude::*;
+
+    fn sample(n: usize) -> Vec<Event> {
+        (0..n)
+            .map(|i| {
+                let mut e = Event::log(
+                    Timestamp(1_700_000_000_000_000_000 + i as i64),
+                    format!("line {i} ✓"),
+                );
+                e.id = EventId(i as u128 + 1);
+                e.service = "web".into();
+                e.stream = Some(Stream::Stdout);
+                e.level = Some(Level::Info);
+                e
+            })
+            .collect()
+    }
+
+    #[test]
+    fn round_trips_compressed_and_plain() {
+        let events = sample(50);
+        let body = encode_batch(&events, Some("b1"), 3);
+        let got = decode_batch(&body, true, DecodeLimits::default(), Timestamp(9)).unwrap();
+        assert_eq!(got.batch_id.as_deref(), Some("b1"));
+        let mut want = events.clone();
+        for e in &mut want {
+            e.received = Some(Timestamp(9));
+        }
+        assert_eq!(got.events, want);
+        let plain = encode_ndjson(&events, None);
+        assert_eq!(
+            decode_batch(&plain, false, DecodeLimits::default(), Timestamp(9))
+                .unwrap()
+                .events,
+            want
+        );
+    }
+
+    #[test]
+    fn minimal_lines_get_ids_and_times_deterministically() {
+        let body = b"{\"message\":\"hi\"}\r\n\n{\"message\":\"hi\",\"service\":\"x\"}";
+        let a = decode_batch(body, false, DecodeLimits::default(), Timestamp(7)).unwrap();
+        let b = decode_batch(body, false, DecodeLimits::default(), Timestamp(7)).unwrap();
+        assert_eq!(a.events.len(), 2);
+        assert_eq!(a.events[0].ts, Timestamp(7));
+        assert!(!a.events[0].id.is_unset());
+        assert_ne!(a.events[0].id, a.events[1].id);
+        assert_eq!(a.events[0].id, b.events[0].id);
+    }
+
+    #[test]
+    fn bad_input_names_the_line_and_reason() {
+        let limits = DecodeLimits::default();
+        let e = decode_batch(
+            b"{\"message\":\"ok\"}\n{\"message\": 5}\n",
+            false,
+            limits,
+            Timestamp(0),
+        )
+        .unwrap_err();
+        assert_eq!(e.line(), Some(2));
+        assert!(e.to_string().starts_with("line 2: invalid type"), "{e}");
+        let e = decode_batch(b"not json", false, limits, Timestamp(0)).unwrap_err();
+        assert_eq!(e.line(), Some(1));
+        let e = decode_batch(b"\x28\xb5\x2f\xfd garbage", true, limits, Timestamp(0)).unwrap_err();
+        assert!(matches!(e, CodecError::Zstd(_)), "{e}");
+        let e = decode_batch(b"{\"shiplog_batch\":2}\n", false, limits, Timestamp(0)).unwrap_err();
+        assert!(matches!(e, CodecError::Version(2)));
+        let small = DecodeLimits {
+            max_line_bytes: 10,
+            ..limits
+        };
+        let e =
+            decode_batch(b"{\"message\":\"0123456789\"}", false, small, Timestamp(0)).unwrap_err();
+        assert!(matches!(e, CodecError::LineTooLong { line: 1, .. }), "{e}");
+        let few = DecodeLimits {
+            max_events: 1,
+            ..limits
+        };
+        let e = decode_batch(b"{}\n{}\n", false, few, Timestamp(0)).unwrap_err();
+        assert!(matches!(e, CodecError::TooManyEvents { limit: 1 }));
+    }
+
+    #[test]
+    fn a_zip_bomb_stops_at_the_cap() {
+        let zeros = vec![b' '; 50 * 1024 * 1024];
+        let bomb = zstd::bulk::compress(&zeros, 19).unwrap();
+        assert!(bomb.len() < 64 * 1024);
+        let limits = DecodeLimits {
+            max_decompressed_bytes: 1024 * 1024,
+            ..DecodeLimits::default()
+        };
+        let e = decode_batch(&bomb, true, limits, Timestamp(0)).unwrap_err();
+        assert!(
+            matches!(e, CodecError::TooLarge { limit: 1_048_576 }),
+            "{e}"
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn round_trips_any_message(msgs in proptest::collection::vec("\\PC{0,64}", 0..20)) {
+            let events: Vec<Event> = msgs.iter().enumerate().map(|(i, m)| {
+                let mut e = Event::log(Timestamp(i as i64 + 1), m.clone());
+                e.id = EventId(i as u128 + 1);
+                e.received = Some(Timestamp(3));
+                e
+            }).collect();
+            let body = encode_batch(&events, None, 1);
+            let got = decode_batch(&body, true, DecodeLimits::default(), Timestamp(3)).unwrap();
+            prop_assert_eq!(got.events, events);
+        }
+
+        #[test]
+        fn hostile_bytes_never_panic(body in proptest::collection::vec(any::<u8>(), 0..512), compressed in any::<bool>()) {
+            let _ = decode_batch(&body, compressed, DecodeLimits::default(), Timestamp(0));
+        }
+    }
+}

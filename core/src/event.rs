@@ -1,0 +1,327 @@
+//! The one record type that flows through shiplog: [`Event`], with its [`Kind`].
+//!
+//! Its JSON form is the contract in DESIGN.md: field names here are part of the public API.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::id::EventId;
+use crate::timestamp::Timestamp;
+
+/// What sort of record an event is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// A line a program wrote.
+    #[default]
+    Log,
+    /// A model server's answer to one request.
+    Prediction,
+    /// One sample of a container metric.
+    Metric,
+    /// A change in a container's lifecycle (started, died, ...).
+    Registration,
+}
+
+impl Kind {
+    /// The lowercase name used in JSON and queries.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Log => "log",
+            Kind::Prediction => "prediction",
+            Kind::Metric => "metric",
+            Kind::Registration => "registration",
+        }
+    }
+}
+
+/// A log severity, normalised from the many spellings programs use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    /// trace
+    Trace,
+    /// debug
+    Debug,
+    /// info, notice
+    Info,
+    /// warn, warning
+    Warn,
+    /// error, err
+    Error,
+    /// fatal, critical, crit, alert, emerg, panic
+    Fatal,
+}
+
+impl Level {
+    /// The lowercase canonical name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Trace => "trace",
+            Level::Debug => "debug",
+            Level::Info => "info",
+            Level::Warn => "warn",
+            Level::Error => "error",
+            Level::Fatal => "fatal",
+        }
+    }
+
+    /// Reads any common spelling of a level, in any case.
+    pub fn parse(s: &str) -> Option<Level> {
+        if s.len() > 8 {
+            return None;
+        }
+        let lower = s.to_ascii_lowercase();
+        Some(match lower.as_str() {
+            "trace" | "trc" => Level::Trace,
+            "debug" | "dbg" => Level::Debug,
+            "info" | "inf" | "notice" | "information" => Level::Info,
+            "warn" | "warning" | "wrn" => Level::Warn,
+            "error" | "err" | "eror" => Level::Error,
+            "fatal" | "critical" | "crit" | "alert" | "emerg" | "panic" | "severe" => Level::Fatal,
+            _ => return None,
+        })
+    }
+
+    /// Finds the level a plain-text log line announces near its start: an upper-case level
+    /// word among the first tokens (`INFO`, `WARN`), or a bracketed or `level=` one in any
+    /// case (`[error]`, `level=warn`). Lines with none give `None`.
+    pub fn sniff(line: &str) -> Option<Level> {
+        let head = match line.char_indices().nth(200) {
+            Some((i, _)) => &line[..i],
+            None => line,
+        };
+        for raw in head.split_ascii_whitespace().take(8) {
+            if let Some(v) = raw
+                .strip_prefix("level=")
+                .or_else(|| raw.strip_prefix("lvl="))
+            {
+                return Level::parse(v.trim_matches(|c: char| c == '"' || c == ','));
+            }
+            let bracketed = (raw.starts_with('[') && raw.ends_with(']'))
+                || (raw.starts_with('<') && raw.ends_with('>'));
+            let word = raw.trim_matches(|c: char| !c.is_ascii_alphabetic());
+            if word.is_empty() {
+                continue;
+            }
+            let upper = word.bytes().all(|c| c.is_ascii_uppercase());
+            if upper || bracketed || raw.ends_with(':') {
+                if let Some(level) = Level::parse(word) {
+                    return Some(level);
+                }
+            }
+        }
+        None
+    }
+}
+
+impl fmt::Display for Level {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Level {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Level::parse(&s).ok_or_else(|| {
+            serde::de::Error::custom(format_args!(
+                "unknown level '{}': use trace, debug, info, warn, error or fatal",
+                s.chars().take(32).collect::<String>()
+            ))
+        })
+    }
+}
+
+/// Which output stream of a process a line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stream {
+    /// Standard output.
+    #[default]
+    Stdout,
+    /// Standard error.
+    Stderr,
+}
+
+impl Stream {
+    /// `stdout` or `stderr`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stream::Stdout => "stdout",
+            Stream::Stderr => "stderr",
+        }
+    }
+}
+
+/// Something noteworthy that happened to an event on its way in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Flag {
+    /// The source bytes were not valid UTF-8; invalid sequences were replaced with U+FFFD.
+    InvalidUtf8,
+    /// The line was longer than the configured cap and was cut.
+    Truncated,
+}
+
+/// One record: a log line, a prediction, a metric sample or a registration.
+///
+/// Unknown keys are refused when decoding so that a typo in a shipper's mapping shows up as
+/// an error instead of as silently missing data.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Event {
+    /// Deterministic id; all zeros on the wire means "assign one".
+    pub id: EventId,
+    /// Source time.
+    pub ts: Timestamp,
+    /// When the collector (or the ingest endpoint) received it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub received: Option<Timestamp>,
+    /// Order among events of one source that share `ts`.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub seq: u32,
+    /// What sort of record this is.
+    pub kind: Kind,
+    /// Host name of the node it came from.
+    pub node: String,
+    /// Full container id.
+    pub container_id: String,
+    /// Container name without Docker's leading slash.
+    pub container_name: String,
+    /// Image reference the container runs.
+    pub image: String,
+    /// Logical service (compose service, swarm service, `SERVICE_NAME`, or container name).
+    pub service: String,
+    /// stdout or stderr, for container output.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream: Option<Stream>,
+    /// Severity, when known.
+    pub level: Option<Level>,
+    /// The text.
+    pub message: String,
+    /// Structured data: parsed JSON, regex captures, selected labels.
+    pub fields: Map<String, Value>,
+    /// What happened to the record on its way in.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub flags: Vec<Flag>,
+}
+
+fn is_zero(v: &u32) -> bool {
+    *v == 0
+}
+
+impl Event {
+    /// A log line with the given message and everything else empty.
+    pub fn log(ts: Timestamp, message: impl Into<String>) -> Self {
+        Event {
+            ts,
+            message: message.into(),
+            ..Event::default()
+        }
+    }
+
+    /// The value of a keyword field by its query name, for filtering in memory.
+    pub fn keyword(&self, field: crate::query::KeywordField) -> Option<&str> {
+        use crate::query::KeywordField as K;
+        Some(match field {
+            K::Service => &self.service,
+            K::Node => &self.node,
+            K::ContainerName => &self.container_name,
+            K::ContainerId => &self.container_id,
+            K::Image => &self.image,
+            K::Stream => self.stream?.as_str(),
+            K::Level => self.level?.as_str(),
+            K::Kind => self.kind.as_str(),
+        })
+    }
+
+    /// Assigns an id derived from the record's content when it arrived without one.
+    pub fn ensure_id(&mut self) {
+        if !self.id.is_unset() {
+            return;
+        }
+        self.id = EventId::for_content(&[
+            &self.ts.as_nanos().to_le_bytes(),
+            &self.seq.to_le_bytes(),
+            self.node.as_bytes(),
+            self.container_id.as_bytes(),
+            self.service.as_bytes(),
+            self.stream.map_or("", Stream::as_str).as_bytes(),
+            self.message.as_bytes(),
+        ]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_shape_matches_the_contract() {
+        let mut e = Event::log(Timestamp(1_700_000_000_123_456_789), "hello");
+        e.id = EventId(1);
+        e.service = "web".into();
+        e.stream = Some(Stream::Stderr);
+        e.level = Some(Level::Error);
+        let v = serde_json::to_value(&e).unwrap();
+        assert_eq!(v["id"], "00000000000000000000000000000001");
+        assert_eq!(v["ts"], "2023-11-14T22:13:20.123456789Z");
+        assert_eq!(v["kind"], "log");
+        assert_eq!(v["stream"], "stderr");
+        assert_eq!(v["level"], "error");
+        assert_eq!(v["fields"], serde_json::json!({}));
+        let back: Event = serde_json::from_value(v).unwrap();
+        assert_eq!(back, e);
+    }
+
+    #[test]
+    fn decoding_refuses_unknown_keys_and_levels() {
+        let err = serde_json::from_str::<Event>(r#"{"mesage":"x"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("mesage"), "{err}");
+        let err = serde_json::from_str::<Event>(r#"{"level":"loud"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown level 'loud'"), "{err}");
+    }
+
+    #[test]
+    fn sniffs_levels_from_real_log_formats() {
+        let cases = [
+            (
+                "081109 203615 148 INFO dfs.DataNode$PacketResponder: done",
+                Some(Level::Info),
+            ),
+            (
+                "[Sun Dec 04 04:47:44 2005] [error] mod_jk child workerEnv in error state 6",
+                Some(Level::Error),
+            ),
+            (
+                "[Sun Dec 04 04:47:44 2005] [notice] workerEnv.init() ok",
+                Some(Level::Info),
+            ),
+            (
+                "2015-07-29 17:41:44,747 - WARN  [QuorumPeer] - Cannot open channel",
+                Some(Level::Warn),
+            ),
+            (
+                "17/06/09 20:10:40 INFO executor.CoarseGrainedExecutorBackend: Registered",
+                Some(Level::Info),
+            ),
+            ("ts=1 level=debug msg=hi", Some(Level::Debug)),
+            (
+                "20171223-22:15:29:606|Step_LSC|30002312|onStandStepChanged 3579",
+                None,
+            ),
+            ("some info about the error later in the line", None),
+            ("error: could not open file", Some(Level::Error)),
+        ];
+        for (line, want) in cases {
+            assert_eq!(Level::sniff(line), want, "{line}");
+        }
+    }
+}

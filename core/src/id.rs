@@ -1,0 +1,128 @@
+//! Deterministic 128-bit event ids.
+//!
+//! An id is a hash of where a record came from, so a collector that replays a stretch of a
+//! container's log after a crash produces the same ids and the indexer drops the copies.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use xxhash_rust::xxh3::Xxh3;
+
+use crate::timestamp::Timestamp;
+
+/// A 128-bit event id, written as 32 lowercase hex digits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct EventId(pub u128);
+
+/// Why text is not an event id.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid event id '{0}': expected 32 hex digits")]
+pub struct IdError(pub String);
+
+impl EventId {
+    /// The id of a line from a container's stream: node, container, stream, source time and
+    /// the line's sequence number among lines with that same source time.
+    pub fn for_source(
+        node: &str,
+        container_id: &str,
+        stream: &str,
+        ts: Timestamp,
+        seq: u32,
+    ) -> Self {
+        let mut h = Xxh3::new();
+        for part in [node, container_id, stream] {
+            h.update(&(part.len() as u64).to_le_bytes());
+            h.update(part.as_bytes());
+        }
+        h.update(&ts.as_nanos().to_le_bytes());
+        h.update(&seq.to_le_bytes());
+        EventId(h.digest128())
+    }
+
+    /// An id derived from arbitrary bytes, for records that arrive without one.
+    pub fn for_content(parts: &[&[u8]]) -> Self {
+        let mut h = Xxh3::new();
+        for part in parts {
+            h.update(&(part.len() as u64).to_le_bytes());
+            h.update(part);
+        }
+        EventId(h.digest128())
+    }
+
+    /// Whether this is the all-zero id that means "not assigned yet".
+    pub fn is_unset(self) -> bool {
+        self.0 == 0
+    }
+}
+
+impl fmt::Display for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:032x}", self.0)
+    }
+}
+
+impl FromStr for EventId {
+    type Err = IdError;
+    fn from_str(s: &str) -> Result<Self, IdError> {
+        if s.len() != 32 || !s.bytes().all(|c| c.is_ascii_hexdigit()) {
+            return Err(IdError(s.chars().take(40).collect()));
+        }
+        u128::from_str_radix(s, 16)
+            .map(EventId)
+            .map_err(|_| IdError(s.to_string()))
+    }
+}
+
+impl Serialize for EventId {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for EventId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_source_gives_same_id_and_any_change_differs() {
+        let a = EventId::for_source("n1", "c1", "stdout", Timestamp(5), 0);
+        assert_eq!(
+            a,
+            EventId::for_source("n1", "c1", "stdout", Timestamp(5), 0)
+        );
+        assert_ne!(
+            a,
+            EventId::for_source("n1", "c1", "stderr", Timestamp(5), 0)
+        );
+        assert_ne!(
+            a,
+            EventId::for_source("n1", "c1", "stdout", Timestamp(5), 1)
+        );
+        assert_ne!(
+            a,
+            EventId::for_source("n1c", "1", "stdout", Timestamp(5), 0)
+        );
+    }
+
+    #[test]
+    fn hex_round_trip_and_rejects_bad_text() {
+        let id = EventId(0x0123_4567_89ab_cdef_0011_2233_4455_6677);
+        let s = id.to_string();
+        assert_eq!(s, "0123456789abcdef0011223344556677");
+        assert_eq!(s.parse::<EventId>().unwrap(), id);
+        assert!("xyz".parse::<EventId>().is_err());
+        assert!(
+            "+123456789abcdef0011223344556677"
+                .parse::<EventId>()
+                .is_err()
+        );
+    }
+}

@@ -107,10 +107,10 @@ impl Level {
                 continue;
             }
             let upper = word.bytes().all(|c| c.is_ascii_uppercase());
-            if upper || bracketed || raw.ends_with(':') {
-                if let Some(level) = Level::parse(word) {
-                    return Some(level);
-                }
+            if (upper || bracketed || raw.ends_with(':'))
+                && let Some(level) = Level::parse(word)
+            {
+                return Some(level);
             }
         }
         None

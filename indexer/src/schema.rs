@@ -1,0 +1,126 @@
+//! The one place that turns events into tantivy documents (Quickwit's doc mapper idea).
+//!
+//! Every event is stored whole as JSON in `_source` (zstd doc store) and read back from
+//! there, so the indexed fields can change without losing anything.
+
+use std::collections::BTreeMap;
+
+use shiplog_core::Event;
+use shiplog_core::query::KeywordField;
+use shiplog_core::query::analysis::MAX_TERM_BYTES;
+use tantivy::schema::{
+    DateOptions, DateTimePrecision, FAST, Field, INDEXED, IndexRecordOption, JsonObjectOptions,
+    OwnedValue, STORED, STRING, Schema, TextFieldIndexing, TextOptions,
+};
+use tantivy::tokenizer::{LowerCaser, RemoveLongFilter, SimpleTokenizer, TextAnalyzer};
+use tantivy::{DateTime, Index, TantivyDocument};
+
+/// Name of the analyzer for message text; mirrors `shiplog_core::query::analysis`.
+pub const TEXT_ANALYZER: &str = "shiplog_text";
+
+/// Handles to every field of the schema.
+#[derive(Debug, Clone)]
+pub struct Fields {
+    /// The schema itself.
+    pub schema: Schema,
+    /// Event id as 32 hex digits (indexed for lookups).
+    pub id: Field,
+    /// Source time, nanosecond precision, fast.
+    pub ts: Field,
+    /// Tiebreaker among events of one source with the same `ts`.
+    pub seq: Field,
+    /// Message text, analysed with positions for phrases.
+    pub message: Field,
+    /// The JSON `fields` object, values indexed as exact terms.
+    pub fields: Field,
+    /// The whole event as JSON.
+    pub source: Field,
+    keywords: [(KeywordField, Field); 8],
+}
+
+impl Fields {
+    /// Builds the schema.
+    pub fn new() -> Self {
+        let mut b = Schema::builder();
+        let id = b.add_text_field("id", STRING);
+        let ts_opts = DateOptions::from(INDEXED)
+            .set_fast()
+            .set_precision(DateTimePrecision::Nanoseconds);
+        let ts = b.add_date_field("ts", ts_opts);
+        let seq = b.add_u64_field("seq", FAST);
+        let keywords = KeywordField::ALL.map(|k| (k, b.add_text_field(k.name(), STRING | FAST)));
+        let message_indexing = TextFieldIndexing::default()
+            .set_tokenizer(TEXT_ANALYZER)
+            .set_index_option(IndexRecordOption::WithFreqsAndPositions);
+        let message = b.add_text_field(
+            "message",
+            TextOptions::default().set_indexing_options(message_indexing),
+        );
+        let json_indexing = TextFieldIndexing::default()
+            .set_tokenizer("raw")
+            .set_index_option(IndexRecordOption::Basic);
+        let fields = b.add_json_field(
+            "fields",
+            JsonObjectOptions::default().set_indexing_options(json_indexing),
+        );
+        let source = b.add_bytes_field("_source", STORED);
+        Fields {
+            schema: b.build(),
+            id,
+            ts,
+            seq,
+            message,
+            fields,
+            source,
+            keywords,
+        }
+    }
+
+    /// The tantivy field for a keyword field.
+    pub fn keyword(&self, k: KeywordField) -> Field {
+        self.keywords
+            .iter()
+            .find(|(name, _)| *name == k)
+            .map(|(_, f)| *f)
+            .unwrap_or(self.id)
+    }
+
+    /// Registers the analyzers this schema names on an index.
+    pub fn register_analyzers(&self, index: &Index) {
+        let analyzer = TextAnalyzer::builder(SimpleTokenizer::default())
+            .filter(RemoveLongFilter::limit(MAX_TERM_BYTES))
+            .filter(LowerCaser)
+            .build();
+        index.tokenizers().register(TEXT_ANALYZER, analyzer);
+    }
+
+    /// The document for an event; `source` is the event's JSON.
+    pub fn document(&self, event: &Event, source: &[u8]) -> TantivyDocument {
+        let mut doc = TantivyDocument::new();
+        doc.add_text(self.id, event.id.to_string());
+        doc.add_date(self.ts, DateTime::from_timestamp_nanos(event.ts.as_nanos()));
+        doc.add_u64(self.seq, u64::from(event.seq));
+        for (k, field) in &self.keywords {
+            if let Some(v) = event.keyword(*k).filter(|v| !v.is_empty()) {
+                doc.add_text(*field, v);
+            }
+        }
+        doc.add_text(self.message, &event.message);
+        if !event.fields.is_empty() {
+            let object: BTreeMap<String, OwnedValue> = event
+                .fields
+                .iter()
+                .map(|(k, v)| (k.clone(), OwnedValue::from(v.clone())))
+                .collect();
+            doc.add_object(self.fields, object);
+        }
+        doc.add_bytes(self.source, source);
+        doc
+    }
+}
+
+impl Default for Fields {
+    fn default() -> Self {
+        Self::new()
+    }
+}

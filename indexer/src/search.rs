@@ -1,0 +1,184 @@
+//! Searching across daily indexes: newest first, with cursor pagination.
+
+use std::str::FromStr;
+
+use shiplog_core::query::Query;
+use shiplog_core::{Event, EventId, Timestamp};
+use tantivy::collector::{Count, TopDocs};
+use tantivy::schema::Value;
+use tantivy::{DateTime, DocAddress, Order, TantivyDocument};
+
+use crate::compile::{compile, within};
+use crate::error::{IndexerError, Result};
+use crate::store::Store;
+
+/// Largest page a search may ask for.
+pub const MAX_LIMIT: usize = 10_000;
+
+/// What to search for.
+#[derive(Debug, Clone)]
+pub struct SearchRequest {
+    /// The parsed query.
+    pub query: Query,
+    /// Oldest source time to include.
+    pub since: Option<Timestamp>,
+    /// Newest source time to include.
+    pub until: Option<Timestamp>,
+    /// Page size (capped at [`MAX_LIMIT`]).
+    pub limit: usize,
+    /// `next_cursor` from the previous page.
+    pub cursor: Option<String>,
+}
+
+/// One page of hits.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SearchResponse {
+    /// Matching events, newest first.
+    pub hits: Vec<Event>,
+    /// How many events match in the whole window.
+    pub total: u64,
+    /// Whether `total` is exact.
+    pub total_exact: bool,
+    /// Pass back to get the next page; `None` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Where the previous page stopped: its oldest time, and the ids it returned at that time.
+#[derive(Debug, Clone, PartialEq)]
+struct Cursor {
+    ts: Timestamp,
+    seen: Vec<EventId>,
+}
+
+impl Cursor {
+    fn encode(&self) -> String {
+        let mut s = self.ts.as_nanos().to_string();
+        for id in &self.seen {
+            s.push('.');
+            s.push_str(&id.to_string());
+        }
+        s
+    }
+
+    fn decode(text: &str) -> Result<Self> {
+        let bad = || IndexerError::BadCursor(text.chars().take(64).collect());
+        let mut parts = text.split('.');
+        let ts = parts
+            .next()
+            .and_then(|p| p.parse::<i64>().ok())
+            .ok_or_else(bad)?;
+        let seen = parts
+            .map(EventId::from_str)
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|_| bad())?;
+        if seen.is_empty() || seen.len() > MAX_LIMIT {
+            return Err(bad());
+        }
+        Ok(Cursor {
+            ts: Timestamp(ts),
+            seen,
+        })
+    }
+}
+
+/// Runs a search. Blocking: call it off the async runtime.
+pub fn search(store: &Store, req: &SearchRequest) -> Result<SearchResponse> {
+    let limit = req.limit.clamp(1, MAX_LIMIT);
+    let cursor = req.cursor.as_deref().map(Cursor::decode).transpose()?;
+    let fields = store.fields();
+    let base = compile(fields, &req.query);
+    let page_until = match (&cursor, req.until) {
+        (Some(c), Some(u)) => Some(c.ts.min(u)),
+        (Some(c), None) => Some(c.ts),
+        (None, u) => u,
+    };
+    let counted = within(fields, base.box_clone(), req.since, req.until);
+    let paged = within(fields, base, req.since, page_until);
+    let skip = cursor.as_ref().map_or(0, |c| c.seen.len());
+    let want = limit + skip;
+
+    let mut total = 0u64;
+    let mut remaining = 0u64;
+    let mut candidates: Vec<(i64, usize, DocAddress)> = Vec::new();
+    let days = store.days_between(req.since, req.until);
+    for (day_no, day) in days.iter().enumerate() {
+        let searcher = day.reader.searcher();
+        total += searcher.search(&*counted, &Count)? as u64;
+        if page_until.is_some_and(|u| u.day_string() < day.day) {
+            continue;
+        }
+        let top = TopDocs::with_limit(want).order_by_fast_field::<DateTime>("ts", Order::Desc);
+        let (count, hits) = searcher.search(&*paged, &(Count, top))?;
+        remaining += count as u64;
+        for (ts, addr) in hits {
+            let nanos = ts.map_or(i64::MIN, |t| t.into_timestamp_nanos());
+            candidates.push((nanos, day_no, addr));
+        }
+    }
+    candidates.sort_by_key(|c| std::cmp::Reverse(c.0));
+    candidates.truncate(want);
+
+    let mut events = Vec::with_capacity(candidates.len());
+    for (_, day_no, addr) in candidates {
+        let searcher = days[day_no].reader.searcher();
+        let doc: TantivyDocument = searcher.doc(addr)?;
+        let source = doc
+            .get_first(fields.source)
+            .and_then(|v| v.as_bytes())
+            .ok_or_else(|| IndexerError::Corrupt("document has no _source".into()))?;
+        let event: Event =
+            serde_json::from_slice(source).map_err(|e| IndexerError::Corrupt(e.to_string()))?;
+        events.push(event);
+    }
+    events.sort_by_key(|e| std::cmp::Reverse((e.ts, e.seq, e.id)));
+    if let Some(c) = &cursor {
+        events.retain(|e| !(e.ts == c.ts && c.seen.contains(&e.id)));
+    }
+    events.truncate(limit);
+
+    let returned = (skip + events.len()) as u64;
+    let next_cursor = match events.last() {
+        Some(last) if events.len() == limit && remaining > returned => {
+            let mut seen: Vec<EventId> = events
+                .iter()
+                .filter(|e| e.ts == last.ts)
+                .map(|e| e.id)
+                .collect();
+            if let Some(c) = cursor.filter(|c| c.ts == last.ts) {
+                seen.extend(c.seen);
+            }
+            Some(Cursor { ts: last.ts, seen }.encode())
+        }
+        _ => None,
+    };
+    Ok(SearchResponse {
+        hits: events,
+        total,
+        total_exact: true,
+        next_cursor,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursor_round_trips_and_rejects_garbage() {
+        let c = Cursor {
+            ts: Timestamp(-5),
+            seen: vec![EventId(1), EventId(u128::MAX)],
+        };
+        assert_eq!(Cursor::decode(&c.encode()).unwrap(), c);
+        for bad in [
+            "",
+            "abc",
+            "12",
+            "12.zz",
+            "12.",
+            &format!("1{}", ".0".repeat(3)),
+        ] {
+            assert!(Cursor::decode(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,140 @@
+//! The daily indexes on disk (`logs/<yyyy-mm-dd>/`) and their readers.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use shiplog_core::Timestamp;
+use tantivy::directory::MmapDirectory;
+use tantivy::store::{Compressor, ZstdCompressor};
+use tantivy::{Index, IndexReader, IndexSettings, ReloadPolicy};
+
+use crate::error::{IndexerError, Result};
+use crate::schema::Fields;
+
+/// One day's index and a reader over its last commit.
+pub struct DayIndex {
+    /// The day, `yyyy-mm-dd` (UTC).
+    pub day: String,
+    /// The tantivy index.
+    pub index: Index,
+    /// A reader reloaded after each commit.
+    pub reader: IndexReader,
+}
+
+/// All daily indexes, newest last.
+pub struct Store {
+    root: PathBuf,
+    fields: Fields,
+    days: RwLock<BTreeMap<String, Arc<DayIndex>>>,
+}
+
+fn io<'a>(
+    action: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> IndexerError + 'a {
+    move |source| IndexerError::Io {
+        action,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn is_day_name(name: &str) -> bool {
+    name.len() == 10 && Timestamp::parse_rfc3339(name).is_ok()
+}
+
+impl Store {
+    /// Opens every day found under `<data_dir>/logs`.
+    pub fn open(data_dir: &Path, fields: Fields) -> Result<Self> {
+        let root = data_dir.join("logs");
+        std::fs::create_dir_all(&root).map_err(io("create", &root))?;
+        let store = Store {
+            root: root.clone(),
+            fields,
+            days: RwLock::new(BTreeMap::new()),
+        };
+        for entry in std::fs::read_dir(&root).map_err(io("list", &root))? {
+            let entry = entry.map_err(io("list", &root))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !is_day_name(&name) || !entry.path().join("meta.json").exists() {
+                tracing::debug!(entry = %name, "skipping non-index entry in logs directory");
+                continue;
+            }
+            store.day(&name)?;
+        }
+        Ok(store)
+    }
+
+    /// The schema fields.
+    pub fn fields(&self) -> &Fields {
+        &self.fields
+    }
+
+    /// The index for a day, creating it if it does not exist yet.
+    pub fn day(&self, day: &str) -> Result<Arc<DayIndex>> {
+        if let Some(d) = self.days.read().unwrap_or_else(|e| e.into_inner()).get(day) {
+            return Ok(d.clone());
+        }
+        let mut days = self.days.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(d) = days.get(day) {
+            return Ok(d.clone());
+        }
+        let path = self.root.join(day);
+        std::fs::create_dir_all(&path).map_err(io("create", &path))?;
+        let dir = MmapDirectory::open(&path).map_err(|e| IndexerError::Io {
+            action: "open",
+            path: path.clone(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        let settings = IndexSettings {
+            docstore_compression: Compressor::Zstd(ZstdCompressor {
+                compression_level: Some(3),
+            }),
+            ..IndexSettings::default()
+        };
+        let index = Index::builder()
+            .schema(self.fields.schema.clone())
+            .settings(settings)
+            .open_or_create(dir)?;
+        self.fields.register_analyzers(&index);
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()?;
+        let d = Arc::new(DayIndex {
+            day: day.to_string(),
+            index,
+            reader,
+        });
+        days.insert(day.to_string(), d.clone());
+        Ok(d)
+    }
+
+    /// Days that may hold events between `since` and `until`, newest first.
+    pub fn days_between(
+        &self,
+        since: Option<Timestamp>,
+        until: Option<Timestamp>,
+    ) -> Vec<Arc<DayIndex>> {
+        let lo = since.map(Timestamp::day_string);
+        let hi = until.map(Timestamp::day_string);
+        let days = self.days.read().unwrap_or_else(|e| e.into_inner());
+        days.iter()
+            .rev()
+            .filter(|(d, _)| lo.as_ref().is_none_or(|lo| d.as_str() >= lo.as_str()))
+            .filter(|(d, _)| hi.as_ref().is_none_or(|hi| d.as_str() <= hi.as_str()))
+            .map(|(_, idx)| idx.clone())
+            .collect()
+    }
+
+    /// Every day currently open, oldest first.
+    pub fn all_days(&self) -> Vec<Arc<DayIndex>> {
+        self.days
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+}

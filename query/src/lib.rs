@@ -1,1 +1,30 @@
-//! placeholder
+//! shiplog-query: the HTTP API (axum) over an [`Indexer`](shiplog_indexer::Indexer).
+//!
+//! [`router`] builds the route table over [`AppState`]; each group of endpoints lives in
+//! [`routes`]; every failure is an [`ApiError`] rendered as JSON. [`serve`] runs it with
+//! graceful shutdown. Search and ingest decoding run on blocking threads; live tail reads
+//! the indexer's broadcast of fresh events.
+
+pub mod error;
+pub mod router;
+pub mod routes;
+pub mod state;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use error::ApiError;
+pub use router::router;
+pub use state::{ApiLimits, AppState};
+
+/// Serves the API on a bound listener until `state.shutdown` is cancelled, then lets
+/// requests in flight finish.
+pub async fn serve(listener: TcpListener, state: AppState) -> std::io::Result<()> {
+    let shutdown: CancellationToken = state.shutdown.clone();
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,99 @@
+//! `POST /api/v1/ingest`: NDJSON batches, plain or zstd, acknowledged once committed.
+//!
+//! A batch is all-or-nothing: a bad line refuses the whole batch (400 naming the line), so
+//! a sender can fix and resend it without creating duplicates or holes.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use shiplog_core::Timestamp;
+use shiplog_core::codec::{self, CodecError};
+use shiplog_indexer::IngestAck;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+fn encoding(headers: &HeaderMap) -> Result<bool, ApiError> {
+    let Some(value) = headers.get(header::CONTENT_ENCODING) else {
+        return Ok(false);
+    };
+    match value
+        .to_str()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+        .as_str()
+    {
+        "zstd" => Ok(true),
+        "" | "identity" => Ok(false),
+        other => Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_encoding",
+            format!("content-encoding '{other}' is not supported: send zstd or no encoding"),
+        )),
+    }
+}
+
+fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let ct = value.to_str().unwrap_or("").to_ascii_lowercase();
+    let essence = ct.split(';').next().unwrap_or("").trim();
+    match essence {
+        "application/x-ndjson"
+        | "application/ndjson"
+        | "application/jsonl"
+        | "application/json"
+        | "text/plain"
+        | "" => Ok(()),
+        other => Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!("content-type '{other}' is not supported: send application/x-ndjson"),
+        )),
+    }
+}
+
+fn codec_error(e: CodecError) -> ApiError {
+    ApiError {
+        line: e.line(),
+        ..ApiError::bad_request("bad_batch", e.to_string())
+    }
+}
+
+/// Stores one batch.
+pub async fn ingest(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<IngestAck>, ApiError> {
+    let compressed = encoding(&headers)?;
+    check_content_type(&headers)?;
+    let limit = state.limits.max_body_bytes;
+    let bytes = axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let too_large = std::error::Error::source(&e)
+            .is_some_and(|s| s.to_string().contains("length limit"))
+            || e.to_string().contains("length limit");
+        if too_large {
+            ApiError::bad_request(
+                "body_too_large",
+                format!("request body exceeds the limit of {limit} bytes: send smaller batches"),
+            )
+        } else {
+            ApiError::bad_request("bad_body", format!("could not read the request body: {e}"))
+        }
+    })?;
+    let decode_limits = state.limits.decode;
+    let batch = tokio::task::spawn_blocking(move || {
+        codec::decode_batch(&bytes, compressed, decode_limits, Timestamp::now())
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("decode task failed: {e}")))?
+    .map_err(codec_error)?;
+    let n = batch.events.len();
+    let ack = state.indexer.ingest(batch.events).await?;
+    tracing::debug!(events = n, accepted = ack.accepted, duplicates = ack.duplicates, batch_id = ?batch.batch_id, "batch stored");
+    Ok(Json(ack))
+}

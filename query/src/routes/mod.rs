@@ -1,0 +1,6 @@
+//! One module per group of endpoints.
+
+pub mod health;
+pub mod ingest;
+pub mod search;
+pub mod tail;

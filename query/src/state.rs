@@ -1,0 +1,50 @@
+//! What every route shares.
+
+use std::sync::Arc;
+
+use shiplog_core::codec::DecodeLimits;
+use shiplog_indexer::Indexer;
+use tokio_util::sync::CancellationToken;
+
+/// Size limits of the HTTP surface.
+#[derive(Debug, Clone, Copy)]
+pub struct ApiLimits {
+    /// Largest request body as sent (compressed), in bytes.
+    pub max_body_bytes: usize,
+    /// Caps applied while decoding an ingest batch.
+    pub decode: DecodeLimits,
+    /// Largest `limit` a search may ask for.
+    pub max_search_limit: usize,
+}
+
+impl Default for ApiLimits {
+    fn default() -> Self {
+        ApiLimits {
+            max_body_bytes: 16 * 1024 * 1024,
+            decode: DecodeLimits::default(),
+            max_search_limit: shiplog_indexer::search::MAX_LIMIT,
+        }
+    }
+}
+
+/// Shared state of the router.
+#[derive(Clone)]
+pub struct AppState {
+    /// The store behind every route.
+    pub indexer: Arc<Indexer>,
+    /// Size limits.
+    pub limits: ApiLimits,
+    /// Cancelled when the server stops, so endless streams (tail) end and shutdown drains.
+    pub shutdown: CancellationToken,
+}
+
+impl AppState {
+    /// State over an open indexer with default limits.
+    pub fn new(indexer: Arc<Indexer>) -> Self {
+        AppState {
+            indexer,
+            limits: ApiLimits::default(),
+            shutdown: CancellationToken::new(),
+        }
+    }
+}

@@ -1,0 +1,262 @@
+//! Route tests through the real router, a real indexer on disk, and (for tail) a real
+//! socket.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use futures_util::StreamExt;
+use serde_json::Value;
+use shiplog_core::{Event, EventId, Timestamp};
+use shiplog_indexer::{Indexer, IndexerConfig};
+use tower::ServiceExt;
+
+use super::*;
+
+fn state(dir: &std::path::Path) -> AppState {
+    let ix = Indexer::open(IndexerConfig {
+        data_dir: dir.to_path_buf(),
+        writer_memory_bytes: 64 * 1024 * 1024,
+        writer_threads: 1,
+        commit_interval: Duration::from_millis(200),
+        min_commit_interval: Duration::from_millis(10),
+        ..IndexerConfig::default()
+    })
+    .unwrap();
+    AppState::new(Arc::new(ix))
+}
+
+fn events(n: usize) -> Vec<Event> {
+    (0..n)
+        .map(|i| {
+            let mut e = Event::log(
+                Timestamp::now().offset(i as i64),
+                format!("hello {i} error"),
+            );
+            e.service = if i % 2 == 0 {
+                "web".into()
+            } else {
+                "api".into()
+            };
+            e.id = EventId(i as u128 + 7);
+            e
+        })
+        .collect()
+}
+
+async fn call(state: &AppState, req: Request<Body>) -> (StatusCode, Value) {
+    let resp = router(state.clone()).oneshot(req).await.unwrap();
+    let status = resp.status();
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+fn post(body: Vec<u8>, encoding: Option<&str>) -> Request<Body> {
+    let mut b =
+        Request::post("/api/v1/ingest").header(header::CONTENT_TYPE, "application/x-ndjson");
+    if let Some(enc) = encoding {
+        b = b.header(header::CONTENT_ENCODING, enc);
+    }
+    b.body(Body::from(body)).unwrap()
+}
+
+fn get(uri: &str) -> Request<Body> {
+    Request::get(uri).body(Body::empty()).unwrap()
+}
+
+#[tokio::test]
+async fn ingest_then_search_with_the_contract_shapes() {
+    let dir = tempfile::tempdir().unwrap();
+    let st = state(dir.path());
+    let body = shiplog_core::codec::encode_batch(&events(10), Some("b1"), 3);
+    let (status, v) = call(&st, post(body.clone(), Some("zstd"))).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v, serde_json::json!({"accepted": 10, "duplicates": 0}));
+    let (_, v) = call(&st, post(body, Some("zstd"))).await;
+    assert_eq!(
+        v,
+        serde_json::json!({"accepted": 0, "duplicates": 10}),
+        "a retried batch is not stored twice"
+    );
+
+    let (status, v) = call(
+        &st,
+        get("/api/v1/search?q=service:web%20AND%20error&since=15m&limit=3"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["total"], 5);
+    assert_eq!(v["total_exact"], true);
+    assert!(v["took_ms"].is_u64());
+    let hits = v["hits"].as_array().unwrap();
+    assert_eq!(hits.len(), 3);
+    assert_eq!(hits[0]["message"], "hello 8 error");
+    assert_eq!(hits[0]["id"].as_str().unwrap().len(), 32);
+    assert!(v["next_cursor"].is_string());
+    let (status, v) = call(&st, get("/healthz")).await;
+    assert_eq!(
+        (status, v),
+        (StatusCode::OK, serde_json::json!({"status": "ok"}))
+    );
+}
+
+#[tokio::test]
+async fn bad_ingest_bodies_are_refused_whole_with_the_line_and_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut st = state(dir.path());
+    st.limits.max_body_bytes = 4096;
+    let (status, v) = call(
+        &st,
+        post(b"\x28\xb5\x2f\xfdnot really zstd".to_vec(), Some("zstd")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(v["error"]["code"], "bad_batch");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("zstd"),
+        "{v}"
+    );
+
+    let (status, v) = call(
+        &st,
+        post(
+            b"{\"message\":\"good\"}\n{\"message\":\"bad\",}\n".to_vec(),
+            None,
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(v["error"]["line"], 2, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("line 2:"),
+        "{v}"
+    );
+
+    let big = vec![b' '; 10_000];
+    let (status, v) = call(&st, post(big, None)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(v["error"]["code"], "body_too_large", "{v}");
+
+    let (status, v) = call(&st, post(b"{}".to_vec(), Some("br"))).await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{v}");
+
+    // Nothing of the refused batches was stored, and the server still answers.
+    let (status, v) = call(&st, get("/api/v1/search")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(v["total"], 0, "{v}");
+}
+
+#[tokio::test]
+async fn bad_search_parameters_say_where_and_what() {
+    let dir = tempfile::tempdir().unwrap();
+    let st = state(dir.path());
+    let (status, v) = call(&st, get("/api/v1/search?q=service%3A")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(v["error"]["code"], "bad_query");
+    assert_eq!(v["error"]["position"], 8);
+    let (_, v) = call(&st, get("/api/v1/search?since=yesterday")).await;
+    assert_eq!(v["error"]["code"], "bad_time", "{v}");
+    let (_, v) = call(&st, get("/api/v1/search?limit=0")).await;
+    assert_eq!(v["error"]["code"], "bad_limit");
+    let (_, v) = call(&st, get("/api/v1/search?limit=abc")).await;
+    assert_eq!(v["error"]["code"], "bad_parameters");
+    let (_, v) = call(&st, get("/api/v1/search?cursor=zz")).await;
+    assert_eq!(v["error"]["code"], "bad_cursor");
+    let (status, v) = call(&st, get("/nope")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(v["error"]["code"], "not_found");
+}
+
+#[tokio::test]
+async fn tail_streams_matching_events_over_a_real_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    let st = state(dir.path());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(serve(listener, st.clone()));
+
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream
+        .write_all(b"GET /api/v1/tail?q=service:web HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")
+        .await
+        .unwrap();
+    // Wait until the subscription exists before ingesting.
+    for _ in 0..100 {
+        if st.indexer.subscribers() > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    st.indexer.ingest(events(4)).await.unwrap();
+    let mut got = String::new();
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while got.matches("event: log").count() < 2 && tokio::time::Instant::now() < deadline {
+        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        got.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    assert!(got.contains("text/event-stream"), "{got}");
+    assert_eq!(
+        got.matches("event: log").count(),
+        2,
+        "only service:web passes the filter: {got}"
+    );
+    assert!(
+        got.contains("hello 0 error") && got.contains("hello 2 error"),
+        "{got}"
+    );
+    assert!(!got.contains("hello 1 error"));
+
+    st.shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .expect("shutdown drains open tails")
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_lagging_tail_subscriber_gets_a_gap_event() {
+    let (tx, rx) = tokio::sync::broadcast::channel(4);
+    for e in events(10) {
+        tx.send(Arc::new(e)).unwrap();
+    }
+    drop(tx);
+    let items: Vec<_> = routes::tail::events(rx, shiplog_core::query::Query::All)
+        .collect()
+        .await;
+    // 10 sent into a buffer of 4: one gap of 6, then the last 4.
+    let text: Vec<String> = items
+        .iter()
+        .map(|i| format!("{:?}", i.as_ref().unwrap()))
+        .collect();
+    assert_eq!(text.len(), 5);
+    assert!(
+        text[0].contains("gap") && text[0].contains(r#"{\"missed\":6}"#),
+        "{}",
+        text[0]
+    );
+    assert!(text[1].contains("hello 6 error"), "{}", text[1]);
+}
+
+#[tokio::test]
+async fn tail_refuses_a_bad_filter() {
+    let dir = tempfile::tempdir().unwrap();
+    let st = state(dir.path());
+    let (status, v) = call(&st, get("/api/v1/tail?q=(a")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(v["error"]["position"], 2);
+}

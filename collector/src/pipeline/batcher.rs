@@ -1,0 +1,568 @@
+//! [`Batcher`]: groups events from the source channel into batches and delivers them to a
+//! [`Sink`] one at a time, in order.
+//!
+//! Batching is adaptive. A batch is sent when it is full (events or bytes), when its oldest
+//! event reaches the maximum age, or, when no send is in flight, as soon as the channel is
+//! empty: an idle pipeline ships a lone line at once, a busy one ships big batches because
+//! events pile up while the previous batch is in flight.
+//!
+//! A batch the sink cannot deliver for now is retried with exponential backoff and jitter
+//! (100 ms to 10 s) until it goes through; meanwhile nothing else is sent and, once the next
+//! batch is full, nothing more is received, so the channel fills and the sources wait. A batch
+//! the receiver rejects as malformed is dropped and counted.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use shiplog_core::Event;
+use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TryRecvError;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::backoff::Backoff;
+use crate::sink::{Sink, SinkError};
+
+/// Size of an event beyond its message, for the byte estimate: ids, names, time stamps and
+/// JSON punctuation.
+const EVENT_OVERHEAD_BYTES: usize = 200;
+/// First retry delay after a failed send.
+const RETRY_INITIAL: Duration = Duration::from_millis(100);
+/// Longest retry delay.
+const RETRY_MAX: Duration = Duration::from_secs(10);
+/// How long after shutdown a failing or slow sink is given before held events are abandoned.
+const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// When the batcher sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatcherConfig {
+    /// Send once a batch holds this many events.
+    pub max_events: usize,
+    /// Send once a batch's estimated size reaches this many bytes.
+    pub max_bytes: usize,
+    /// Send once the oldest event in a batch has waited this long.
+    pub max_age: Duration,
+    /// Send as soon as the channel is empty and no send is in flight (adaptive batching).
+    /// Turning it off leaves only the three limits above.
+    pub flush_when_idle: bool,
+}
+
+impl Default for BatcherConfig {
+    fn default() -> Self {
+        BatcherConfig {
+            max_events: 10_000,
+            max_bytes: 1024 * 1024,
+            max_age: Duration::from_millis(100),
+            flush_when_idle: true,
+        }
+    }
+}
+
+/// Counters of what the batcher did, for logs and metrics.
+#[derive(Debug, Default)]
+pub struct BatcherStats {
+    /// Batches the sink acknowledged.
+    pub batches_sent: AtomicU64,
+    /// Events in acknowledged batches.
+    pub events_sent: AtomicU64,
+    /// Events the receiver already had.
+    pub events_duplicate: AtomicU64,
+    /// Batches the receiver rejected as malformed, and dropped.
+    pub batches_rejected: AtomicU64,
+    /// Events in rejected batches: lost.
+    pub events_rejected: AtomicU64,
+    /// Events still undelivered when the shutdown grace period ran out: lost.
+    pub events_abandoned: AtomicU64,
+    /// Send attempts that failed and were retried.
+    pub retries: AtomicU64,
+    /// Whether delivery is currently failing (so the warning is logged once per outage).
+    failing: AtomicBool,
+}
+
+impl BatcherStats {
+    fn add(counter: &AtomicU64, n: usize) {
+        counter.fetch_add(n as u64, Ordering::Relaxed);
+    }
+}
+
+/// Events waiting to be sent, with what is needed to decide when to send them.
+#[derive(Debug, Default)]
+struct PendingBatch {
+    events: Vec<Event>,
+    bytes: usize,
+    oldest: Option<Instant>,
+}
+
+impl PendingBatch {
+    fn push(&mut self, event: Event, now: Instant) {
+        self.bytes += estimated_size(&event);
+        self.oldest.get_or_insert(now);
+        self.events.push(event);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+
+    fn is_full(&self, config: &BatcherConfig) -> bool {
+        self.events.len() >= config.max_events || self.bytes >= config.max_bytes
+    }
+
+    fn deadline(&self, config: &BatcherConfig) -> Option<Instant> {
+        self.oldest.map(|t| t + config.max_age)
+    }
+
+    fn take(&mut self) -> Vec<Event> {
+        self.bytes = 0;
+        self.oldest = None;
+        std::mem::take(&mut self.events)
+    }
+}
+
+/// An event's approximate encoded size.
+fn estimated_size(event: &Event) -> usize {
+    event.message.len() + EVENT_OVERHEAD_BYTES
+}
+
+/// Groups events into batches and delivers them, in order, to one sink.
+pub struct Batcher {
+    config: BatcherConfig,
+    sink: Arc<dyn Sink>,
+    stats: Arc<BatcherStats>,
+    shutdown_grace: Duration,
+}
+
+impl Batcher {
+    /// A batcher that sends to `sink` according to `config`.
+    pub fn new(config: BatcherConfig, sink: Arc<dyn Sink>) -> Self {
+        Batcher {
+            config,
+            sink,
+            stats: Arc::new(BatcherStats::default()),
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+        }
+    }
+
+    /// How long after shutdown delivery keeps trying before held events are abandoned
+    /// (default 10 s).
+    pub fn with_shutdown_grace(mut self, grace: Duration) -> Self {
+        self.shutdown_grace = grace;
+        self
+    }
+
+    /// The counters, shared: they keep updating while [`run`](Self::run) goes on.
+    pub fn stats(&self) -> Arc<BatcherStats> {
+        Arc::clone(&self.stats)
+    }
+
+    /// Receives until every sender is gone, then sends what it holds and returns.
+    ///
+    /// `shutdown` does not stop receiving (the sources stop on it, which closes the
+    /// channel); it starts the grace period after which undeliverable events are abandoned.
+    pub async fn run(self, mut rx: mpsc::Receiver<Event>, shutdown: CancellationToken) {
+        let give_up = CancellationToken::new();
+        let _stop_watcher = give_up.clone().drop_guard();
+        tokio::spawn(start_grace_period(
+            shutdown,
+            give_up.clone(),
+            self.shutdown_grace,
+        ));
+
+        let config = self.config;
+        let mut pending = PendingBatch::default();
+        let mut in_flight: Option<BoxFuture<'static, ()>> = None;
+        let mut open = true;
+        loop {
+            if in_flight.is_none() && !pending.is_empty() {
+                let idle = config.flush_when_idle && rx.is_empty();
+                let aged = pending
+                    .deadline(&config)
+                    .is_some_and(|d| d <= Instant::now());
+                if !open || idle || aged || pending.is_full(&config) {
+                    in_flight = Some(Box::pin(deliver(
+                        Arc::clone(&self.sink),
+                        pending.take(),
+                        Arc::clone(&self.stats),
+                        give_up.clone(),
+                    )));
+                }
+            }
+            if !open && pending.is_empty() && in_flight.is_none() {
+                break;
+            }
+            let can_receive = open && !pending.is_full(&config);
+            let deadline = pending.deadline(&config).filter(|_| in_flight.is_none());
+            tokio::select! {
+                () = async { in_flight.as_mut().expect("guarded by is_some").await },
+                    if in_flight.is_some() => {
+                    in_flight = None;
+                }
+                received = rx.recv(), if can_receive => match received {
+                    Some(event) => {
+                        let now = Instant::now();
+                        pending.push(event, now);
+                        // Take what is already queued without yielding, up to a full batch.
+                        while !pending.is_full(&config) {
+                            match rx.try_recv() {
+                                Ok(event) => pending.push(event, now),
+                                Err(TryRecvError::Empty) => break,
+                                Err(TryRecvError::Disconnected) => {
+                                    open = false;
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                    None => open = false,
+                },
+                () = sleep_until_opt(deadline), if deadline.is_some() => {}
+            }
+        }
+        let stats = &self.stats;
+        info!(
+            batches = stats.batches_sent.load(Ordering::Relaxed),
+            events = stats.events_sent.load(Ordering::Relaxed),
+            duplicates = stats.events_duplicate.load(Ordering::Relaxed),
+            rejected = stats.events_rejected.load(Ordering::Relaxed),
+            abandoned = stats.events_abandoned.load(Ordering::Relaxed),
+            "batcher stopped"
+        );
+    }
+}
+
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    if let Some(deadline) = deadline {
+        tokio::time::sleep_until(deadline).await;
+    }
+}
+
+/// Cancels `give_up` a grace period after `shutdown`, unless the batcher finished first.
+async fn start_grace_period(
+    shutdown: CancellationToken,
+    give_up: CancellationToken,
+    grace: Duration,
+) {
+    tokio::select! {
+        () = shutdown.cancelled() => {}
+        () = give_up.cancelled() => return,
+    }
+    tokio::select! {
+        () = tokio::time::sleep(grace) => give_up.cancel(),
+        () = give_up.cancelled() => {}
+    }
+}
+
+/// Sends one batch until the sink acknowledges or rejects it, or `give_up` fires.
+async fn deliver(
+    sink: Arc<dyn Sink>,
+    events: Vec<Event>,
+    stats: Arc<BatcherStats>,
+    give_up: CancellationToken,
+) {
+    let count = events.len();
+    let mut backoff = Backoff::new(RETRY_INITIAL, RETRY_MAX).with_jitter();
+    let mut attempt = 0u64;
+    loop {
+        attempt += 1;
+        // The sink takes the batch by value; keep ours for a retry.
+        let result = tokio::select! {
+            result = sink.send(events.clone()) => result,
+            () = give_up.cancelled() => {
+                abandon(&stats, count);
+                return;
+            }
+        };
+        let error = match result {
+            Ok(ack) => {
+                BatcherStats::add(&stats.batches_sent, 1);
+                BatcherStats::add(&stats.events_sent, count);
+                BatcherStats::add(&stats.events_duplicate, ack.duplicates);
+                if stats.failing.swap(false, Ordering::Relaxed) {
+                    info!(attempts = attempt, "batch delivery recovered");
+                }
+                debug!(
+                    events = count,
+                    accepted = ack.accepted,
+                    duplicates = ack.duplicates,
+                    "batch delivered"
+                );
+                return;
+            }
+            Err(SinkError::Rejected(message)) => {
+                BatcherStats::add(&stats.batches_rejected, 1);
+                BatcherStats::add(&stats.events_rejected, count);
+                warn!(events = count, error = %message, "receiver rejected a batch; dropping it");
+                return;
+            }
+            Err(error) => error,
+        };
+        BatcherStats::add(&stats.retries, 1);
+        let delay = backoff.next_delay();
+        if stats.failing.swap(true, Ordering::Relaxed) {
+            debug!(attempt, retry_in = ?delay, error = %error, "batch delivery still failing");
+        } else {
+            warn!(error = %error, "batch delivery failing; retrying with backoff until it recovers");
+        }
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = give_up.cancelled() => {
+                abandon(&stats, count);
+                return;
+            }
+        }
+    }
+}
+
+fn abandon(stats: &BatcherStats, count: usize) {
+    BatcherStats::add(&stats.events_abandoned, count);
+    warn!(
+        events = count,
+        "shutdown grace period over; abandoning an undelivered batch"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+    use std::sync::Mutex;
+
+    use shiplog_core::Timestamp;
+
+    use super::*;
+    use crate::sink::Ack;
+
+    /// An in-memory sink that records what it acknowledged and can be told to fail first.
+    #[derive(Default)]
+    struct RecordingSink {
+        delivered: Mutex<Vec<Vec<Event>>>,
+        attempts: AtomicU64,
+        script: Mutex<VecDeque<SinkError>>,
+        notify: tokio::sync::Notify,
+    }
+
+    impl RecordingSink {
+        fn failing_with(errors: impl IntoIterator<Item = SinkError>) -> Self {
+            RecordingSink {
+                script: Mutex::new(errors.into_iter().collect()),
+                ..RecordingSink::default()
+            }
+        }
+
+        fn batch_sizes(&self) -> Vec<usize> {
+            self.delivered
+                .lock()
+                .unwrap()
+                .iter()
+                .map(Vec::len)
+                .collect()
+        }
+    }
+
+    impl Sink for RecordingSink {
+        fn send(&self, events: Vec<Event>) -> BoxFuture<'_, Result<Ack, SinkError>> {
+            Box::pin(async move {
+                self.attempts.fetch_add(1, Ordering::Relaxed);
+                if let Some(error) = self.script.lock().unwrap().pop_front() {
+                    return Err(error);
+                }
+                let accepted = events.len();
+                self.delivered.lock().unwrap().push(events);
+                self.notify.notify_waiters();
+                Ok(Ack {
+                    accepted,
+                    duplicates: 0,
+                })
+            })
+        }
+    }
+
+    fn event(n: usize, message_len: usize) -> Event {
+        let mut message = format!("line {n} ");
+        message.extend(std::iter::repeat_n(
+            'x',
+            message_len.saturating_sub(message.len()),
+        ));
+        Event::log(Timestamp(n as i64), message)
+    }
+
+    /// Runs a batcher over `events` sent before it starts, then closes the channel.
+    async fn run_prefilled(config: BatcherConfig, sink: Arc<RecordingSink>, events: Vec<Event>) {
+        let (tx, rx) = mpsc::channel(events.len().max(1));
+        for e in events {
+            tx.send(e).await.unwrap();
+        }
+        drop(tx);
+        let batcher = Batcher::new(config, sink);
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            batcher.run(rx, CancellationToken::new()),
+        )
+        .await
+        .expect("batcher finished");
+    }
+
+    #[tokio::test]
+    async fn flushes_on_count() {
+        let sink = Arc::new(RecordingSink::default());
+        let config = BatcherConfig {
+            max_events: 10,
+            ..BatcherConfig::default()
+        };
+        run_prefilled(
+            config,
+            sink.clone(),
+            (0..25).map(|n| event(n, 10)).collect(),
+        )
+        .await;
+        assert_eq!(sink.batch_sizes(), [10, 10, 5]);
+        let order: Vec<i64> = sink
+            .delivered
+            .lock()
+            .unwrap()
+            .iter()
+            .flatten()
+            .map(|e| e.ts.as_nanos())
+            .collect();
+        assert_eq!(order, (0..25).collect::<Vec<i64>>(), "delivered in order");
+    }
+
+    #[tokio::test]
+    async fn flushes_on_bytes() {
+        let sink = Arc::new(RecordingSink::default());
+        let config = BatcherConfig {
+            max_bytes: 3 * (100 + EVENT_OVERHEAD_BYTES),
+            ..BatcherConfig::default()
+        };
+        run_prefilled(
+            config,
+            sink.clone(),
+            (0..7).map(|n| event(n, 100)).collect(),
+        )
+        .await;
+        assert_eq!(sink.batch_sizes(), [3, 3, 1]);
+    }
+
+    #[tokio::test]
+    async fn flushes_on_age_when_idle_flush_is_off() {
+        let sink = Arc::new(RecordingSink::default());
+        let config = BatcherConfig {
+            max_age: Duration::from_millis(50),
+            flush_when_idle: false,
+            ..BatcherConfig::default()
+        };
+        let (tx, rx) = mpsc::channel(16);
+        tx.send(event(0, 10)).await.unwrap();
+        tx.send(event(1, 10)).await.unwrap();
+        let task =
+            tokio::spawn(Batcher::new(config, sink.clone()).run(rx, CancellationToken::new()));
+        // The channel stays open: only the age limit can send this batch.
+        let arrived = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                let notified = sink.notify.notified();
+                if !sink.batch_sizes().is_empty() {
+                    break;
+                }
+                notified.await;
+            }
+        })
+        .await;
+        assert!(arrived.is_ok(), "no batch after the age limit");
+        assert_eq!(sink.batch_sizes(), [2]);
+        drop(tx);
+        task.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_idle_pipeline_sends_a_lone_line_at_once() {
+        let sink = Arc::new(RecordingSink::default());
+        let config = BatcherConfig {
+            // Far beyond the test timeout: only the idle flush can send.
+            max_age: Duration::from_secs(3600),
+            ..BatcherConfig::default()
+        };
+        let (tx, rx) = mpsc::channel(16);
+        let task =
+            tokio::spawn(Batcher::new(config, sink.clone()).run(rx, CancellationToken::new()));
+        let notified = sink.notify.notified();
+        tx.send(event(0, 10)).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(5), notified)
+            .await
+            .expect("lone line sent without waiting for the age limit");
+        assert_eq!(sink.batch_sizes(), [1]);
+        drop(tx);
+        task.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_rejected_batch_is_dropped_and_counted() {
+        let sink = Arc::new(RecordingSink::failing_with([SinkError::Rejected(
+            "line 1: bad".into(),
+        )]));
+        let config = BatcherConfig {
+            max_events: 2,
+            ..BatcherConfig::default()
+        };
+        let (tx, rx) = mpsc::channel(8);
+        for n in 0..4 {
+            tx.send(event(n, 10)).await.unwrap();
+        }
+        drop(tx);
+        let batcher = Batcher::new(config, sink.clone());
+        let stats = batcher.stats();
+        batcher.run(rx, CancellationToken::new()).await;
+        assert_eq!(sink.batch_sizes(), [2]);
+        assert_eq!(sink.delivered.lock().unwrap()[0][0].ts, Timestamp(2));
+        assert_eq!(stats.batches_rejected.load(Ordering::Relaxed), 1);
+        assert_eq!(stats.events_rejected.load(Ordering::Relaxed), 2);
+        assert_eq!(stats.events_sent.load(Ordering::Relaxed), 2);
+    }
+
+    #[tokio::test]
+    async fn a_retryable_batch_is_sent_again_until_it_goes_through() {
+        let retry = || SinkError::Retryable("503".into());
+        let sink = Arc::new(RecordingSink::failing_with([retry(), retry()]));
+        let (tx, rx) = mpsc::channel(8);
+        for n in 0..3 {
+            tx.send(event(n, 10)).await.unwrap();
+        }
+        drop(tx);
+        let batcher = Batcher::new(BatcherConfig::default(), sink.clone());
+        let stats = batcher.stats();
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            batcher.run(rx, CancellationToken::new()),
+        )
+        .await
+        .expect("batcher finished");
+        assert_eq!(sink.attempts.load(Ordering::Relaxed), 3);
+        assert_eq!(sink.batch_sizes(), [3]);
+        assert_eq!(stats.retries.load(Ordering::Relaxed), 2);
+        assert_eq!(stats.events_sent.load(Ordering::Relaxed), 3);
+        assert_eq!(stats.events_rejected.load(Ordering::Relaxed), 0);
+    }
+
+    #[tokio::test]
+    async fn shutdown_abandons_an_undeliverable_batch_after_the_grace_period() {
+        let retry = || SinkError::Retryable("down".into());
+        let sink = Arc::new(RecordingSink::failing_with(std::iter::repeat_n(
+            retry(),
+            1000,
+        )));
+        let (tx, rx) = mpsc::channel(8);
+        tx.send(event(0, 10)).await.unwrap();
+        drop(tx);
+        let shutdown = CancellationToken::new();
+        shutdown.cancel();
+        let batcher = Batcher::new(BatcherConfig::default(), sink.clone())
+            .with_shutdown_grace(Duration::from_millis(300));
+        let stats = batcher.stats();
+        tokio::time::timeout(Duration::from_secs(10), batcher.run(rx, shutdown))
+            .await
+            .expect("batcher gave up and finished");
+        assert_eq!(stats.events_abandoned.load(Ordering::Relaxed), 1);
+        assert!(sink.batch_sizes().is_empty());
+    }
+}

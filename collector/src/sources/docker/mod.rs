@@ -1,0 +1,461 @@
+//! The Docker source: every running container's stdout and stderr, as they are written.
+//!
+//! A supervisor subscribes to the engine's container events first (start, die, destroy),
+//! then lists the running containers and starts one log task per container
+//! (the private `follow` module); a `start` event starts another. A container is never
+//! followed twice at once; when one starts again, it is read on from the last Docker time
+//! shipped. If the engine is unreachable or the events stream breaks, the supervisor
+//! reconnects with capped backoff and lists again, so nothing started meanwhile is missed.
+//!
+//! Containers already running when the collector starts are read from a second before the
+//! start (old history is not re-read); containers that start later are read from their
+//! beginning, so a short-lived one that already exited is still read whole.
+//!
+//! Modules: [`line`](mod@line) splits frames into lines, [`metadata`] turns `inspect` into
+//! names and services, [`record`] turns lines into events, [`identity`] finds our own
+//! container.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bollard::Docker;
+use bollard::models::{EventMessage, EventMessageTypeEnum};
+use bollard::query_parameters::{EventsOptionsBuilder, ListContainersOptionsBuilder};
+use futures_util::StreamExt;
+use shiplog_core::Timestamp;
+use tokio::task::{Id as TaskId, JoinError, JoinSet};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, info, warn};
+
+use self::follow::{FollowContext, FollowOutcome, FollowRequest};
+use self::identity::OwnContainer;
+use crate::backoff::Backoff;
+use crate::error::{Error, Result, chain};
+use crate::sources::EventSender;
+
+mod follow;
+pub mod identity;
+pub mod line;
+pub mod metadata;
+pub mod record;
+
+/// First delay before reconnecting to the engine.
+const RECONNECT_INITIAL: Duration = Duration::from_secs(1);
+/// Longest delay between reconnection attempts.
+const RECONNECT_MAX: Duration = Duration::from_secs(30);
+/// An events stream that lived this long counts as healthy: the next failure starts the
+/// backoff from the beginning again.
+const HEALTHY_STREAM: Duration = Duration::from_secs(60);
+/// Containers running at start are read from this long before the start.
+const START_LOOKBACK_NANOS: i64 = 1_000_000_000;
+
+/// Reads the logs of every container of one Docker engine.
+#[derive(Debug)]
+pub struct DockerSource {
+    host: Option<String>,
+    node: Arc<str>,
+    own: OwnContainer,
+    started: Timestamp,
+}
+
+impl DockerSource {
+    /// A source for the engine at `host` (`None`: bollard's defaults, honouring
+    /// `DOCKER_HOST`), stamping events with `node`. Fails only when the host setting itself
+    /// is unusable; an engine that does not answer yet is waited for in [`run`](Self::run).
+    pub fn new(host: Option<String>, node: &str) -> Result<Self> {
+        match connect(host.as_deref()) {
+            // A socket that is not there yet is an engine that is not up yet: wait for it.
+            Ok(_)
+            | Err(Error::DockerHost {
+                source: bollard::errors::Error::SocketNotFoundError(_),
+                ..
+            }) => {}
+            Err(error) => return Err(error),
+        }
+        let own = OwnContainer::detect();
+        if let Some(id) = own.id() {
+            debug!(container_id = %id, "running in a container; its logs are skipped");
+        }
+        Ok(DockerSource {
+            host,
+            node: node.into(),
+            own,
+            started: Timestamp::now(),
+        })
+    }
+
+    /// Skips this container instead of the detected one (tests, unusual setups).
+    pub fn with_own_container(mut self, own: OwnContainer) -> Self {
+        self.own = own;
+        self
+    }
+
+    /// Follows containers and sends their lines to `tx` until `shutdown` is cancelled, then
+    /// waits for every log task to stop.
+    pub async fn run(self, tx: EventSender, shutdown: CancellationToken) {
+        let host = describe_host(self.host.as_deref());
+        let context = Arc::new(FollowContext {
+            node: Arc::clone(&self.node),
+            own: self.own.clone(),
+            tx,
+            shutdown: shutdown.clone(),
+        });
+        let mut supervisor = Supervisor {
+            started: self.started,
+            context,
+            tasks: JoinSet::new(),
+            task_ids: HashMap::new(),
+            following: HashSet::new(),
+            cursors: HashMap::new(),
+            restart_pending: HashSet::new(),
+            destroyed: HashSet::new(),
+        };
+        let mut engine = EngineHealth::new(host);
+        let mut backoff = Backoff::new(RECONNECT_INITIAL, RECONNECT_MAX);
+        let mut listed_once = false;
+
+        'connect: loop {
+            let attempt = async {
+                let docker = connect(self.host.as_deref())?;
+                docker
+                    .negotiate_version()
+                    .await
+                    .map_err(|source| Error::DockerHost {
+                        host: engine.host.clone(),
+                        source,
+                    })
+            };
+            let docker = tokio::select! {
+                docker = attempt => docker,
+                () = shutdown.cancelled() => break 'connect,
+            };
+            match docker {
+                Ok(docker) => {
+                    let version = docker.client_version().to_string();
+                    let connected_at = Instant::now();
+                    let ended = supervisor
+                        .watch(&docker, &mut engine, &version, &mut listed_once, &shutdown)
+                        .await;
+                    if ended == Watch::Shutdown {
+                        break 'connect;
+                    }
+                    if connected_at.elapsed() >= HEALTHY_STREAM {
+                        backoff.reset();
+                    }
+                }
+                Err(error) => engine.unreachable(&error),
+            }
+            let delay = backoff.next_delay();
+            debug!(retry_in = ?delay, "reconnecting to the docker engine");
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = shutdown.cancelled() => break 'connect,
+            }
+        }
+
+        // Every log task watches the same token; wait for them to hand back their events.
+        while let Some(joined) = supervisor.tasks.join_next_with_id().await {
+            supervisor.finished(None, joined);
+        }
+        debug!("docker source stopped");
+    }
+}
+
+/// How one connection to the engine ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Watch {
+    /// Shutdown was requested.
+    Shutdown,
+    /// The events stream or the listing failed: reconnect.
+    Lost,
+}
+
+/// Why a container is being followed; decides where its log is read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    /// Running when the collector started: read from just before the start.
+    FirstListing,
+    /// Found running after a reconnect, or started: read from the beginning (or from
+    /// where we left it, if we followed it before).
+    Later,
+    /// A `start` event: as `Later`, and if it is still followed (the old log has not ended
+    /// yet) follow it again once it has.
+    Started,
+}
+
+/// The supervisor's bookkeeping of log tasks.
+struct Supervisor {
+    started: Timestamp,
+    context: Arc<FollowContext>,
+    tasks: JoinSet<FollowOutcome>,
+    task_ids: HashMap<TaskId, String>,
+    /// Containers with a running log task.
+    following: HashSet<String>,
+    /// Per container, the last Docker time shipped: where a restart resumes.
+    cursors: HashMap<String, Timestamp>,
+    /// Started again while the previous log task was still running.
+    restart_pending: HashSet<String>,
+    /// Destroyed while its log task was still running: forget it once the task ends.
+    destroyed: HashSet<String>,
+}
+
+impl Supervisor {
+    /// Subscribes to events, lists running containers, then handles events and finished
+    /// log tasks until the events stream fails or shutdown.
+    async fn watch(
+        &mut self,
+        docker: &Docker,
+        engine: &mut EngineHealth,
+        version: &str,
+        listed_once: &mut bool,
+        shutdown: &CancellationToken,
+    ) -> Watch {
+        // Subscribe first, replaying the last second: a container that starts while we list
+        // shows up in one or the other (or both, and is followed once).
+        let filters = HashMap::from([
+            ("type", vec!["container"]),
+            ("event", vec!["start", "die", "destroy"]),
+        ]);
+        let since = (Timestamp::now().as_secs() - 1).to_string();
+        let options = EventsOptionsBuilder::default()
+            .since(&since)
+            .filters(&filters)
+            .build();
+        let mut events = docker.events(Some(options));
+
+        let list_options = ListContainersOptionsBuilder::default().all(false).build();
+        let listed = tokio::select! {
+            listed = docker.list_containers(Some(list_options)) => listed,
+            () = shutdown.cancelled() => return Watch::Shutdown,
+        };
+        let containers = match listed {
+            Ok(containers) => containers,
+            Err(error) => {
+                engine.lost(&error, "cannot list containers");
+                return Watch::Lost;
+            }
+        };
+        engine.connected(version, containers.len());
+        let origin = if *listed_once {
+            Origin::Later
+        } else {
+            Origin::FirstListing
+        };
+        *listed_once = true;
+        for id in containers.into_iter().filter_map(|c| c.id) {
+            self.follow(docker, id, origin);
+        }
+
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return Watch::Shutdown,
+                Some(joined) = self.tasks.join_next_with_id(), if !self.tasks.is_empty() => {
+                    self.finished(Some(docker), joined);
+                }
+                event = events.next() => match event {
+                    Some(Ok(message)) => self.on_event(docker, message),
+                    Some(Err(error)) => {
+                        engine.lost(&error, "docker events stream failed");
+                        return Watch::Lost;
+                    }
+                    None => {
+                        engine.lost_quietly("docker events stream ended");
+                        return Watch::Lost;
+                    }
+                },
+            }
+        }
+    }
+
+    fn on_event(&mut self, docker: &Docker, message: EventMessage) {
+        if message
+            .typ
+            .is_some_and(|t| t != EventMessageTypeEnum::CONTAINER)
+        {
+            return;
+        }
+        let Some(id) = message.actor.and_then(|actor| actor.id) else {
+            return;
+        };
+        match message.action.as_deref().unwrap_or_default() {
+            "start" => self.follow(docker, id, Origin::Started),
+            "destroy" => {
+                self.restart_pending.remove(&id);
+                if self.following.contains(&id) {
+                    self.destroyed.insert(id);
+                } else {
+                    self.cursors.remove(&id);
+                }
+            }
+            action => debug!(container_id = %id, action, "container event"),
+        }
+    }
+
+    /// Starts a log task for `id` unless one is running.
+    fn follow(&mut self, docker: &Docker, id: String, origin: Origin) {
+        if self.following.contains(&id) {
+            if origin == Origin::Started {
+                self.restart_pending.insert(id);
+            }
+            return;
+        }
+        let (since_secs, skip_through) = match self.cursors.get(&id) {
+            Some(&cursor) => (docker_since(cursor), Some(cursor)),
+            None if origin == Origin::FirstListing => {
+                let from = self.started.offset(-START_LOOKBACK_NANOS);
+                (docker_since(from), Some(from))
+            }
+            None => (0, None),
+        };
+        let request = FollowRequest {
+            id: id.clone(),
+            since_secs,
+            skip_through,
+        };
+        let task = follow::follow(docker.clone(), request, Arc::clone(&self.context));
+        let handle = self.tasks.spawn(task);
+        self.task_ids.insert(handle.id(), id.clone());
+        self.following.insert(id);
+    }
+
+    /// Books a finished log task, and follows the container again if it restarted.
+    fn finished(
+        &mut self,
+        docker: Option<&Docker>,
+        joined: std::result::Result<(TaskId, FollowOutcome), JoinError>,
+    ) {
+        let (id, cursor) = match joined {
+            Ok((task_id, outcome)) => {
+                self.task_ids.remove(&task_id);
+                (outcome.id, outcome.cursor)
+            }
+            Err(join_error) => {
+                let Some(id) = self.task_ids.remove(&join_error.id()) else {
+                    return;
+                };
+                if join_error.is_panic() {
+                    error!(container_id = %id, error = %join_error, "container log task panicked");
+                }
+                (id, None)
+            }
+        };
+        self.following.remove(&id);
+        if self.destroyed.remove(&id) {
+            self.cursors.remove(&id);
+            self.restart_pending.remove(&id);
+            return;
+        }
+        if let Some(cursor) = cursor {
+            self.cursors.insert(id.clone(), cursor);
+        }
+        if self.restart_pending.remove(&id)
+            && let Some(docker) = docker
+        {
+            self.follow(docker, id, Origin::Started);
+        }
+    }
+}
+
+/// Docker's `since` for a time: whole seconds, rounded down so nothing is skipped.
+fn docker_since(ts: Timestamp) -> i32 {
+    i32::try_from(ts.as_secs().max(0)).unwrap_or(i32::MAX)
+}
+
+/// What the operator has been told about the engine, so an outage is one warning and one
+/// recovery message, not a line per retry.
+#[derive(Debug)]
+struct EngineHealth {
+    host: String,
+    ever_connected: bool,
+    warned: bool,
+}
+
+impl EngineHealth {
+    fn new(host: String) -> Self {
+        EngineHealth {
+            host,
+            ever_connected: false,
+            warned: false,
+        }
+    }
+
+    fn connected(&mut self, api_version: &str, running: usize) {
+        if !self.ever_connected || self.warned {
+            info!(host = %self.host, api_version, running, "docker engine reachable at {}", self.host);
+        }
+        self.ever_connected = true;
+        self.warned = false;
+    }
+
+    fn unreachable(&mut self, error: &Error) {
+        if self.warned {
+            debug!(host = %self.host, error = %chain(error), "docker engine still unreachable");
+            return;
+        }
+        self.warned = true;
+        warn!(
+            host = %self.host,
+            error = %chain(error),
+            "no Docker engine reachable at {}; retrying in the background",
+            self.host
+        );
+    }
+
+    fn lost(&mut self, error: &bollard::errors::Error, what: &str) {
+        if self.warned {
+            debug!(error = %chain(error), "{what}");
+            return;
+        }
+        self.warned = true;
+        warn!(host = %self.host, error = %chain(error), "{what}; reconnecting in the background");
+    }
+
+    fn lost_quietly(&mut self, what: &str) {
+        debug!(host = %self.host, "{what}; reconnecting");
+    }
+}
+
+/// A client for `host`, or bollard's default (`DOCKER_HOST`, else the local socket).
+/// Only builds the client: nothing is sent until it is used.
+fn connect(host: Option<&str>) -> Result<Docker> {
+    let client = match host {
+        Some(host) => Docker::connect_with_host(host),
+        None => Docker::connect_with_defaults(),
+    };
+    client.map_err(|source| Error::DockerHost {
+        host: describe_host(host),
+        source,
+    })
+}
+
+/// The engine address for messages.
+fn describe_host(host: Option<&str>) -> String {
+    host.map(str::to_string)
+        .or_else(|| std::env::var("DOCKER_HOST").ok())
+        .unwrap_or_else(|| "unix:///var/run/docker.sock".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn docker_since_rounds_down_and_saturates() {
+        let ts = Timestamp::parse_rfc3339("2026-11-22T03:09:44.999Z").unwrap();
+        assert_eq!(i64::from(docker_since(ts)), ts.as_secs());
+        assert_eq!(docker_since(Timestamp(-5)), 0);
+        assert_eq!(docker_since(Timestamp(i64::MAX)), i32::MAX);
+    }
+
+    #[test]
+    fn an_unusable_host_is_refused_up_front() {
+        let err = DockerSource::new(Some("gopher://x".into()), "n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("gopher://x"), "{err}");
+        // A missing socket is an engine not started yet, waited for by `run`.
+        DockerSource::new(Some("unix:///nonexistent.sock".into()), "n").unwrap();
+    }
+}

@@ -14,6 +14,7 @@ pub mod event;
 pub mod id;
 pub mod query;
 pub mod timestamp;
+pub mod units;
 
 pub use event::{Event, Flag, Kind, Level, Stream};
 pub use id::EventId;

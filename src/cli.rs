@@ -1,0 +1,161 @@
+//! Command-line flags. Every command honours `SHIPLOG_URL` and `SHIPLOG_TOKEN`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// shiplog: collect, index, search and tail the logs of every container on a host.
+#[derive(Debug, Parser)]
+#[command(name = "shiplog", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// More log output (-v debug, -vv trace); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only warnings and errors in the log output.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run an all-in-one node: collector, indexer and query API in one process.
+    ///
+    /// Follows every container of the local Docker engine (retrying in the background when
+    /// there is none), stores their output under the data directory, and serves the API.
+    Up(NodeArgs),
+    /// Run the indexer and query API only (collectors ship to it over HTTP).
+    Serve(NodeArgs),
+    /// Run the collector only, shipping to a remote node's ingest endpoint.
+    Collect(CollectArgs),
+    /// Search stored events, newest first.
+    ///
+    /// Examples: shiplog search 'service:web AND error';
+    /// shiplog search --since 1h 'level:error OR level:fatal'; shiplog search --json '"disk full"'
+    Search(SearchArgs),
+    /// Print new events live as they are stored.
+    Tail(TailArgs),
+    /// Open the terminal UI.
+    Tui(RemoteArgs),
+    /// Measure throughput of whole-system paths.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+    /// Check configuration files.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+/// Where a client command connects.
+#[derive(Debug, Args, Clone)]
+pub struct RemoteArgs {
+    /// Base URL of a shiplog node.
+    #[arg(long, env = "SHIPLOG_URL", default_value = "http://127.0.0.1:7070")]
+    pub url: String,
+    /// API token sent as a bearer token.
+    #[arg(long, env = "SHIPLOG_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+/// Flags of `up` and `serve`.
+#[derive(Debug, Args)]
+pub struct NodeArgs {
+    /// Data directory [default: ./shiplog-data, or data_dir in the config file].
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Address for the HTTP API [default: 127.0.0.1:7070, or listen in the config file].
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// TOML config file; every key is optional.
+    #[arg(long, env = "SHIPLOG_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Do not collect from Docker (up only).
+    #[arg(long)]
+    pub no_docker: bool,
+}
+
+/// Flags of `collect`.
+#[derive(Debug, Args)]
+pub struct CollectArgs {
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+    /// TOML config file ([docker] and [collector] sections are used).
+    #[arg(long, env = "SHIPLOG_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+/// Flags of `search`.
+#[derive(Debug, Args)]
+pub struct SearchArgs {
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+    /// Print each hit as one JSON line instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Oldest time: a duration ago (15m, 2h, 7d), now-5m, or RFC 3339.
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Newest time, same forms.
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Most hits to print.
+    #[arg(long, short = 'n', default_value_t = 100)]
+    pub limit: usize,
+    /// The query: words, "phrases", field:value, AND/OR/NOT, parentheses.
+    #[arg(default_value = "")]
+    pub query: String,
+}
+
+/// Flags of `tail`.
+#[derive(Debug, Args)]
+pub struct TailArgs {
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+    /// Print each event as one JSON line.
+    #[arg(long)]
+    pub json: bool,
+    /// Only events matching this query.
+    #[arg(default_value = "")]
+    pub query: String,
+}
+
+/// `bench` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Push events made from real log lines through HTTP ingest and indexing.
+    Ingest(BenchIngestArgs),
+}
+
+/// Flags of `bench ingest`.
+#[derive(Debug, Args)]
+pub struct BenchIngestArgs {
+    /// Events to send.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub events: usize,
+    /// Events per batch.
+    #[arg(long, default_value_t = 5_000)]
+    pub batch: usize,
+    /// Batches in flight at once.
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: usize,
+    /// Directory of Loghub samples (one folder per system with <name>_2k.log).
+    #[arg(long, default_value = "../shared/data/loghub")]
+    pub corpus: PathBuf,
+    /// Where to put the index [default: a temporary directory, removed afterwards].
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// `config` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Report unknown keys and bad values with their line; exit 1 if any.
+    Check {
+        /// The file to check.
+        file: PathBuf,
+    },
+    /// Print the defaults as a TOML file to start from.
+    Default,
+}

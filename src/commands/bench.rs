@@ -1,0 +1,235 @@
+//! `shiplog bench ingest`: events made from real log lines, pushed through HTTP ingest into
+//! a fresh node in this process, timed from the first request to the last ack.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use shiplog_core::{Event, EventId, Level, Stream, Timestamp};
+use shiplog_indexer::{Indexer, IndexerConfig};
+use shiplog_query::AppState;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::BenchIngestArgs;
+
+/// Reads every `<system>/<system>_2k.log` under the corpus directory.
+pub fn load_corpus(dir: &Path) -> anyhow::Result<Vec<(String, Vec<String>)>> {
+    let mut systems = Vec::new();
+    let entries = std::fs::read_dir(dir).with_context(|| {
+        format!(
+            "cannot read corpus {}: pass --corpus with the loghub folder",
+            dir.display()
+        )
+    })?;
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let file = entry.path().join(format!("{name}_2k.log"));
+        if !file.is_file() {
+            continue;
+        }
+        let bytes = std::fs::read(&file)?;
+        let text = String::from_utf8_lossy(&bytes);
+        let lines: Vec<String> = text
+            .lines()
+            .map(|l| l.trim_end_matches('\r').to_string())
+            .filter(|l| !l.is_empty())
+            .collect();
+        systems.push((name.to_lowercase(), lines));
+    }
+    systems.sort();
+    if systems.is_empty() {
+        bail!("no <system>/<system>_2k.log files under {}", dir.display());
+    }
+    Ok(systems)
+}
+
+/// The i-th benchmark event: real lines in turn from each system, fresh ids and times.
+pub fn make_event(corpus: &[(String, Vec<String>)], i: usize, base: Timestamp) -> Event {
+    let (system, lines) = &corpus[i % corpus.len()];
+    let line = &lines[(i / corpus.len()) % lines.len()];
+    let ts = base.offset(i as i64 * 1_000);
+    let mut e = Event::log(ts, line.clone());
+    e.node = "bench".into();
+    e.container_id = format!("{system}-container");
+    e.container_name = system.clone();
+    e.image = format!("{system}:latest");
+    e.service = system.clone();
+    e.stream = Some(Stream::Stdout);
+    e.level = Level::sniff(line);
+    e.received = Some(ts);
+    e.id = EventId::for_source("bench", &e.container_id, "stdout", ts, 0);
+    e
+}
+
+fn dir_size(path: &Path) -> u64 {
+    let mut total = 0;
+    if let Ok(entries) = std::fs::read_dir(path) {
+        for e in entries.flatten() {
+            match e.metadata() {
+                Ok(m) if m.is_dir() => total += dir_size(&e.path()),
+                Ok(m) => total += m.len(),
+                Err(_) => {}
+            }
+        }
+    }
+    total
+}
+
+/// Runs the ingest benchmark.
+pub fn ingest(args: BenchIngestArgs) -> anyhow::Result<ExitCode> {
+    if args.events == 0 || args.batch == 0 || args.concurrency == 0 {
+        bail!("--events, --batch and --concurrency must be at least 1");
+    }
+    let corpus = load_corpus(&args.corpus)?;
+    let tmp;
+    let data_dir: PathBuf = match &args.data_dir {
+        Some(d) => d.clone(),
+        None => {
+            tmp = tempfile::tempdir()?;
+            tmp.path().to_path_buf()
+        }
+    };
+    eprintln!(
+        "corpus: {} systems, {} lines; encoding {} events in batches of {}",
+        corpus.len(),
+        corpus.iter().map(|c| c.1.len()).sum::<usize>(),
+        args.events,
+        args.batch
+    );
+    let base = Timestamp::now();
+    let mut batches = Vec::new();
+    let mut raw_bytes = 0usize;
+    let mut wire_bytes = 0usize;
+    let mut start = 0;
+    while start < args.events {
+        let end = (start + args.batch).min(args.events);
+        let events: Vec<Event> = (start..end).map(|i| make_event(&corpus, i, base)).collect();
+        let raw = shiplog_core::codec::encode_ndjson(&events, None);
+        raw_bytes += raw.len();
+        let body = zstd::bulk::compress(&raw, 3)?;
+        wire_bytes += body.len();
+        batches.push(body);
+        start = end;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let (elapsed, accepted, retries) =
+        runtime.block_on(run_ingest(&data_dir, batches, args.concurrency))?;
+    let secs = elapsed.as_secs_f64();
+    let disk = dir_size(&data_dir.join("logs"));
+    println!("events            {accepted}");
+    println!("elapsed           {secs:.2} s");
+    println!("throughput        {:.0} events/s", accepted as f64 / secs);
+    println!(
+        "raw NDJSON        {:.1} MB ({:.1} MB/s)",
+        raw_bytes as f64 / 1e6,
+        raw_bytes as f64 / 1e6 / secs
+    );
+    println!(
+        "on the wire       {:.1} MB zstd ({:.2}x smaller)",
+        wire_bytes as f64 / 1e6,
+        raw_bytes as f64 / wire_bytes as f64
+    );
+    println!(
+        "index on disk     {:.1} MB ({:.0} bytes/event, {:.2} of raw NDJSON)",
+        disk as f64 / 1e6,
+        disk as f64 / accepted.max(1) as f64,
+        disk as f64 / raw_bytes as f64
+    );
+    println!("429 retries       {retries}");
+    println!(
+        "settings          batch {} events, {} in flight, {} cores",
+        args.batch,
+        args.concurrency,
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn run_ingest(
+    data_dir: &Path,
+    batches: Vec<Vec<u8>>,
+    concurrency: usize,
+) -> anyhow::Result<(Duration, usize, usize)> {
+    let config = IndexerConfig {
+        data_dir: data_dir.to_path_buf(),
+        ..IndexerConfig::default()
+    };
+    let indexer = Arc::new(tokio::task::spawn_blocking(move || Indexer::open(config)).await??);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/api/v1/ingest", listener.local_addr()?);
+    let shutdown = CancellationToken::new();
+    let state = AppState {
+        shutdown: shutdown.clone(),
+        ..AppState::new(indexer.clone())
+    };
+    let server = tokio::spawn(shiplog_query::serve(listener, state));
+    let http = reqwest::Client::new();
+    let total = batches.len();
+    let queue = Arc::new(std::sync::Mutex::new(
+        batches.into_iter().enumerate().collect::<Vec<_>>(),
+    ));
+    let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..concurrency {
+        let (queue, http, url, done) = (queue.clone(), http.clone(), url.clone(), done.clone());
+        workers.push(tokio::spawn(async move {
+            let mut accepted = 0usize;
+            let mut retries = 0usize;
+            loop {
+                let next = queue.lock().unwrap_or_else(|e| e.into_inner()).pop();
+                let Some((n, body)) = next else { break };
+                loop {
+                    let resp = http
+                        .post(&url)
+                        .header("content-type", "application/x-ndjson")
+                        .header("content-encoding", "zstd")
+                        .header("x-shiplog-batch-id", format!("bench-{n}"))
+                        .body(body.clone())
+                        .send()
+                        .await?;
+                    if resp.status() == reqwest::StatusCode::TOO_MANY_REQUESTS {
+                        retries += 1;
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        continue;
+                    }
+                    if !resp.status().is_success() {
+                        bail!(
+                            "ingest answered {}: {}",
+                            resp.status(),
+                            resp.text().await.unwrap_or_default()
+                        );
+                    }
+                    let v: serde_json::Value = resp.json().await?;
+                    accepted += v["accepted"].as_u64().unwrap_or(0) as usize;
+                    break;
+                }
+                let d = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                if d % (total / 10).max(1) == 0 {
+                    eprintln!(
+                        "  {d}/{total} batches acked ({:.1} s)",
+                        started.elapsed().as_secs_f64()
+                    );
+                }
+            }
+            anyhow::Ok((accepted, retries))
+        }));
+    }
+    let mut accepted = 0;
+    let mut retries = 0;
+    for w in workers {
+        let (a, r) = w.await??;
+        accepted += a;
+        retries += r;
+    }
+    let elapsed = started.elapsed();
+    shutdown.cancel();
+    let _ = server.await;
+    tokio::task::spawn_blocking(move || indexer.close()).await?;
+    Ok((elapsed, accepted, retries))
+}

@@ -1,0 +1,298 @@
+//! The TOML config file: every key optional, defaults that run on a laptop.
+//!
+//! ```toml
+//! data_dir = "./shiplog-data"
+//! listen = "127.0.0.1:7070"
+//!
+//! [docker]
+//! enabled = true
+//! host = "unix:///var/run/docker.sock"   # default: DOCKER_HOST, then the usual socket
+//!
+//! [indexer]
+//! writer_memory = "256MiB"
+//! writer_threads = 2
+//! commit_interval = "1s"
+//! queue_batches = 64
+//!
+//! [collector]
+//! batch_max_events = 10000
+//! batch_max_bytes = "1MiB"
+//! batch_max_age = "100ms"
+//!
+//! [api]
+//! max_body = "16MiB"
+//! max_decompressed = "64MiB"
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+use shiplog_core::units::{ByteSize, HumanDuration};
+
+/// The whole file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where indexes and state live.
+    pub data_dir: PathBuf,
+    /// Address of the HTTP API.
+    pub listen: SocketAddr,
+    /// Docker engine access.
+    pub docker: DockerSection,
+    /// Storage and commits.
+    pub indexer: IndexerSection,
+    /// Batching of collected events.
+    pub collector: CollectorSection,
+    /// HTTP limits.
+    pub api: ApiSection,
+}
+
+/// `[docker]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DockerSection {
+    /// Collect from the local Docker engine.
+    pub enabled: bool,
+    /// Engine address; unset means `DOCKER_HOST`, then the usual socket.
+    pub host: Option<String>,
+}
+
+/// `[indexer]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IndexerSection {
+    /// tantivy writer memory budget.
+    pub writer_memory: ByteSize,
+    /// tantivy indexing threads.
+    pub writer_threads: usize,
+    /// Longest wait for a commit while data flows.
+    pub commit_interval: HumanDuration,
+    /// Batches queued for the writer before ingest answers 429.
+    pub queue_batches: usize,
+    /// Recent event ids remembered to drop duplicates.
+    pub dedupe_ids: usize,
+    /// Events a tail subscriber may lag before it gets a gap.
+    pub tail_buffer: usize,
+}
+
+/// `[collector]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CollectorSection {
+    /// Flush a batch at this many events.
+    pub batch_max_events: usize,
+    /// Flush a batch at this many bytes.
+    pub batch_max_bytes: ByteSize,
+    /// Flush a batch when its oldest event is this old.
+    pub batch_max_age: HumanDuration,
+    /// Events buffered between the sources and the batcher; sources wait when it is full.
+    pub channel_capacity: usize,
+}
+
+/// `[api]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiSection {
+    /// Largest request body as sent.
+    pub max_body: ByteSize,
+    /// Largest decompressed ingest batch.
+    pub max_decompressed: ByteSize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("shiplog-data"),
+            listen: SocketAddr::from(([127, 0, 0, 1], 7070)),
+            docker: DockerSection::default(),
+            indexer: IndexerSection::default(),
+            collector: CollectorSection::default(),
+            api: ApiSection::default(),
+        }
+    }
+}
+
+impl Default for DockerSection {
+    fn default() -> Self {
+        DockerSection {
+            enabled: true,
+            host: None,
+        }
+    }
+}
+
+impl Default for IndexerSection {
+    fn default() -> Self {
+        let d = shiplog_indexer::IndexerConfig::default();
+        IndexerSection {
+            writer_memory: ByteSize(d.writer_memory_bytes as u64),
+            writer_threads: d.writer_threads,
+            commit_interval: HumanDuration(d.commit_interval),
+            queue_batches: d.queue_batches,
+            dedupe_ids: d.dedupe_ids,
+            tail_buffer: d.tail_buffer,
+        }
+    }
+}
+
+impl Default for CollectorSection {
+    fn default() -> Self {
+        let d = shiplog_collector::CollectorConfig::default();
+        CollectorSection {
+            batch_max_events: d.batch_max_events,
+            batch_max_bytes: ByteSize(d.batch_max_bytes as u64),
+            batch_max_age: HumanDuration(d.batch_max_age),
+            channel_capacity: d.channel_capacity,
+        }
+    }
+}
+
+impl Default for ApiSection {
+    fn default() -> Self {
+        let d = shiplog_query::ApiLimits::default();
+        ApiSection {
+            max_body: ByteSize(d.max_body_bytes as u64),
+            max_decompressed: ByteSize(d.decode.max_decompressed_bytes as u64),
+        }
+    }
+}
+
+/// Why a config file was refused, with the line and column.
+#[derive(Debug)]
+pub struct ConfigError {
+    /// File path.
+    pub path: PathBuf,
+    /// 1-based line, when known.
+    pub line: Option<usize>,
+    /// 1-based column, when known.
+    pub column: Option<usize>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.path.display())?;
+        if let (Some(l), Some(c)) = (self.line, self.column) {
+            write!(f, ":{l}:{c}")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Parses config text; errors carry the line and column of the bad key or value.
+pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+    toml::from_str::<Config>(text).map_err(|e| {
+        let (line, column) = match e.span() {
+            Some(span) => {
+                let before = &text[..span.start.min(text.len())];
+                let line = before.matches('\n').count() + 1;
+                let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+                (Some(line), Some(column))
+            }
+            None => (None, None),
+        };
+        ConfigError {
+            path: path.to_path_buf(),
+            line,
+            column,
+            message: e.message().trim().to_string(),
+        }
+    })
+}
+
+/// Reads and parses a config file.
+pub fn load(path: &Path) -> anyhow::Result<Config> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config file {}", path.display()))?;
+    Ok(parse(path, &text)?)
+}
+
+impl Config {
+    /// The indexer's settings.
+    pub fn indexer(&self) -> shiplog_indexer::IndexerConfig {
+        shiplog_indexer::IndexerConfig {
+            data_dir: self.data_dir.clone(),
+            writer_memory_bytes: self.indexer.writer_memory.as_usize(),
+            writer_threads: self.indexer.writer_threads,
+            commit_interval: self.indexer.commit_interval.0,
+            queue_batches: self.indexer.queue_batches,
+            dedupe_ids: self.indexer.dedupe_ids,
+            tail_buffer: self.indexer.tail_buffer,
+            ..shiplog_indexer::IndexerConfig::default()
+        }
+    }
+
+    /// The HTTP limits.
+    pub fn api_limits(&self) -> shiplog_query::ApiLimits {
+        let defaults = shiplog_query::ApiLimits::default();
+        shiplog_query::ApiLimits {
+            max_body_bytes: self.api.max_body.as_usize(),
+            decode: shiplog_core::codec::DecodeLimits {
+                max_decompressed_bytes: self.api.max_decompressed.as_usize(),
+                ..defaults.decode
+            },
+            ..defaults
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_documented_example_parses() {
+        let doc = include_str!("config.rs");
+        let example: String = doc
+            .lines()
+            .skip_while(|l| !l.starts_with("//! ```toml"))
+            .skip(1)
+            .take_while(|l| !l.starts_with("//! ```"))
+            .map(|l| l.trim_start_matches("//!").trim_start().to_string() + "\n")
+            .collect();
+        let c = parse(Path::new("example.toml"), &example).unwrap();
+        assert_eq!(c.indexer.writer_memory, ByteSize(256 << 20));
+        assert_eq!(
+            c.collector.batch_max_age.0,
+            std::time::Duration::from_millis(100)
+        );
+        assert_eq!(
+            c.docker.host.as_deref(),
+            Some("unix:///var/run/docker.sock")
+        );
+    }
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        let c = parse(Path::new("x"), "").unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:7070");
+        assert_eq!(c.data_dir, PathBuf::from("shiplog-data"));
+    }
+
+    #[test]
+    fn errors_name_the_line_and_the_key() {
+        let e = parse(
+            Path::new("a.toml"),
+            "listen = \"127.0.0.1:1\"\n\n[indexer]\nwriter_memroy = \"1GiB\"\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.line, Some(4), "{e}");
+        assert!(e.message.contains("writer_memroy"), "{e}");
+        let e = parse(
+            Path::new("a.toml"),
+            "[collector]\nbatch_max_age = \"soon\"\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.line, Some(2), "{e}");
+        assert!(e.to_string().starts_with("a.toml:2:"), "{e}");
+        let e = parse(Path::new("a.toml"), "listen = 7070").unwrap_err();
+        assert_eq!(e.line, Some(1));
+        let e = parse(Path::new("a.toml"), "[api\nmax_body=1").unwrap_err();
+        assert_eq!(e.line, Some(1), "{e}");
+    }
+}

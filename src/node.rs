@@ -1,0 +1,140 @@
+//! Running a node: indexer + query API, with or without the in-process collector.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use shiplog_indexer::Indexer;
+use shiplog_query::AppState;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::NodeArgs;
+use crate::config::{self, Config};
+use crate::local_sink::LocalSink;
+
+/// How long shutdown waits for each part to drain before giving up on it.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Resolves the config file and command-line overrides into one config.
+pub fn resolve_config(args: &NodeArgs) -> anyhow::Result<Config> {
+    let mut config = match &args.config {
+        Some(path) => config::load(path)?,
+        None => Config::default(),
+    };
+    if let Some(dir) = &args.data_dir {
+        config.data_dir = dir.clone();
+    }
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    if args.no_docker {
+        config.docker.enabled = false;
+    }
+    Ok(config)
+}
+
+/// Runs until Ctrl-C or SIGTERM, then drains: collector first (its last batches still
+/// reach the indexer), then the API, then the indexer commits and closes.
+pub fn run(config: Config, with_collector: bool) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("shiplog-rt")
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(run_async(config, with_collector))
+}
+
+async fn run_async(config: Config, with_collector: bool) -> anyhow::Result<()> {
+    let indexer_config = config.indexer();
+    let data_dir = config.data_dir.clone();
+    let indexer = tokio::task::spawn_blocking(move || Indexer::open(indexer_config))
+        .await?
+        .with_context(|| format!("cannot open the data directory {}", data_dir.display()))?;
+    let indexer = Arc::new(indexer);
+    let listener = tokio::net::TcpListener::bind(config.listen).await.with_context(|| {
+        format!("cannot listen on {}: is another shiplog running? pick another address with --listen", config.listen)
+    })?;
+    let addr = listener.local_addr()?;
+    let api_shutdown = CancellationToken::new();
+    let state = AppState {
+        indexer: indexer.clone(),
+        limits: config.api_limits(),
+        shutdown: api_shutdown.clone(),
+    };
+    let server = tokio::spawn(shiplog_query::serve(listener, state));
+    tracing::info!(api = %format!("http://{addr}"), data_dir = %config.data_dir.display(), "shiplog is up");
+
+    let collector_shutdown = CancellationToken::new();
+    let collector = if with_collector && config.docker.enabled {
+        let sink = Arc::new(LocalSink::new(indexer.clone()));
+        let cc = collector_config(&config);
+        Some(tokio::spawn(shiplog_collector::run(
+            cc,
+            sink,
+            collector_shutdown.clone(),
+        )))
+    } else {
+        if with_collector {
+            tracing::info!("docker collection is disabled; the node only serves the API");
+        }
+        None
+    };
+
+    wait_for_signal().await;
+    tracing::info!("shutting down: draining collector, API and indexer");
+    collector_shutdown.cancel();
+    if let Some(c) = collector {
+        match tokio::time::timeout(DRAIN_TIMEOUT, c).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => tracing::warn!(error = %e, "collector stopped with an error"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "collector task failed"),
+            Err(_) => tracing::warn!("collector did not drain in time"),
+        }
+    }
+    api_shutdown.cancel();
+    match tokio::time::timeout(DRAIN_TIMEOUT, server).await {
+        Ok(Ok(Err(e))) => tracing::warn!(error = %e, "API server stopped with an error"),
+        Err(_) => tracing::warn!("API did not drain in time"),
+        _ => {}
+    }
+    tokio::task::spawn_blocking(move || indexer.close()).await?;
+    tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+/// The collector's settings from the config file.
+pub fn collector_config(config: &Config) -> shiplog_collector::CollectorConfig {
+    shiplog_collector::CollectorConfig {
+        node: shiplog_collector::config::hostname(),
+        docker_host: config.docker.host.clone(),
+        batch_max_events: config.collector.batch_max_events,
+        batch_max_bytes: config.collector.batch_max_bytes.as_usize(),
+        batch_max_age: config.collector.batch_max_age.0,
+        channel_capacity: config.collector.channel_capacity,
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot listen for SIGTERM; stop with Ctrl-C");
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

@@ -73,6 +73,10 @@ pub struct IndexerSection {
     pub queue_batches: usize,
     /// Recent event ids remembered to drop duplicates.
     pub dedupe_ids: usize,
+    /// How far back a possible duplicate is looked up in the index.
+    pub dedupe_window: HumanDuration,
+    /// Size at which the write-ahead log starts a new segment.
+    pub wal_segment: ByteSize,
     /// Events a tail subscriber may lag before it gets a gap.
     pub tail_buffer: usize,
 }
@@ -132,6 +136,8 @@ impl Default for IndexerSection {
             commit_interval: HumanDuration(d.commit_interval),
             queue_batches: d.queue_batches,
             dedupe_ids: d.dedupe_ids,
+            dedupe_window: HumanDuration(d.dedupe_window),
+            wal_segment: ByteSize(d.wal_segment_bytes),
             tail_buffer: d.tail_buffer,
         }
     }
@@ -222,6 +228,8 @@ impl Config {
             commit_interval: self.indexer.commit_interval.0,
             queue_batches: self.indexer.queue_batches,
             dedupe_ids: self.indexer.dedupe_ids,
+            dedupe_window: self.indexer.dedupe_window.0,
+            wal_segment_bytes: self.indexer.wal_segment.0,
             tail_buffer: self.indexer.tail_buffer,
             ..shiplog_indexer::IndexerConfig::default()
         }

@@ -26,8 +26,14 @@ pub struct IndexerConfig {
     pub queue_batches: usize,
     /// How many recent event ids are remembered to drop duplicates.
     pub dedupe_ids: usize,
+    /// How far back duplicates are looked up in the index (events older than this process
+    /// or than the oldest remembered id).
+    #[serde(with = "duration_ms")]
+    pub dedupe_window: Duration,
     /// Events a live-tail subscriber may lag behind before it is told of a gap.
     pub tail_buffer: usize,
+    /// Size at which the WAL starts a new segment file.
+    pub wal_segment_bytes: u64,
 }
 
 impl Default for IndexerConfig {
@@ -40,7 +46,9 @@ impl Default for IndexerConfig {
             min_commit_interval: Duration::from_millis(200),
             queue_batches: 64,
             dedupe_ids: 2_000_000,
+            dedupe_window: Duration::from_secs(24 * 3600),
             tail_buffer: 16_384,
+            wal_segment_bytes: 64 * 1024 * 1024,
         }
     }
 }

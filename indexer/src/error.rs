@@ -33,9 +33,53 @@ pub enum IndexerError {
     /// A stored document could not be read back.
     #[error("stored event is unreadable: {0}")]
     Corrupt(String),
+    /// The disk is full: nothing was acknowledged; retry once space is freed.
+    #[error(
+        "disk full while writing {path}: free space under the data directory; ingest resumes by itself"
+    )]
+    DiskFull {
+        /// The file being written.
+        path: PathBuf,
+    },
+    /// Writing the WAL failed for another reason; nothing was acknowledged.
+    #[error("write-ahead log unavailable: {0}")]
+    Wal(String),
     /// A search cursor could not be decoded.
     #[error("invalid cursor '{0}': pass next_cursor from a previous response unchanged")]
     BadCursor(String),
+}
+
+impl IndexerError {
+    /// Classifies an I/O failure, recognising a full disk.
+    pub fn from_io(action: &'static str, path: &std::path::Path, source: std::io::Error) -> Self {
+        use std::io::ErrorKind;
+        if matches!(
+            source.kind(),
+            ErrorKind::StorageFull | ErrorKind::QuotaExceeded
+        ) || source.raw_os_error() == Some(28)
+        {
+            return IndexerError::DiskFull {
+                path: path.to_path_buf(),
+            };
+        }
+        IndexerError::Io {
+            action,
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    /// A copy to hand to each of several waiters (I/O errors are not `Clone`).
+    pub fn clone_kind(&self) -> Self {
+        match self {
+            IndexerError::DiskFull { path } => IndexerError::DiskFull { path: path.clone() },
+            IndexerError::Busy { capacity } => IndexerError::Busy {
+                capacity: *capacity,
+            },
+            IndexerError::Closed => IndexerError::Closed,
+            other => IndexerError::Wal(other.to_string()),
+        }
+    }
 }
 
 /// Result with [`IndexerError`].

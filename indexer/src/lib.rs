@@ -1,10 +1,13 @@
 //! shiplog-indexer: keeps events durable and searchable.
 //!
-//! Batches enter through [`Indexer::ingest`], which queues them (bounded) for the writer
-//! thread in [`writer`]. That thread drops duplicate ids ([`dedupe`]), turns each event into
-//! a tantivy document ([`schema`]) in the index of its day ([`store`]), publishes it to live
-//! tail subscribers, and commits at least once a second; the ingest future resolves after
-//! the commit. [`search`] compiles our query tree ([`compile`]) and reads every day in the
+//! Batches enter through [`Indexer::ingest`], which serialises them on a blocking thread and
+//! queues them (bounded) for the WAL thread in [`wal`]. That thread drops duplicate ids
+//! ([`dedupe`]), appends the rest to the write-ahead log with one fsync per group of batches,
+//! publishes them to live tail, hands them to the writer thread in [`writer`], and only then
+//! acknowledges the ingest. The writer turns each event into a tantivy document ([`schema`])
+//! in the index of its day ([`store`]) and commits at least once a second; each commit moves
+//! the WAL checkpoint so covered segments are deleted. At start, records past the checkpoint
+//! are replayed (events already in the index are skipped by id). [`search`] compiles our query tree ([`compile`]) and reads every day in the
 //! window, newest first. tantivy types never leave this crate.
 
 pub mod compile;
@@ -15,9 +18,11 @@ pub mod schema;
 pub mod search;
 pub mod stats;
 pub mod store;
+pub mod wal;
 pub mod writer;
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use shiplog_core::Event;
 use tokio::sync::broadcast;
@@ -28,43 +33,147 @@ pub use search::{SearchRequest, SearchResponse};
 pub use stats::StatsSnapshot;
 pub use writer::IngestAck;
 
+use crate::dedupe::Dedupe;
 use crate::schema::Fields;
 use crate::stats::Stats;
 use crate::store::Store;
-use crate::writer::WriterHandle;
+use crate::wal::{Prepared, WalHandle, WalParts};
+use crate::writer::{Durable, WriterHandle, WriterMsg};
 
 /// An open data directory: ingest, search and live tail.
 pub struct Indexer {
     store: Arc<Store>,
+    wal: WalHandle,
     writer: WriterHandle,
     tail: broadcast::Sender<Arc<Event>>,
     stats: Arc<Stats>,
 }
 
+/// What start-up found in the WAL.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Recovery {
+    /// WAL batches past the last commit that were indexed again.
+    pub batches: usize,
+    /// Events indexed from them.
+    pub events: usize,
+    /// Events skipped because the index already held them.
+    pub already_stored: usize,
+    /// What was damaged and discarded, one line per file.
+    pub damage: Vec<String>,
+}
+
 impl Indexer {
-    /// Opens (or creates) the data directory and starts the writer thread.
+    /// Opens (or creates) the data directory, replays the WAL past the last commit, and
+    /// starts the WAL and writer threads.
     pub fn open(config: IndexerConfig) -> Result<Self> {
-        let store = Arc::new(Store::open(&config.data_dir, Fields::new())?);
-        let (tail, _) = broadcast::channel(config.tail_buffer.max(16));
-        let stats = Arc::new(Stats::default());
-        let writer = WriterHandle::start(store.clone(), &config, tail.clone(), stats.clone())?;
-        tracing::info!(data_dir = %config.data_dir.display(), days = store.all_days().len(), "indexer opened");
-        Ok(Indexer {
-            store,
-            writer,
-            tail,
-            stats,
-        })
+        Self::open_with_recovery(config).map(|(ix, _)| ix)
     }
 
-    /// Stores a batch; resolves once it is committed. Fails at once with
-    /// [`IndexerError::Busy`] when the writer queue is full.
+    /// Like [`Indexer::open`], also saying what was recovered from the WAL.
+    pub fn open_with_recovery(config: IndexerConfig) -> Result<(Self, Recovery)> {
+        let store = Arc::new(Store::open(&config.data_dir, Fields::new())?);
+        let wal_dir = config.data_dir.join("wal");
+        let scan = wal::replay::scan(&wal_dir)?;
+        let mut recovery = Recovery {
+            damage: scan.damage.clone(),
+            ..Recovery::default()
+        };
+        for d in &scan.damage {
+            tracing::warn!(damage = %d, "write-ahead log damaged; only unacknowledged data can be lost this way");
+        }
+        let stats = Arc::new(Stats::default());
+        let covered = Arc::new(AtomicU64::new(scan.covered));
+        let writer = WriterHandle::start(
+            store.clone(),
+            &config,
+            wal_dir.clone(),
+            covered.clone(),
+            stats.clone(),
+        )?;
+        let window = i64::try_from(config.dedupe_window.as_nanos()).unwrap_or(i64::MAX);
+        let mut dedupe = Dedupe::new(config.dedupe_ids, window);
+        for r in &scan.records {
+            let (events, sources) = match wal::replay::decode(r) {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!(seq = r.seq, error = %e, "skipping unreadable WAL record");
+                    recovery.damage.push(e.to_string());
+                    continue;
+                }
+            };
+            let mut durable = Durable {
+                seq: r.seq,
+                events: Vec::new(),
+                sources: Vec::new(),
+            };
+            for (e, s) in events.into_iter().zip(sources) {
+                if !dedupe.insert(e.id, e.ts) || store.contains(&e)? {
+                    recovery.already_stored += 1;
+                    continue;
+                }
+                durable.events.push(Arc::new(e));
+                durable.sources.push(s);
+            }
+            recovery.batches += 1;
+            recovery.events += durable.events.len();
+            writer
+                .sender()
+                .send(WriterMsg::Batch(durable))
+                .map_err(|_| IndexerError::Closed)?;
+        }
+        if !scan.records.is_empty() {
+            writer.flush()?;
+            tracing::info!(
+                batches = recovery.batches,
+                events = recovery.events,
+                already_stored = recovery.already_stored,
+                "replayed the write-ahead log"
+            );
+        }
+        let (tail, _) = broadcast::channel(config.tail_buffer.max(16));
+        let wal = WalHandle::start(WalParts {
+            dir: wal_dir,
+            next_seq: scan.last_seq + 1,
+            segment_bytes: config.wal_segment_bytes,
+            queue_batches: config.queue_batches,
+            dedupe,
+            store: store.clone(),
+            tail: tail.clone(),
+            older: scan.segments,
+            writer: writer.sender(),
+            covered,
+            stats: stats.clone(),
+        })?;
+        tracing::info!(data_dir = %config.data_dir.display(), days = store.all_days().len(), "indexer opened");
+        Ok((
+            Indexer {
+                store,
+                wal,
+                writer,
+                tail,
+                stats,
+            },
+            recovery,
+        ))
+    }
+
+    /// Stores a batch; resolves once it is in the write-ahead log and fsynced, with how many
+    /// events were new. It is searchable within the commit interval. Fails at once with
+    /// [`IndexerError::Busy`] when the queue is full.
     pub async fn ingest(&self, events: Vec<Event>) -> Result<IngestAck> {
         if events.is_empty() {
             return Ok(IngestAck::default());
         }
-        let rx = self.writer.submit(events)?;
+        let prepared = tokio::task::spawn_blocking(move || Prepared::new(events))
+            .await
+            .map_err(|e| IndexerError::Wal(format!("serialising the batch failed: {e}")))?;
+        let rx = self.wal.submit(prepared)?;
         rx.await.map_err(|_| IndexerError::Closed)?
+    }
+
+    /// Commits everything acknowledged so far, so it is searchable now. Blocking.
+    pub fn flush(&self) -> Result<()> {
+        self.writer.flush()
     }
 
     /// Searches. Blocking (disk reads): call it from a blocking thread.
@@ -72,7 +181,7 @@ impl Indexer {
         search::search(&self.store, req)
     }
 
-    /// Subscribes to events as they are stored. A receiver that lags by more than the
+    /// Subscribes to events as they become durable. A receiver that lags by more than the
     /// configured tail buffer is told how many it missed.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
         self.tail.subscribe()
@@ -88,11 +197,15 @@ impl Indexer {
         self.stats.snapshot()
     }
 
-    /// Commits what is pending and stops the writer thread. Blocking.
+    /// Finishes queued batches, commits, and stops the threads. Blocking.
     pub fn close(&self) {
+        self.wal.shutdown();
         self.writer.shutdown();
     }
 }
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod durability_tests;

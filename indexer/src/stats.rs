@@ -13,6 +13,8 @@ pub struct Stats {
     pub bytes_in: AtomicU64,
     /// Commits made.
     pub commits: AtomicU64,
+    /// Bytes in WAL segment files.
+    pub wal_bytes: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -26,6 +28,8 @@ pub struct StatsSnapshot {
     pub bytes_in: u64,
     /// Commits made.
     pub commits: u64,
+    /// Bytes in WAL segment files.
+    pub wal_bytes: u64,
 }
 
 impl Stats {
@@ -36,6 +40,7 @@ impl Stats {
             duplicates: self.duplicates.load(Ordering::Relaxed),
             bytes_in: self.bytes_in.load(Ordering::Relaxed),
             commits: self.commits.load(Ordering::Relaxed),
+            wal_bytes: self.wal_bytes.load(Ordering::Relaxed),
         }
     }
 }

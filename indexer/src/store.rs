@@ -128,6 +128,24 @@ impl Store {
             .collect()
     }
 
+    /// Whether an event with this id is stored in the index of its day (as of the last
+    /// commit).
+    pub fn contains(&self, event: &shiplog_core::Event) -> Result<bool> {
+        let day = event.ts.day_string();
+        let Some(d) = self
+            .days
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&day)
+            .cloned()
+        else {
+            return Ok(false);
+        };
+        let term = tantivy::Term::from_field_text(self.fields.id, &event.id.to_string());
+        let q = tantivy::query::TermQuery::new(term, tantivy::schema::IndexRecordOption::Basic);
+        Ok(d.reader.searcher().search(&q, &tantivy::collector::Count)? > 0)
+    }
+
     /// Every day currently open, oldest first.
     pub fn all_days(&self) -> Vec<Arc<DayIndex>> {
         self.days

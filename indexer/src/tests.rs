@@ -78,6 +78,7 @@ fn ingested_events_are_searchable_newest_first_once() {
         })
         .collect();
     let ack = rt().block_on(ix.ingest(events.clone())).unwrap();
+    ix.flush().unwrap();
     assert_eq!(
         ack,
         IngestAck {
@@ -86,6 +87,7 @@ fn ingested_events_are_searchable_newest_first_once() {
         }
     );
     let again = rt().block_on(ix.ingest(events[..10].to_vec())).unwrap();
+    ix.flush().unwrap();
     assert_eq!(
         again,
         IngestAck {
@@ -123,6 +125,7 @@ fn cursor_pages_through_everything_once_even_with_equal_timestamps() {
         })
         .collect();
     rt().block_on(ix.ingest(events)).unwrap();
+    ix.flush().unwrap();
     let mut seen = std::collections::HashSet::new();
     let mut cursor = None;
     let mut pages = 0;
@@ -172,6 +175,7 @@ fn time_windows_span_days_and_merge_in_time_order() {
         }
     }
     rt().block_on(ix.ingest(events)).unwrap();
+    ix.flush().unwrap();
     assert_eq!(
         std::fs::read_dir(dir.path().join("logs")).unwrap().count(),
         4,
@@ -213,6 +217,7 @@ fn json_fields_are_searchable_by_path_as_strings_and_numbers() {
     let mut b = event(2, "web", "b");
     b.fields = serde_json::from_str(r#"{"user":{"id":"42"},"plan":"free"}"#).unwrap();
     rt().block_on(ix.ingest(vec![a, b])).unwrap();
+    ix.flush().unwrap();
     assert_eq!(search(&ix, "fields.user.id:42", 10).total, 2);
     assert_eq!(search(&ix, "fields.plan:pro", 10).total, 1);
     assert_eq!(search(&ix, "fields.ok:true", 10).total, 1);
@@ -238,6 +243,7 @@ fn search_agrees_with_the_tail_matcher_on_real_logs() {
         }
     }
     rt().block_on(ix.ingest(events.clone())).unwrap();
+    ix.flush().unwrap();
     let queries = [
         "INFO",
         "level:warn",
@@ -306,7 +312,7 @@ fn full_queue_answers_busy_instead_of_waiting() {
                 e
             })
             .collect();
-        match ix.writer.submit(batch) {
+        match ix.wal.submit(crate::wal::Prepared::new(batch)) {
             Ok(rx) => receivers.push(rx),
             Err(IndexerError::Busy { capacity: 1 }) => busy += 1,
             Err(e) => panic!("unexpected {e}"),
@@ -326,6 +332,7 @@ fn tail_subscribers_see_stored_events_in_order() {
     let mut rx = ix.subscribe();
     let events: Vec<Event> = (0..10).map(|i| event(i, "web", &format!("m{i}"))).collect();
     rt().block_on(ix.ingest(events)).unwrap();
+    ix.flush().unwrap();
     for i in 0..10 {
         assert_eq!(rx.try_recv().unwrap().message, format!("m{i}"));
     }

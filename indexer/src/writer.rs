@@ -1,27 +1,28 @@
-//! The writer thread: takes batches from a bounded queue, drops duplicates, adds documents
-//! to the day's tantivy writer, publishes fresh events to live tail, and commits at least
-//! once per `commit_interval` while data flows. A batch is acknowledged only after the commit
-//! that covers it, so an ack means the events are on disk.
+//! The tantivy writer thread: takes durable batches from the WAL thread through a bounded
+//! queue, adds them to the index of each event's day, and commits at least once per
+//! `commit_interval` while data flows (sooner when the queue runs dry, at most every
+//! `min_commit_interval`). After each commit it records in the WAL checkpoint which
+//! sequence numbers the commit covers, so the WAL can drop them.
 //!
-//! When the queue is full, [`WriterHandle::submit`] fails at once with `Busy` rather than
-//! waiting: the HTTP layer turns that into 429 and the sender keeps the batch and retries.
+//! If a commit fails (a full disk, say), the uncommitted documents are rolled back and read
+//! again from the WAL, where they are safe, and the commit is retried every second.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
-use shiplog_core::{Event, EventId};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use shiplog_core::Event;
 use tantivy::{IndexWriter, TantivyDocument};
-use tokio::sync::{broadcast, oneshot};
 
 use crate::config::IndexerConfig;
-use crate::dedupe::Dedupe;
 use crate::error::{IndexerError, Result};
 use crate::stats::Stats;
 use crate::store::{DayIndex, Store};
+use crate::wal;
 
 /// How many day writers stay open at once; older days are committed and closed.
 const MAX_OPEN_WRITERS: usize = 2;
@@ -35,40 +36,54 @@ pub struct IngestAck {
     pub duplicates: usize,
 }
 
-enum WriterMsg {
-    Batch {
-        events: Vec<Event>,
-        ack: oneshot::Sender<Result<IngestAck>>,
-    },
+/// A batch that is already durable in the WAL under `seq`.
+pub struct Durable {
+    /// WAL sequence number of the batch.
+    pub seq: u64,
+    /// Its events.
+    pub events: Vec<Arc<Event>>,
+    /// Each event's JSON, stored as `_source`.
+    pub sources: Vec<Vec<u8>>,
+}
+
+/// Messages to the writer thread.
+pub enum WriterMsg {
+    /// Index a durable batch.
+    Batch(Durable),
+    /// Commit now and answer when done.
+    Flush(crossbeam_channel::Sender<Result<()>>),
+    /// Commit and stop.
     Shutdown,
 }
 
 /// The sending side of the writer thread.
 pub struct WriterHandle {
     tx: Sender<WriterMsg>,
-    capacity: usize,
     thread: std::sync::Mutex<Option<JoinHandle<()>>>,
 }
 
 impl WriterHandle {
-    /// Starts the writer thread.
+    /// Starts the writer thread; `covered` starts at the checkpoint read from the WAL.
     pub fn start(
         store: Arc<Store>,
         config: &IndexerConfig,
-        tail: broadcast::Sender<Arc<Event>>,
+        wal_dir: PathBuf,
+        covered: Arc<AtomicU64>,
         stats: Arc<Stats>,
     ) -> Result<Self> {
         let (tx, rx) = crossbeam_channel::bounded(config.queue_batches.max(1));
+        let added_through = covered.load(Ordering::Acquire);
         let mut worker = Worker {
             store,
             rx,
-            tail,
             stats,
-            dedupe: Dedupe::new(config.dedupe_ids),
+            wal_dir,
+            covered,
+            added_through,
             writers: HashMap::new(),
-            pending: Vec::new(),
             first_pending: None,
             last_commit: Instant::now(),
+            needs_recovery: false,
             commit_interval: config.commit_interval,
             min_commit_interval: config.min_commit_interval,
             writer_memory: (config.writer_memory_bytes / MAX_OPEN_WRITERS).max(30 * 1024 * 1024),
@@ -84,28 +99,28 @@ impl WriterHandle {
             })?;
         Ok(WriterHandle {
             tx,
-            capacity: config.queue_batches.max(1),
             thread: std::sync::Mutex::new(Some(thread)),
         })
     }
 
-    /// Queues a batch; the receiver resolves once it is committed (or failed).
-    pub fn submit(&self, events: Vec<Event>) -> Result<oneshot::Receiver<Result<IngestAck>>> {
-        let (ack, rx) = oneshot::channel();
-        match self.tx.try_send(WriterMsg::Batch { events, ack }) {
-            Ok(()) => Ok(rx),
-            Err(TrySendError::Full(_)) => Err(IndexerError::Busy {
-                capacity: self.capacity,
-            }),
-            Err(TrySendError::Disconnected(_)) => Err(IndexerError::Closed),
-        }
+    /// The queue the WAL thread hands durable batches to.
+    pub fn sender(&self) -> Sender<WriterMsg> {
+        self.tx.clone()
+    }
+
+    /// Commits everything received so far; blocking.
+    pub fn flush(&self) -> Result<()> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        self.tx
+            .send(WriterMsg::Flush(tx))
+            .map_err(|_| IndexerError::Closed)?;
+        rx.recv().map_err(|_| IndexerError::Closed)?
     }
 
     /// Commits what is pending and stops the thread; waits for it.
     pub fn shutdown(&self) {
         let _ = self.tx.send(WriterMsg::Shutdown);
-        let thread = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(t) = thread
+        if let Some(t) = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take()
             && t.join().is_err()
         {
             tracing::error!("writer thread panicked during shutdown");
@@ -120,22 +135,18 @@ struct OpenWriter {
     last_used: Instant,
 }
 
-struct Pending {
-    ack: oneshot::Sender<Result<IngestAck>>,
-    result: IngestAck,
-    ids: Vec<EventId>,
-}
-
 struct Worker {
     store: Arc<Store>,
     rx: Receiver<WriterMsg>,
-    tail: broadcast::Sender<Arc<Event>>,
     stats: Arc<Stats>,
-    dedupe: Dedupe,
+    wal_dir: PathBuf,
+    covered: Arc<AtomicU64>,
+    /// Highest WAL sequence number whose documents are in the writers.
+    added_through: u64,
     writers: HashMap<String, OpenWriter>,
-    pending: Vec<Pending>,
     first_pending: Option<Instant>,
     last_commit: Instant,
+    needs_recovery: bool,
     commit_interval: Duration,
     min_commit_interval: Duration,
     writer_memory: usize,
@@ -145,19 +156,23 @@ struct Worker {
 impl Worker {
     fn run(&mut self) {
         loop {
-            let timeout = match self.first_pending {
-                Some(first) => {
-                    let deadline = (first + self.commit_interval)
-                        .min(self.last_commit + self.min_commit_interval);
-                    deadline.saturating_duration_since(Instant::now())
-                }
-                None => Duration::from_secs(1),
+            let timeout = match (self.needs_recovery, self.first_pending) {
+                (true, _) => Duration::from_secs(1),
+                (false, Some(first)) => (first + self.commit_interval)
+                    .min(self.last_commit + self.min_commit_interval)
+                    .saturating_duration_since(Instant::now()),
+                (false, None) => Duration::from_secs(1),
             };
             match self.rx.recv_timeout(timeout) {
-                Ok(WriterMsg::Batch { events, ack }) => self.add_batch(events, ack),
+                Ok(WriterMsg::Batch(d)) => self.add_batch(d),
+                Ok(WriterMsg::Flush(reply)) => {
+                    let _ = reply.send(self.commit());
+                }
                 Ok(WriterMsg::Shutdown) | Err(RecvTimeoutError::Disconnected) => {
-                    self.commit();
-                    for w in self.writers.drain().map(|(_, w)| w) {
+                    if let Err(e) = self.commit() {
+                        tracing::error!(error = %e, "final commit failed; the WAL replays the rest at the next start");
+                    }
+                    for (_, w) in self.writers.drain() {
                         if let Err(e) = w.writer.wait_merging_threads() {
                             tracing::warn!(day = %w.day.day, error = %e, "merge did not finish cleanly at shutdown");
                         }
@@ -166,8 +181,12 @@ impl Worker {
                 }
                 Err(RecvTimeoutError::Timeout) => {}
             }
-            if self.should_commit() {
-                self.commit();
+            if self.needs_recovery {
+                if self.last_commit.elapsed() >= Duration::from_secs(1) {
+                    let _ = self.commit();
+                }
+            } else if self.should_commit() {
+                let _ = self.commit();
             }
         }
     }
@@ -182,42 +201,31 @@ impl Worker {
                 && now.duration_since(self.last_commit) >= self.min_commit_interval)
     }
 
-    fn add_batch(&mut self, events: Vec<Event>, ack: oneshot::Sender<Result<IngestAck>>) {
-        let mut result = IngestAck::default();
-        let mut ids = Vec::with_capacity(events.len());
-        for event in events {
-            if !self.dedupe.insert(event.id) {
-                result.duplicates += 1;
-                continue;
-            }
-            ids.push(event.id);
-            if let Err(e) = self.add_event(&event) {
-                for id in &ids {
-                    self.dedupe.forget(*id);
-                }
-                let _ = ack.send(Err(e));
+    fn add_batch(&mut self, d: Durable) {
+        // After a recovery re-read the WAL, batches it already covered arrive again.
+        if d.seq <= self.added_through || self.needs_recovery {
+            return;
+        }
+        for (event, source) in d.events.iter().zip(&d.sources) {
+            if let Err(e) = self.add_event(event, source) {
+                tracing::error!(error = %e, seq = d.seq, "cannot index a durable batch; it will be re-read from the WAL");
+                self.needs_recovery = true;
                 return;
             }
-            result.accepted += 1;
-            let _ = self.tail.send(Arc::new(event));
         }
-        self.stats
-            .duplicates
-            .fetch_add(result.duplicates as u64, Ordering::Relaxed);
-        self.pending.push(Pending { ack, result, ids });
+        self.added_through = d.seq;
         self.first_pending.get_or_insert_with(Instant::now);
     }
 
-    fn add_event(&mut self, event: &Event) -> Result<()> {
+    fn add_event(&mut self, event: &Event, source: &[u8]) -> Result<()> {
         let day = event.ts.day_string();
         if !self.writers.contains_key(&day) {
             self.open_writer(&day)?;
         }
-        let source = serde_json::to_vec(event).map_err(|e| IndexerError::Corrupt(e.to_string()))?;
         self.stats
             .bytes_in
             .fetch_add(source.len() as u64, Ordering::Relaxed);
-        let doc = self.store.fields().document(event, &source);
+        let doc = self.store.fields().document(event, source);
         let w = self.writers.get_mut(&day).ok_or(IndexerError::Closed)?;
         w.writer.add_document(doc)?;
         w.dirty = true;
@@ -227,17 +235,17 @@ impl Worker {
 
     fn open_writer(&mut self, day: &str) -> Result<()> {
         if self.writers.len() >= MAX_OPEN_WRITERS {
-            // Closing a writer needs its documents committed first.
-            self.commit();
+            // A writer can only be closed once its documents are committed.
+            self.commit()?;
             let oldest = self
                 .writers
                 .iter()
                 .min_by_key(|(_, w)| w.last_used)
                 .map(|(d, _)| d.clone());
-            if let Some(d) = oldest.and_then(|d| self.writers.remove(&d)) {
-                tracing::debug!(day = %d.day.day, "closing idle day writer");
-                if let Err(e) = d.writer.wait_merging_threads() {
-                    tracing::warn!(day = %d.day.day, error = %e, "merge did not finish cleanly");
+            if let Some(w) = oldest.and_then(|d| self.writers.remove(&d)) {
+                tracing::debug!(day = %w.day.day, "closing idle day writer");
+                if let Err(e) = w.writer.wait_merging_threads() {
+                    tracing::warn!(day = %w.day.day, error = %e, "merge did not finish cleanly");
                 }
             }
         }
@@ -257,7 +265,13 @@ impl Worker {
         Ok(())
     }
 
-    fn commit(&mut self) {
+    /// Commits every dirty writer, then moves the WAL checkpoint. On failure rolls back and
+    /// re-reads the uncommitted batches from the WAL.
+    fn commit(&mut self) -> Result<()> {
+        self.last_commit = Instant::now();
+        if self.needs_recovery {
+            self.recover()?;
+        }
         let mut failure = None;
         for w in self.writers.values_mut().filter(|w| w.dirty) {
             match w.writer.commit() {
@@ -268,33 +282,53 @@ impl Worker {
                     }
                 }
                 Err(e) => {
-                    tracing::error!(day = %w.day.day, error = %e, "commit failed; pending batches are refused");
-                    if let Err(e) = w.writer.rollback() {
-                        tracing::error!(day = %w.day.day, error = %e, "rollback failed");
-                    }
-                    w.dirty = false;
-                    failure = Some(e.to_string());
+                    failure = Some(IndexerError::Commit(e.to_string()));
+                    break;
                 }
             }
         }
-        self.last_commit = Instant::now();
+        if let Some(err) = failure {
+            tracing::warn!(error = %err, "commit failed; uncommitted batches stay in the WAL and are retried");
+            for w in self.writers.values_mut() {
+                let _ = w.writer.rollback();
+                w.dirty = false;
+            }
+            self.needs_recovery = true;
+            return Err(err);
+        }
         self.first_pending = None;
         self.stats.commits.fetch_add(1, Ordering::Relaxed);
-        for p in self.pending.drain(..) {
-            match &failure {
-                None => {
-                    self.stats
-                        .events
-                        .fetch_add(p.result.accepted as u64, Ordering::Relaxed);
-                    let _ = p.ack.send(Ok(p.result));
-                }
-                Some(msg) => {
-                    for id in &p.ids {
-                        self.dedupe.forget(*id);
-                    }
-                    let _ = p.ack.send(Err(IndexerError::Commit(msg.clone())));
+        let through = self.added_through;
+        if through > self.covered.load(Ordering::Acquire) {
+            match wal::checkpoint::write(&self.wal_dir, through) {
+                Ok(()) => self.covered.store(through, Ordering::Release),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot write the WAL checkpoint; the WAL keeps its segments")
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Puts the writers back in step with the WAL: every record past the checkpoint is
+    /// indexed again (the rolled-back documents were exactly those).
+    fn recover(&mut self) -> Result<()> {
+        let covered = self.covered.load(Ordering::Acquire);
+        let scan = wal::replay::scan_readonly(&self.wal_dir, covered)?;
+        self.added_through = covered;
+        for r in &scan {
+            let (events, sources) = wal::replay::decode(r)?;
+            for (e, s) in events.iter().zip(&sources) {
+                self.add_event(e, s)?;
+            }
+            self.added_through = r.seq;
+        }
+        tracing::info!(
+            batches = scan.len(),
+            through = self.added_through,
+            "re-read uncommitted batches from the WAL"
+        );
+        self.needs_recovery = false;
+        Ok(())
     }
 }

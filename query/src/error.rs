@@ -105,6 +105,18 @@ impl From<IndexerError> for ApiError {
                     e.to_string(),
                 )
             },
+            IndexerError::DiskFull { .. } => ApiError {
+                retry_after: Some(10),
+                ..Self::new(StatusCode::INSUFFICIENT_STORAGE, "disk_full", e.to_string())
+            },
+            IndexerError::Wal(_) => ApiError {
+                retry_after: Some(5),
+                ..Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    e.to_string(),
+                )
+            },
             IndexerError::BadCursor(_) => Self::bad_request("bad_cursor", e.to_string()),
             other => Self::internal(other.to_string()),
         }

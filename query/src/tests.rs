@@ -58,8 +58,8 @@ async fn call(state: &AppState, req: Request<Body>) -> (StatusCode, Value) {
 }
 
 fn post(body: Vec<u8>, encoding: Option<&str>) -> Request<Body> {
-    let mut b =
-        Request::post("/api/v1/ingest").header(header::CONTENT_TYPE, "application/x-ndjson");
+    let mut b = Request::post("/api/v1/ingest?refresh=true")
+        .header(header::CONTENT_TYPE, "application/x-ndjson");
     if let Some(enc) = encoding {
         b = b.header(header::CONTENT_ENCODING, enc);
     }

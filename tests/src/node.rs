@@ -128,11 +128,12 @@ impl Node {
         (status, resp.json().unwrap_or(Value::Null))
     }
 
-    /// `POST /api/v1/ingest` with a raw body and optional content encoding.
+    /// `POST /api/v1/ingest?refresh=true` (searchable on return) with a raw body and
+    /// optional content encoding.
     pub fn ingest(&self, body: Vec<u8>, encoding: Option<&str>) -> (u16, Value) {
         let mut req = self
             .http
-            .post(format!("{}/api/v1/ingest", self.url))
+            .post(format!("{}/api/v1/ingest?refresh=true", self.url))
             .header("content-type", "application/x-ndjson")
             .body(body);
         if let Some(e) = encoding {

@@ -63,12 +63,26 @@ fn codec_error(e: CodecError) -> ApiError {
     }
 }
 
-/// Stores one batch.
+/// Query-string parameters of ingest.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestParams {
+    /// `true`: commit before answering, so the batch is searchable when the answer arrives
+    /// (like Elasticsearch's `refresh=true`). Costs a commit per request: for tests and
+    /// low-rate senders, not for bulk shipping.
+    #[serde(default)]
+    pub refresh: bool,
+}
+
+/// Stores one batch; answers once it is durable (and, with `refresh=true`, searchable).
 pub async fn ingest(
     State(state): State<AppState>,
+    params: Result<axum::extract::Query<IngestParams>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<IngestAck>, ApiError> {
+    let axum::extract::Query(params) =
+        params.map_err(|e| ApiError::bad_request("bad_parameters", e.body_text()))?;
     let compressed = encoding(&headers)?;
     check_content_type(&headers)?;
     let limit = state.limits.max_body_bytes;
@@ -94,6 +108,12 @@ pub async fn ingest(
     .map_err(codec_error)?;
     let n = batch.events.len();
     let ack = state.indexer.ingest(batch.events).await?;
+    if params.refresh {
+        let indexer = state.indexer.clone();
+        tokio::task::spawn_blocking(move || indexer.flush())
+            .await
+            .map_err(|e| ApiError::internal(format!("refresh task failed: {e}")))??;
+    }
     tracing::debug!(events = n, accepted = ack.accepted, duplicates = ack.duplicates, batch_id = ?batch.batch_id, "batch stored");
     Ok(Json(ack))
 }

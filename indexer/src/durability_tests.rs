@@ -1,0 +1,192 @@
+//! Recovery from the write-ahead log: damaged tails, flipped bytes, repeated replays.
+
+use std::path::Path;
+use std::time::Duration;
+
+use shiplog_core::query::parse;
+use shiplog_core::{Event, EventId, Timestamp};
+
+use super::*;
+use crate::wal::{payload, record, segment_name};
+
+fn config(dir: &Path) -> IndexerConfig {
+    IndexerConfig {
+        data_dir: dir.to_path_buf(),
+        writer_memory_bytes: 64 * 1024 * 1024,
+        writer_threads: 1,
+        commit_interval: Duration::from_millis(200),
+        min_commit_interval: Duration::from_millis(10),
+        ..IndexerConfig::default()
+    }
+}
+
+fn batch(k: u64, n: u64) -> Vec<Event> {
+    (0..n)
+        .map(|i| {
+            let mut e = Event::log(Timestamp::now(), format!("batch{k} item{i}"));
+            e.id = EventId(u128::from(k) << 32 | u128::from(i));
+            e.service = "wal".into();
+            e
+        })
+        .collect()
+}
+
+/// Writes segment 1 holding one record per batch, as a crashed node would have left it.
+fn crashed_wal(data_dir: &Path, batches: &[Vec<Event>]) -> Vec<u8> {
+    let dir = data_dir.join("wal");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut bytes = record::header().to_vec();
+    for (i, b) in batches.iter().enumerate() {
+        let sources: Vec<Vec<u8>> = b.iter().map(|e| serde_json::to_vec(e).unwrap()).collect();
+        record::encode(i as u64 + 1, &payload(&sources), &mut bytes);
+    }
+    std::fs::write(dir.join(segment_name(1)), &bytes).unwrap();
+    bytes
+}
+
+fn count(ix: &Indexer, q: &str) -> u64 {
+    ix.search(&SearchRequest {
+        query: parse(q).unwrap(),
+        since: None,
+        until: None,
+        limit: 1,
+        cursor: None,
+    })
+    .unwrap()
+    .total
+}
+
+#[test]
+fn replay_indexes_what_the_crash_left_uncommitted_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    crashed_wal(dir.path(), &[batch(1, 10), batch(2, 10), batch(3, 10)]);
+    let (ix, rec) = Indexer::open_with_recovery(config(dir.path())).unwrap();
+    assert_eq!(
+        (rec.batches, rec.events, rec.damage.len()),
+        (3, 30, 0),
+        "{rec:?}"
+    );
+    assert_eq!(count(&ix, "service:wal"), 30);
+    ix.close();
+    // The checkpoint now covers the replay: a second start replays nothing and stores no copy.
+    let (ix, rec) = Indexer::open_with_recovery(config(dir.path())).unwrap();
+    assert_eq!(rec.events, 0, "{rec:?}");
+    assert_eq!(count(&ix, "service:wal"), 30);
+}
+
+#[test]
+fn a_truncated_last_record_keeps_every_record_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = crashed_wal(dir.path(), &[batch(1, 5), batch(2, 5), batch(3, 5)]);
+    let seg = dir.path().join("wal").join(segment_name(1));
+    std::fs::write(&seg, &bytes[..bytes.len() - 7]).unwrap();
+    let (ix, rec) = Indexer::open_with_recovery(config(dir.path())).unwrap();
+    assert_eq!(rec.events, 10, "{rec:?}");
+    assert_eq!(rec.damage.len(), 1);
+    assert!(
+        rec.damage[0].contains("torn") && rec.damage[0].contains("discarded"),
+        "{:?}",
+        rec.damage
+    );
+    assert_eq!(count(&ix, "batch1"), 5);
+    assert_eq!(count(&ix, "batch2"), 5);
+    assert_eq!(count(&ix, "batch3"), 0);
+    // New ingest works after the cut.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    assert_eq!(rt.block_on(ix.ingest(batch(4, 3))).unwrap().accepted, 3);
+    ix.flush().unwrap();
+    assert_eq!(count(&ix, "service:wal"), 13);
+}
+
+#[test]
+fn a_flipped_byte_mid_file_keeps_the_records_before_the_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    let first: Vec<u8> = {
+        let sources: Vec<Vec<u8>> = batch(1, 4)
+            .iter()
+            .map(|e| serde_json::to_vec(e).unwrap())
+            .collect();
+        payload(&sources)
+    };
+    let mut bytes = crashed_wal(
+        dir.path(),
+        &[batch(1, 4), batch(2, 4), batch(3, 4), batch(4, 4)],
+    );
+    // A byte inside the second record's payload.
+    let at = (record::HEADER_LEN + record::FRAME_LEN) as usize
+        + first.len()
+        + record::FRAME_LEN as usize
+        + 3;
+    bytes[at] ^= 0x10;
+    std::fs::write(dir.path().join("wal").join(segment_name(1)), &bytes).unwrap();
+    let (ix, rec) = Indexer::open_with_recovery(config(dir.path())).unwrap();
+    assert_eq!(rec.events, 4, "{rec:?}");
+    assert!(rec.damage[0].contains("checksum"), "{:?}", rec.damage);
+    assert_eq!(count(&ix, "service:wal"), 4);
+    assert_eq!(count(&ix, "batch1"), 4);
+}
+
+#[test]
+fn acked_batches_survive_an_unclean_stop_and_retries_after_restart_are_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut cfg = config(dir.path());
+    // No commit happens while the first indexer runs: everything must come from the WAL.
+    cfg.commit_interval = Duration::from_secs(3600);
+    cfg.min_commit_interval = Duration::from_secs(3600);
+    let older = |k| {
+        let mut b = batch(k, 20);
+        for e in &mut b {
+            e.ts = Timestamp::now().offset(-60 * 1_000_000_000);
+        }
+        b
+    };
+    {
+        let ix = Indexer::open(cfg.clone()).unwrap();
+        for k in 0..5 {
+            assert_eq!(rt.block_on(ix.ingest(older(k))).unwrap().accepted, 20);
+        }
+        // Simulate the process dying: the WAL thread stops, the writer never commits.
+        ix.wal.shutdown();
+        std::mem::forget(ix);
+    }
+    // The dead writer still holds tantivy's lock on today's index in this process, so the
+    // restart uses a copy of the directory, as a new process would see it.
+    let copy = tempfile::tempdir().unwrap();
+    copy_dir(dir.path(), copy.path());
+    let _ = std::fs::remove_file(
+        copy.path()
+            .join("logs")
+            .join(Timestamp::now().day_string())
+            .join(".tantivy-writer.lock"),
+    );
+    let (ix, rec) = Indexer::open_with_recovery(config(copy.path())).unwrap();
+    assert_eq!(rec.events, 100, "{rec:?}");
+    assert_eq!(count(&ix, "service:wal"), 100);
+    // A sender that never saw its acks retries everything: nothing is stored twice.
+    for k in 0..5 {
+        assert_eq!(rt.block_on(ix.ingest(older(k))).unwrap().duplicates, 20);
+    }
+    ix.flush().unwrap();
+    assert_eq!(count(&ix, "service:wal"), 100);
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else if let Err(e) = std::fs::copy(entry.path(), &target) {
+            // tantivy's threads in the "dead" process may still delete temporary files.
+            assert_eq!(e.kind(), std::io::ErrorKind::NotFound, "{e}");
+        }
+    }
+}

@@ -101,8 +101,12 @@ pub fn search(store: &Store, req: &SearchRequest) -> Result<SearchResponse> {
     let mut remaining = 0u64;
     let mut candidates: Vec<(i64, usize, DocAddress)> = Vec::new();
     let days = store.days_between(req.since, req.until);
+    let mut searchers = Vec::with_capacity(days.len());
     for (day_no, day) in days.iter().enumerate() {
+        // One searcher per day for the whole request: doc addresses are only valid within
+        // the searcher (the segments it holds) that produced them.
         let searcher = day.reader.searcher();
+        searchers.push(searcher.clone());
         total += searcher.search(&*counted, &Count)? as u64;
         if page_until.is_some_and(|u| u.day_string() < day.day) {
             continue;
@@ -120,8 +124,7 @@ pub fn search(store: &Store, req: &SearchRequest) -> Result<SearchResponse> {
 
     let mut events = Vec::with_capacity(candidates.len());
     for (_, day_no, addr) in candidates {
-        let searcher = days[day_no].reader.searcher();
-        let doc: TantivyDocument = searcher.doc(addr)?;
+        let doc: TantivyDocument = searchers[day_no].doc(addr)?;
         let source = doc
             .get_first(fields.source)
             .and_then(|v| v.as_bytes())

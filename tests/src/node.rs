@@ -14,8 +14,10 @@ pub struct Node {
     child: Child,
     /// Base URL, e.g. `http://127.0.0.1:40123`.
     pub url: String,
-    /// Its data directory (removed on drop).
-    pub data_dir: tempfile::TempDir,
+    /// Its data directory.
+    pub data_dir: std::path::PathBuf,
+    /// Owns the data directory when the node made it (removed on drop).
+    _owned_dir: Option<tempfile::TempDir>,
     log: Arc<Mutex<String>>,
     http: reqwest::blocking::Client,
 }
@@ -24,10 +26,22 @@ impl Node {
     /// Starts `shiplog up` with extra arguments and environment, and waits until `/healthz`
     /// answers.
     pub fn start(extra_args: &[&str], env: &[(&str, &str)]) -> Node {
-        let data_dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut node = Node::start_in(dir.path(), "up", extra_args, env);
+        node._owned_dir = Some(dir);
+        node
+    }
+
+    /// Starts `shiplog <command>` (`up` or `serve`) on an existing data directory.
+    pub fn start_in(
+        data_dir: &std::path::Path,
+        command: &str,
+        extra_args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Node {
         let mut cmd = Command::new(shiplog_bin());
-        cmd.args(["up", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data_dir.path())
+        cmd.args([command, "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
             .args(extra_args)
             .env("RUST_LOG", "info,shiplog_collector=debug")
             .stdin(Stdio::null())
@@ -73,7 +87,8 @@ impl Node {
         let node = Node {
             child,
             url,
-            data_dir,
+            data_dir: data_dir.to_path_buf(),
+            _owned_dir: None,
             log,
             http,
         };
@@ -147,6 +162,12 @@ impl Node {
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Kills the process with SIGKILL, as a crash would, and reaps it.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// Sends SIGTERM and waits for a clean exit; returns the exit status.

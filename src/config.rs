@@ -18,6 +18,18 @@
 //! batch_max_events = 10000
 //! batch_max_bytes = "1MiB"
 //! batch_max_age = "100ms"
+//! exclude_names = ["^buildkit"]
+//! multiline = true
+//! multiline_flush_timeout = "200ms"
+//!
+//! [[collector.parse]]
+//! name = "nginx"
+//! pattern = '^(?P<client>\S+) \S+ \S+ \[[^\]]+\] "(?P<method>\S+) (?P<path>\S+)'
+//! image = "nginx"
+//!
+//! [[collector.redact]]
+//! name = "email"
+//! pattern = '[\w.+-]+@[\w-]+\.[\w.]+'
 //!
 //! [api]
 //! max_body = "16MiB"
@@ -93,6 +105,56 @@ pub struct CollectorSection {
     pub batch_max_age: HumanDuration,
     /// Events buffered between the sources and the batcher; sources wait when it is full.
     pub channel_capacity: usize,
+    /// Containers whose name matches one of these regexes are not collected.
+    pub exclude_names: Vec<String>,
+    /// Containers whose image matches one of these regexes are not collected.
+    pub exclude_images: Vec<String>,
+    /// When any include list is set, only matching containers are collected.
+    pub include_names: Vec<String>,
+    /// Image regexes of containers to collect.
+    pub include_images: Vec<String>,
+    /// Labels (`key=value` or `key`) of containers to collect.
+    pub include_labels: Vec<String>,
+    /// Join stack traces, tracebacks and indented lines into one event.
+    pub multiline: bool,
+    /// Regex: a matching line starts a new event (default: built-in Java/Python rules).
+    pub multiline_start_pattern: Option<String>,
+    /// How long the last line of a burst waits for a continuation.
+    pub multiline_flush_timeout: HumanDuration,
+    /// `[[collector.parse]]`: regexes whose named captures become fields.
+    pub parse: Vec<ParseSection>,
+    /// `[[collector.redact]]`: regexes whose matches are masked or hashed before shipping.
+    pub redact: Vec<RedactSection>,
+}
+
+/// `[[collector.parse]]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParseSection {
+    /// Rule name.
+    pub name: String,
+    /// Regex with named captures.
+    pub pattern: String,
+    /// Only containers whose name matches this regex.
+    pub container: Option<String>,
+    /// Only containers whose image matches this regex.
+    pub image: Option<String>,
+}
+
+/// `[[collector.redact]]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedactSection {
+    /// Rule name, recorded in `fields._redacted` of events it changed.
+    pub name: String,
+    /// Regex of what to hide.
+    pub pattern: String,
+    /// Unset: mask with `****`; set: replace with a keyed SHA-256 of the match.
+    pub hash_key: Option<String>,
+    /// Only containers whose name matches this regex.
+    pub container: Option<String>,
+    /// Only containers whose image matches this regex.
+    pub image: Option<String>,
 }
 
 /// `[api]`
@@ -151,6 +213,16 @@ impl Default for CollectorSection {
             batch_max_bytes: ByteSize(d.batch_max_bytes as u64),
             batch_max_age: HumanDuration(d.batch_max_age),
             channel_capacity: d.channel_capacity,
+            exclude_names: d.exclude_names,
+            exclude_images: d.exclude_images,
+            include_names: d.include_names,
+            include_images: d.include_images,
+            include_labels: d.include_labels,
+            multiline: d.multiline,
+            multiline_start_pattern: d.multiline_start_pattern,
+            multiline_flush_timeout: HumanDuration(d.multiline_flush_timeout),
+            parse: Vec::new(),
+            redact: Vec::new(),
         }
     }
 }

@@ -45,6 +45,13 @@ pub fn run(config: Config, with_collector: bool) -> anyhow::Result<()> {
 }
 
 async fn run_async(config: Config, with_collector: bool) -> anyhow::Result<()> {
+    // Refuse bad collector rules (regexes) before anything starts.
+    let collector_settings = collector_config(&config);
+    if with_collector && config.docker.enabled {
+        collector_settings
+            .validate()
+            .context("invalid [collector] settings")?;
+    }
     let indexer_config = config.indexer();
     let data_dir = config.data_dir.clone();
     let indexer = tokio::task::spawn_blocking(move || Indexer::open(indexer_config))
@@ -102,15 +109,49 @@ async fn run_async(config: Config, with_collector: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The collector's settings from the config file.
+/// The collector's settings from the config file; checkpoints live under the data dir.
 pub fn collector_config(config: &Config) -> shiplog_collector::CollectorConfig {
+    use shiplog_collector::config::{ContainerMatch, ParseRule, RedactRule};
+    let c = &config.collector;
+    let matcher = |container: &Option<String>, image: &Option<String>| ContainerMatch {
+        name: container.clone(),
+        image: image.clone(),
+    };
     shiplog_collector::CollectorConfig {
         node: shiplog_collector::config::hostname(),
         docker_host: config.docker.host.clone(),
-        batch_max_events: config.collector.batch_max_events,
-        batch_max_bytes: config.collector.batch_max_bytes.as_usize(),
-        batch_max_age: config.collector.batch_max_age.0,
-        channel_capacity: config.collector.channel_capacity,
+        batch_max_events: c.batch_max_events,
+        batch_max_bytes: c.batch_max_bytes.as_usize(),
+        batch_max_age: c.batch_max_age.0,
+        channel_capacity: c.channel_capacity,
+        state_dir: Some(config.data_dir.join("collector")),
+        exclude_names: c.exclude_names.clone(),
+        exclude_images: c.exclude_images.clone(),
+        include_names: c.include_names.clone(),
+        include_images: c.include_images.clone(),
+        include_labels: c.include_labels.clone(),
+        multiline: c.multiline,
+        multiline_start_pattern: c.multiline_start_pattern.clone(),
+        multiline_flush_timeout: c.multiline_flush_timeout.0,
+        parse_rules: c
+            .parse
+            .iter()
+            .map(|p| ParseRule {
+                name: p.name.clone(),
+                pattern: p.pattern.clone(),
+                containers: matcher(&p.container, &p.image),
+            })
+            .collect(),
+        redact_rules: c
+            .redact
+            .iter()
+            .map(|r| RedactRule {
+                name: r.name.clone(),
+                pattern: r.pattern.clone(),
+                hash_key: r.hash_key.clone(),
+                containers: matcher(&r.container, &r.image),
+            })
+            .collect(),
     }
 }
 

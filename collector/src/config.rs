@@ -1,8 +1,21 @@
 //! Settings of one collector.
+//!
+//! Plain values without serde: the binary maps its TOML sections onto these. Patterns are
+//! kept as strings here (so the config compares and prints) and compiled once by
+//! [`CollectorConfig::validate`] and the parts that use them.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
+use regex::Regex;
+
 use crate::error::{Error, Result};
+use crate::transforms::multiline::DEFAULT_FLUSH_TIMEOUT;
+
+/// Longest pattern accepted, in bytes (a config typo, not a real pattern, beyond that).
+const MAX_PATTERN_BYTES: usize = 4096;
+/// Compiled size cap of one pattern, so a pattern cannot take the node's memory.
+const PATTERN_SIZE_LIMIT: usize = 1024 * 1024;
 
 /// How one collector runs: where Docker is, how it batches, how much it buffers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,6 +34,66 @@ pub struct CollectorConfig {
     /// Capacity, in events, of the channel between the sources and the batcher. When it is
     /// full, sources wait (see [`sources`](crate::sources)).
     pub channel_capacity: usize,
+    /// Directory for the collector's own state (checkpoints). `None`: nothing is kept, and
+    /// after a restart running containers are read from the restart on.
+    pub state_dir: Option<PathBuf>,
+    /// Containers whose name matches one of these regexes are not collected.
+    pub exclude_names: Vec<String>,
+    /// Containers whose image matches one of these regexes are not collected.
+    pub exclude_images: Vec<String>,
+    /// When any include list is non-empty, only containers matching at least one include
+    /// entry (name regex, image regex or label) are collected; exclusions still win.
+    pub include_names: Vec<String>,
+    /// Image regexes of containers to collect (see `include_names`).
+    pub include_images: Vec<String>,
+    /// Labels of containers to collect, as `key=value` (or `key`: any value); see
+    /// `include_names`.
+    pub include_labels: Vec<String>,
+    /// Join continuation lines (stack traces, tracebacks, indented lines) into one event.
+    pub multiline: bool,
+    /// A regex: a line matching it starts a new event, any other line continues the
+    /// previous one. `None`: the known Java and Python forms and indented lines continue.
+    pub multiline_start_pattern: Option<String>,
+    /// How long the last line of a burst waits for a continuation before it is sent.
+    pub multiline_flush_timeout: Duration,
+    /// Regex parse rules: named captures become fields.
+    pub parse_rules: Vec<ParseRule>,
+    /// Redaction rules, applied last, before events leave the node.
+    pub redact_rules: Vec<RedactRule>,
+}
+
+/// Which containers a rule applies to: each pattern given must match; none given: all.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContainerMatch {
+    /// Regex on the container name.
+    pub name: Option<String>,
+    /// Regex on the image reference.
+    pub image: Option<String>,
+}
+
+/// A regex parse transform: the named captures of `pattern` become fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseRule {
+    /// Name, for messages.
+    pub name: String,
+    /// Regex with named groups (`(?P<status>\d{3})`).
+    pub pattern: String,
+    /// Containers it applies to.
+    pub containers: ContainerMatch,
+}
+
+/// A redaction transform: what `pattern` matches is masked or hashed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedactRule {
+    /// Name, listed in `fields._redacted` of each event it changed.
+    pub name: String,
+    /// Regex of what to hide.
+    pub pattern: String,
+    /// `None`: replace with `****`. `Some(key)`: replace with `sha256:<16 hex>`, an
+    /// HMAC-SHA256 under this key, so equal values can still be correlated.
+    pub hash_key: Option<String>,
+    /// Containers it applies to.
+    pub containers: ContainerMatch,
 }
 
 impl Default for CollectorConfig {
@@ -32,6 +105,17 @@ impl Default for CollectorConfig {
             batch_max_bytes: 1024 * 1024,
             batch_max_age: Duration::from_millis(100),
             channel_capacity: 10_000,
+            state_dir: None,
+            exclude_names: Vec::new(),
+            exclude_images: Vec::new(),
+            include_names: Vec::new(),
+            include_images: Vec::new(),
+            include_labels: Vec::new(),
+            multiline: true,
+            multiline_start_pattern: None,
+            multiline_flush_timeout: DEFAULT_FLUSH_TIMEOUT,
+            parse_rules: Vec::new(),
+            redact_rules: Vec::new(),
         }
     }
 }
@@ -67,8 +151,89 @@ impl CollectorConfig {
                 hint: "use a duration above zero, for example 100ms",
             });
         }
+        if self.multiline && self.multiline_flush_timeout.is_zero() {
+            return Err(Error::Config {
+                name: "multiline_flush_timeout",
+                value: "0s".into(),
+                hint: "use a duration above zero, for example 200ms",
+            });
+        }
+        let lists = [
+            ("exclude_names", &self.exclude_names),
+            ("exclude_images", &self.exclude_images),
+            ("include_names", &self.include_names),
+            ("include_images", &self.include_images),
+        ];
+        for (name, patterns) in lists {
+            for pattern in patterns {
+                compile_pattern(name, pattern)?;
+            }
+        }
+        if let Some(label) = self
+            .include_labels
+            .iter()
+            .find(|l| l.trim().is_empty() || l.starts_with('='))
+        {
+            return Err(Error::Config {
+                name: "include_labels",
+                value: format!("{label:?}"),
+                hint: "write each entry as key=value or key",
+            });
+        }
+        if let Some(pattern) = &self.multiline_start_pattern {
+            compile_pattern("multiline_start_pattern", pattern)?;
+        }
+        for rule in &self.parse_rules {
+            check_rule("parse_rules", &rule.name, &rule.pattern, &rule.containers)?;
+        }
+        for rule in &self.redact_rules {
+            check_rule("redact_rules", &rule.name, &rule.pattern, &rule.containers)?;
+            if rule.hash_key.as_deref().is_some_and(str::is_empty) {
+                return Err(Error::Config {
+                    name: "redact_rules.hash_key",
+                    value: format!("\"\" (rule {})", rule.name),
+                    hint: "give a secret key, or none to mask with ****",
+                });
+            }
+        }
         Ok(())
     }
+}
+
+fn check_rule(
+    list: &'static str,
+    name: &str,
+    pattern: &str,
+    containers: &ContainerMatch,
+) -> Result<()> {
+    if name.trim().is_empty() {
+        return Err(Error::Config {
+            name: list,
+            value: format!("a rule with pattern {pattern:?}"),
+            hint: "give every rule a name",
+        });
+    }
+    compile_pattern(list, pattern)?;
+    for pattern in containers.name.iter().chain(&containers.image) {
+        compile_pattern(list, pattern)?;
+    }
+    Ok(())
+}
+
+/// Compiles a configured regex, naming the setting when it is not one.
+pub(crate) fn compile_pattern(setting: &'static str, pattern: &str) -> Result<Regex> {
+    let invalid = |reason: String| Error::Pattern {
+        setting,
+        pattern: pattern.chars().take(200).collect(),
+        reason,
+    };
+    if pattern.len() > MAX_PATTERN_BYTES {
+        return Err(invalid(format!("longer than {MAX_PATTERN_BYTES} bytes")));
+    }
+    regex::RegexBuilder::new(pattern)
+        .size_limit(PATTERN_SIZE_LIMIT)
+        .build()
+        .map_err(|e| invalid(e.to_string()))
 }
 
 /// This machine's host name, or `unknown` when it cannot be read.
@@ -97,5 +262,39 @@ mod tests {
         };
         let err = bad.validate().unwrap_err().to_string();
         assert!(err.contains("channel_capacity = 0"), "{err}");
+        assert!(config.multiline, "multiline is on by default");
+        assert_eq!(config.multiline_flush_timeout, Duration::from_millis(200));
+        assert_eq!(config.state_dir, None);
+    }
+
+    #[test]
+    fn bad_patterns_and_rules_are_named() {
+        let bad = CollectorConfig {
+            exclude_names: vec!["ok".into(), "(unclosed".into()],
+            ..CollectorConfig::default()
+        };
+        let err = bad.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("exclude_names") && err.contains("(unclosed"),
+            "{err}"
+        );
+
+        let unnamed = CollectorConfig {
+            redact_rules: vec![RedactRule {
+                name: " ".into(),
+                pattern: "x".into(),
+                hash_key: None,
+                containers: ContainerMatch::default(),
+            }],
+            ..CollectorConfig::default()
+        };
+        let err = unnamed.validate().unwrap_err().to_string();
+        assert!(err.contains("redact_rules"), "{err}");
+
+        let label = CollectorConfig {
+            include_labels: vec!["=x".into()],
+            ..CollectorConfig::default()
+        };
+        assert!(label.validate().is_err());
     }
 }

@@ -19,6 +19,25 @@ pub enum Error {
         /// What to do about it.
         hint: &'static str,
     },
+    /// A configured regex does not compile.
+    #[error("invalid pattern in {setting}: '{pattern}': {reason}")]
+    Pattern {
+        /// The setting holding it.
+        setting: &'static str,
+        /// The pattern (its first 200 characters).
+        pattern: String,
+        /// Why it does not compile.
+        reason: String,
+    },
+    /// The state directory cannot be created or read.
+    #[error("cannot use state directory '{path}': {source}: check that it is writable")]
+    StateDir {
+        /// The directory.
+        path: String,
+        /// What went wrong.
+        #[source]
+        source: std::io::Error,
+    },
     /// The indexer address cannot be turned into an ingest URL.
     #[error("invalid indexer url '{url}': {reason}")]
     SinkUrl {

@@ -17,7 +17,11 @@ pub fn run(cmd: ConfigCommand) -> anyhow::Result<ExitCode> {
                 }
             };
             match config::parse(&file, &text) {
-                Ok(_) => {
+                Ok(parsed) => {
+                    if let Err(e) = crate::node::collector_config(&parsed).validate() {
+                        eprintln!("{}: [collector]: {e}", file.display());
+                        return Ok(ExitCode::from(1));
+                    }
                     println!("{}: ok", file.display());
                     Ok(ExitCode::SUCCESS)
                 }

@@ -10,6 +10,12 @@
 //! (100 ms to 10 s) until it goes through; meanwhile nothing else is sent and, once the next
 //! batch is full, nothing more is received, so the channel fills and the sources wait. A batch
 //! the receiver rejects as malformed is dropped and counted.
+//!
+//! After each acknowledged batch the batcher advances the [`CheckpointStore`] to the end
+//! positions of its events, so a checkpoint never runs ahead of what the receiver holds.
+//! Rejected batches do not advance it (the next acknowledged batch moves past them), and
+//! once a batch is abandoned at shutdown nothing advances any more: the next run reads the
+//! abandoned lines again.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -24,7 +30,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::backoff::Backoff;
+use crate::checkpoint::{CheckpointStore, SourcePosition};
 use crate::sink::{Sink, SinkError};
+use crate::sources::SourceEvent;
 
 /// Size of an event beyond its message, for the byte estimate: ids, names, time stamps and
 /// JSON punctuation.
@@ -92,15 +100,18 @@ impl BatcherStats {
 #[derive(Debug, Default)]
 struct PendingBatch {
     events: Vec<Event>,
+    /// Source positions the batch ends at, in arrival order.
+    positions: Vec<SourcePosition>,
     bytes: usize,
     oldest: Option<Instant>,
 }
 
 impl PendingBatch {
-    fn push(&mut self, event: Event, now: Instant) {
-        self.bytes += estimated_size(&event);
+    fn push(&mut self, item: SourceEvent, now: Instant) {
+        self.bytes += estimated_size(&item.event);
         self.oldest.get_or_insert(now);
-        self.events.push(event);
+        self.events.push(item.event);
+        self.positions.extend(item.end);
     }
 
     fn is_empty(&self) -> bool {
@@ -115,10 +126,13 @@ impl PendingBatch {
         self.oldest.map(|t| t + config.max_age)
     }
 
-    fn take(&mut self) -> Vec<Event> {
+    fn take(&mut self) -> (Vec<Event>, Vec<SourcePosition>) {
         self.bytes = 0;
         self.oldest = None;
-        std::mem::take(&mut self.events)
+        (
+            std::mem::take(&mut self.events),
+            std::mem::take(&mut self.positions),
+        )
     }
 }
 
@@ -133,6 +147,7 @@ pub struct Batcher {
     sink: Arc<dyn Sink>,
     stats: Arc<BatcherStats>,
     shutdown_grace: Duration,
+    checkpoints: Option<Arc<CheckpointStore>>,
 }
 
 impl Batcher {
@@ -143,7 +158,14 @@ impl Batcher {
             sink,
             stats: Arc::new(BatcherStats::default()),
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            checkpoints: None,
         }
+    }
+
+    /// Advances `checkpoints` after every acknowledged batch.
+    pub fn with_checkpoints(mut self, checkpoints: Arc<CheckpointStore>) -> Self {
+        self.checkpoints = Some(checkpoints);
+        self
     }
 
     /// How long after shutdown delivery keeps trying before held events are abandoned
@@ -162,7 +184,7 @@ impl Batcher {
     ///
     /// `shutdown` does not stop receiving (the sources stop on it, which closes the
     /// channel); it starts the grace period after which undeliverable events are abandoned.
-    pub async fn run(self, mut rx: mpsc::Receiver<Event>, shutdown: CancellationToken) {
+    pub async fn run(self, mut rx: mpsc::Receiver<SourceEvent>, shutdown: CancellationToken) {
         let give_up = CancellationToken::new();
         let _stop_watcher = give_up.clone().drop_guard();
         tokio::spawn(start_grace_period(
@@ -172,6 +194,10 @@ impl Batcher {
         ));
 
         let config = self.config;
+        let acks = Arc::new(AckBook {
+            checkpoints: self.checkpoints.clone(),
+            frozen: AtomicBool::new(false),
+        });
         let mut pending = PendingBatch::default();
         let mut in_flight: Option<BoxFuture<'static, ()>> = None;
         let mut open = true;
@@ -182,10 +208,13 @@ impl Batcher {
                     .deadline(&config)
                     .is_some_and(|d| d <= Instant::now());
                 if !open || idle || aged || pending.is_full(&config) {
+                    let (events, positions) = pending.take();
                     in_flight = Some(Box::pin(deliver(
                         Arc::clone(&self.sink),
-                        pending.take(),
+                        events,
+                        positions,
                         Arc::clone(&self.stats),
+                        Arc::clone(&acks),
                         give_up.clone(),
                     )));
                 }
@@ -255,11 +284,36 @@ async fn start_grace_period(
     }
 }
 
+/// Where acknowledged positions go.
+#[derive(Debug)]
+struct AckBook {
+    checkpoints: Option<Arc<CheckpointStore>>,
+    /// Set once a batch was abandoned: later acknowledgements must not move checkpoints
+    /// past its lines.
+    frozen: AtomicBool,
+}
+
+impl AckBook {
+    fn acknowledged(&self, positions: &[SourcePosition]) {
+        if let Some(store) = &self.checkpoints
+            && !self.frozen.load(Ordering::Acquire)
+        {
+            store.advance(positions);
+        }
+    }
+
+    fn abandoned(&self) {
+        self.frozen.store(true, Ordering::Release);
+    }
+}
+
 /// Sends one batch until the sink acknowledges or rejects it, or `give_up` fires.
 async fn deliver(
     sink: Arc<dyn Sink>,
     events: Vec<Event>,
+    positions: Vec<SourcePosition>,
     stats: Arc<BatcherStats>,
+    acks: Arc<AckBook>,
     give_up: CancellationToken,
 ) {
     let count = events.len();
@@ -271,12 +325,14 @@ async fn deliver(
         let result = tokio::select! {
             result = sink.send(events.clone()) => result,
             () = give_up.cancelled() => {
+                acks.abandoned();
                 abandon(&stats, count);
                 return;
             }
         };
         let error = match result {
             Ok(ack) => {
+                acks.acknowledged(&positions);
                 BatcherStats::add(&stats.batches_sent, 1);
                 BatcherStats::add(&stats.events_sent, count);
                 BatcherStats::add(&stats.events_duplicate, ack.duplicates);
@@ -309,6 +365,7 @@ async fn deliver(
         tokio::select! {
             () = tokio::time::sleep(delay) => {}
             () = give_up.cancelled() => {
+                acks.abandoned();
                 abandon(&stats, count);
                 return;
             }
@@ -392,7 +449,7 @@ mod tests {
     async fn run_prefilled(config: BatcherConfig, sink: Arc<RecordingSink>, events: Vec<Event>) {
         let (tx, rx) = mpsc::channel(events.len().max(1));
         for e in events {
-            tx.send(e).await.unwrap();
+            tx.send(e.into()).await.unwrap();
         }
         drop(tx);
         let batcher = Batcher::new(config, sink);
@@ -454,8 +511,8 @@ mod tests {
             ..BatcherConfig::default()
         };
         let (tx, rx) = mpsc::channel(16);
-        tx.send(event(0, 10)).await.unwrap();
-        tx.send(event(1, 10)).await.unwrap();
+        tx.send(event(0, 10).into()).await.unwrap();
+        tx.send(event(1, 10).into()).await.unwrap();
         let task =
             tokio::spawn(Batcher::new(config, sink.clone()).run(rx, CancellationToken::new()));
         // The channel stays open: only the age limit can send this batch.
@@ -487,7 +544,7 @@ mod tests {
         let task =
             tokio::spawn(Batcher::new(config, sink.clone()).run(rx, CancellationToken::new()));
         let notified = sink.notify.notified();
-        tx.send(event(0, 10)).await.unwrap();
+        tx.send(event(0, 10).into()).await.unwrap();
         tokio::time::timeout(Duration::from_secs(5), notified)
             .await
             .expect("lone line sent without waiting for the age limit");
@@ -507,7 +564,7 @@ mod tests {
         };
         let (tx, rx) = mpsc::channel(8);
         for n in 0..4 {
-            tx.send(event(n, 10)).await.unwrap();
+            tx.send(event(n, 10).into()).await.unwrap();
         }
         drop(tx);
         let batcher = Batcher::new(config, sink.clone());
@@ -526,7 +583,7 @@ mod tests {
         let sink = Arc::new(RecordingSink::failing_with([retry(), retry()]));
         let (tx, rx) = mpsc::channel(8);
         for n in 0..3 {
-            tx.send(event(n, 10)).await.unwrap();
+            tx.send(event(n, 10).into()).await.unwrap();
         }
         drop(tx);
         let batcher = Batcher::new(BatcherConfig::default(), sink.clone());
@@ -552,7 +609,7 @@ mod tests {
             1000,
         )));
         let (tx, rx) = mpsc::channel(8);
-        tx.send(event(0, 10)).await.unwrap();
+        tx.send(event(0, 10).into()).await.unwrap();
         drop(tx);
         let shutdown = CancellationToken::new();
         shutdown.cancel();
@@ -564,5 +621,58 @@ mod tests {
             .expect("batcher gave up and finished");
         assert_eq!(stats.events_abandoned.load(Ordering::Relaxed), 1);
         assert!(sink.batch_sizes().is_empty());
+    }
+
+    #[tokio::test]
+    async fn checkpoints_advance_only_for_acknowledged_batches() {
+        use shiplog_core::Stream;
+
+        use crate::checkpoint::Position;
+
+        let at = |n: i64| SourceEvent {
+            event: event(n as usize, 10),
+            end: Some(SourcePosition {
+                container_id: "c1".into(),
+                stream: Stream::Stdout,
+                position: Position {
+                    ts: Timestamp(n),
+                    seq: 0,
+                },
+            }),
+        };
+        let sink = Arc::new(RecordingSink::failing_with([SinkError::Rejected(
+            "bad".into(),
+        )]));
+        let store = Arc::new(CheckpointStore::in_memory());
+        let (tx, rx) = mpsc::channel(8);
+        for n in 0..4 {
+            tx.send(at(n)).await.unwrap();
+        }
+        drop(tx);
+        let config = BatcherConfig {
+            max_events: 2,
+            ..BatcherConfig::default()
+        };
+        let batcher = Batcher::new(config, sink.clone()).with_checkpoints(store.clone());
+        batcher.run(rx, CancellationToken::new()).await;
+        let stdout = store.get("c1").unwrap().stdout.unwrap();
+        assert_eq!(stdout.ts, Timestamp(3), "the acknowledged second batch");
+
+        // A batch that is never acknowledged leaves the checkpoint where it was.
+        let down = Arc::new(RecordingSink::failing_with(std::iter::repeat_n(
+            SinkError::Retryable("down".into()),
+            1000,
+        )));
+        let (tx, rx) = mpsc::channel(8);
+        tx.send(at(9)).await.unwrap();
+        drop(tx);
+        let shutdown = CancellationToken::new();
+        shutdown.cancel();
+        Batcher::new(BatcherConfig::default(), down)
+            .with_checkpoints(store.clone())
+            .with_shutdown_grace(Duration::from_millis(200))
+            .run(rx, shutdown)
+            .await;
+        assert_eq!(store.get("c1").unwrap().stdout.unwrap().ts, Timestamp(3));
     }
 }

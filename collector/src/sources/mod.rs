@@ -14,7 +14,25 @@
 
 use shiplog_core::Event;
 
+use crate::checkpoint::SourcePosition;
+
 pub mod docker;
 
+/// An event on its way to the batcher, with the source position it ends at: once the
+/// batch holding it is acknowledged, that position is the checkpoint.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceEvent {
+    /// The event.
+    pub event: Event,
+    /// Where the event ends in its source, when the source can resume from there.
+    pub end: Option<SourcePosition>,
+}
+
+impl From<Event> for SourceEvent {
+    fn from(event: Event) -> Self {
+        SourceEvent { event, end: None }
+    }
+}
+
 /// The sending half of the bounded channel every source writes to.
-pub type EventSender = tokio::sync::mpsc::Sender<Event>;
+pub type EventSender = tokio::sync::mpsc::Sender<SourceEvent>;

@@ -7,25 +7,25 @@ use bollard::Docker;
 use bollard::container::LogOutput;
 use bollard::query_parameters::LogsOptions;
 use futures_util::StreamExt;
-use shiplog_core::{Event, Stream, Timestamp};
+use shiplog_core::{Stream, Timestamp};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
+use super::filter::ContainerFilter;
 use super::identity::OwnContainer;
 use super::metadata::ContainerMeta;
-use super::record::ContainerLog;
+use super::record::{ContainerLog, Resume};
 use crate::error::chain;
-use crate::sources::EventSender;
+use crate::sources::{EventSender, SourceEvent};
+use crate::transforms::{ContainerTransforms, Transforms};
 
-/// Which container to follow and from when.
+/// Which container to follow and from where.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct FollowRequest {
     /// Full container id.
     pub id: String,
-    /// Docker's `since`, whole seconds since the epoch; 0 reads the whole log.
-    pub since_secs: i32,
-    /// Lines Docker dates at or before this were shipped already.
-    pub skip_through: Option<Timestamp>,
+    /// Where to read from and what was shipped already.
+    pub resume: Resume,
 }
 
 /// How a log task ended: where to resume if the same container starts again.
@@ -33,8 +33,8 @@ pub(super) struct FollowRequest {
 pub(super) struct FollowOutcome {
     /// Full container id.
     pub id: String,
-    /// The latest Docker time shipped (or the cut-off it was started with).
-    pub cursor: Option<Timestamp>,
+    /// After the last event sent (or where it was asked to start).
+    pub cursor: Option<Resume>,
 }
 
 /// What every log task shares.
@@ -44,6 +44,10 @@ pub(super) struct FollowContext {
     pub node: Arc<str>,
     /// Our own container, never followed.
     pub own: OwnContainer,
+    /// Which containers are collected.
+    pub filter: ContainerFilter,
+    /// Multiline, parse and redact rules.
+    pub transforms: Transforms,
     /// Where events go.
     pub tx: EventSender,
     /// Stops every task.
@@ -56,15 +60,11 @@ pub(super) async fn follow(
     request: FollowRequest,
     context: Arc<FollowContext>,
 ) -> FollowOutcome {
-    let FollowRequest {
-        id,
-        since_secs,
-        skip_through,
-    } = request;
+    let FollowRequest { id, resume } = request;
     let short = &id[..id.len().min(12)];
     let mut outcome = FollowOutcome {
         id: id.clone(),
-        cursor: skip_through,
+        cursor: Some(resume),
     };
     if context.own.is(&id) {
         debug!(container_id = %short, "not following our own container");
@@ -84,63 +84,89 @@ pub(super) async fn follow(
     let Some(meta) = meta else {
         return outcome;
     };
-    if meta.excluded {
-        debug!(container = %meta.name, "container labelled shiplog.exclude=true; not following it");
+    if let Some(reason) = context.filter.skip_reason(&meta) {
+        debug!(container = %meta.name, reason, "container not collected");
         return outcome;
     }
-    debug!(container = %meta.name, container_id = %short, since = since_secs, "following container logs");
+    let since = resume.since_secs();
+    debug!(container = %meta.name, container_id = %short, since, "following container logs");
 
     let options = LogsOptions {
         follow: true,
         stdout: true,
         stderr: true,
         timestamps: true,
-        since: since_secs,
+        since,
         ..LogsOptions::default()
     };
     let mut frames = docker.logs(&id, Some(options));
-    let mut log = ContainerLog::new(meta, Arc::clone(&context.node), skip_through);
+    let transforms = context.transforms.for_container(&meta.name, &meta.image);
+    let mut log = ContainerLog::new(
+        meta,
+        Arc::clone(&context.node),
+        resume,
+        context.transforms.multiline(),
+        context.transforms.multiline_timeout(),
+    );
     let mut events = Vec::new();
     loop {
+        let deadline = log.next_deadline().map(tokio::time::Instant::from_std);
+        // `None`: a pending multi-line event's wait is over.
         let frame = tokio::select! {
-            frame = frames.next() => frame,
+            frame = frames.next() => Some(frame),
+            () = sleep_until_opt(deadline), if deadline.is_some() => None,
             () = context.shutdown.cancelled() => {
-                outcome.cursor = log.cursor();
+                // What was not sent is not acknowledged either: the checkpoint stays
+                // before it and the next run reads it again.
+                outcome.cursor = Some(log.cursor());
                 return outcome;
             }
         };
         let received = Timestamp::now();
+        let now = std::time::Instant::now();
         match frame {
-            Some(Ok(LogOutput::StdOut { message } | LogOutput::Console { message })) => {
-                log.push(Stream::Stdout, &message, received, &mut events);
+            None => log.flush_due(now, received, &mut events),
+            Some(Some(Ok(LogOutput::StdOut { message } | LogOutput::Console { message }))) => {
+                log.push(Stream::Stdout, &message, received, now, &mut events);
             }
-            Some(Ok(LogOutput::StdErr { message })) => {
-                log.push(Stream::Stderr, &message, received, &mut events);
+            Some(Some(Ok(LogOutput::StdErr { message }))) => {
+                log.push(Stream::Stderr, &message, received, now, &mut events);
             }
-            Some(Ok(LogOutput::StdIn { .. })) => continue,
-            Some(Err(error)) => {
+            Some(Some(Ok(LogOutput::StdIn { .. }))) => continue,
+            Some(Some(Err(error))) => {
                 warn!(container = %log.meta().name, error = %chain(&error), "container log stream failed");
                 break;
             }
-            None => break,
+            Some(None) => break,
         }
-        let delivered = send_all(&context, &mut events).await;
-        outcome.cursor = log.cursor();
+        let delivered = send_all(&context, &transforms, &mut events).await;
+        outcome.cursor = Some(log.cursor());
         if !delivered {
             return outcome;
         }
     }
     log.finish(Timestamp::now(), &mut events);
-    send_all(&context, &mut events).await;
-    outcome.cursor = log.cursor();
+    send_all(&context, &transforms, &mut events).await;
+    outcome.cursor = Some(log.cursor());
     debug!(container = %log.meta().name, "container log ended");
     outcome
 }
 
-/// Sends events in order, waiting while the channel is full (see [`crate::sources`]).
-/// Returns false when the pipeline is shutting down.
-async fn send_all(context: &FollowContext, events: &mut Vec<Event>) -> bool {
-    for event in events.drain(..) {
+async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
+    if let Some(deadline) = deadline {
+        tokio::time::sleep_until(deadline).await;
+    }
+}
+
+/// Transforms and sends events in order, waiting while the channel is full (see
+/// [`crate::sources`]). Returns false when the pipeline is shutting down.
+async fn send_all(
+    context: &FollowContext,
+    transforms: &ContainerTransforms,
+    events: &mut Vec<SourceEvent>,
+) -> bool {
+    for mut event in events.drain(..) {
+        transforms.apply(&mut event.event);
         tokio::select! {
             sent = context.tx.send(event) => {
                 if sent.is_err() {

@@ -1,7 +1,7 @@
 //! What we know about a container, from `docker inspect`: its name, image, service and
 //! whether to read it at all.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use bollard::models::ContainerInspectResponse;
 use serde_json::{Map, Value};
@@ -12,6 +12,23 @@ const SWARM_SERVICE_LABEL: &str = "com.docker.swarm.service.name";
 const COMPOSE_SERVICE_LABEL: &str = "com.docker.compose.service";
 /// Label naming a compose project.
 const COMPOSE_PROJECT_LABEL: &str = "com.docker.compose.project";
+/// Labels copied into every event's `fields`, and the field names they get: compose, swarm
+/// and Kubernetes (dockershim / cri-dockerd) placement, for filtering by where a line ran.
+const FIELD_LABELS: [(&str, &str); 10] = [
+    (COMPOSE_PROJECT_LABEL, "compose_project"),
+    (COMPOSE_SERVICE_LABEL, "compose_service"),
+    (SWARM_SERVICE_LABEL, "swarm_service"),
+    ("com.docker.swarm.service.id", "swarm_service_id"),
+    ("com.docker.swarm.task.name", "swarm_task"),
+    ("com.docker.swarm.task.id", "swarm_task_id"),
+    ("com.docker.swarm.node.id", "swarm_node_id"),
+    ("io.kubernetes.pod.name", "k8s_pod"),
+    ("io.kubernetes.pod.namespace", "k8s_namespace"),
+    ("io.kubernetes.container.name", "k8s_container"),
+];
+/// LogSpout's opt-out: a container with `LOGSPOUT=ignore` in its environment is skipped, so
+/// users moving from LogSpout keep their opt-outs.
+const LOGSPOUT_ENV: &str = "LOGSPOUT";
 /// Environment variable (or label) naming a service, Registrator style.
 const SERVICE_NAME_KEY: &str = "SERVICE_NAME";
 /// Label that keeps a container's logs out of shiplog.
@@ -30,9 +47,12 @@ pub struct ContainerMeta {
     pub service: String,
     /// Whether the container has a TTY (its output is one stream).
     pub tty: bool,
-    /// Whether the container asked not to be collected ([`EXCLUDE_LABEL`]).
-    pub excluded: bool,
-    /// Labels copied into every event's `fields`.
+    /// Why the container asked not to be collected ([`EXCLUDE_LABEL`], `LOGSPOUT=ignore`),
+    /// if it did.
+    pub opted_out: Option<&'static str>,
+    /// All its labels, for include rules.
+    pub labels: BTreeMap<String, String>,
+    /// Labels copied into every event's `fields` (see `FIELD_LABELS`).
     pub fields: Map<String, Value>,
 }
 
@@ -56,13 +76,23 @@ impl ContainerMeta {
             .or_else(|| inspect.image.clone())
             .unwrap_or_default();
         let mut fields = Map::new();
-        if let Some(project) = labels.get(COMPOSE_PROJECT_LABEL).filter(|p| !p.is_empty()) {
-            fields.insert("compose_project".into(), Value::String(project.clone()));
+        for (label, field) in FIELD_LABELS {
+            if let Some(value) = labels.get(label).filter(|v| !v.is_empty()) {
+                fields.insert(field.into(), Value::String(value.clone()));
+            }
         }
+        let opted_out = if is_excluded(labels) {
+            Some("label shiplog.exclude=true")
+        } else if logspout_ignored(env) {
+            Some("environment LOGSPOUT=ignore")
+        } else {
+            None
+        };
         Some(ContainerMeta {
             service: resolve_service(labels, env, &name),
             tty: config.and_then(|c| c.tty).unwrap_or(false),
-            excluded: is_excluded(labels),
+            opted_out,
+            labels: labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
             id,
             name,
             image,
@@ -100,6 +130,16 @@ pub fn is_excluded(labels: &HashMap<String, String>) -> bool {
     labels
         .get(EXCLUDE_LABEL)
         .is_some_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "true" | "1" | "yes"))
+}
+
+/// Whether the environment holds LogSpout's opt-out, `LOGSPOUT=ignore`.
+pub fn logspout_ignored(env: &[String]) -> bool {
+    env.iter().any(|entry| {
+        entry
+            .strip_prefix(LOGSPOUT_ENV)
+            .and_then(|rest| rest.strip_prefix('='))
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("ignore"))
+    })
 }
 
 #[cfg(test)]
@@ -149,6 +189,9 @@ mod tests {
         assert!(is_excluded(&labels(&[(EXCLUDE_LABEL, "TRUE")])));
         assert!(!is_excluded(&labels(&[(EXCLUDE_LABEL, "false")])));
         assert!(!is_excluded(&labels(&[])));
+        assert!(logspout_ignored(&["LOGSPOUT=ignore".to_string()]));
+        assert!(!logspout_ignored(&["LOGSPOUT=".to_string()]));
+        assert!(!logspout_ignored(&["LOGSPOUTX=ignore".to_string()]));
     }
 
     #[test]
@@ -163,7 +206,10 @@ mod tests {
                 labels: Some(labels(&[
                     (COMPOSE_SERVICE_LABEL, "web"),
                     (COMPOSE_PROJECT_LABEL, "shop"),
+                    ("io.kubernetes.pod.namespace", "prod"),
+                    ("com.docker.swarm.task.id", ""),
                 ])),
+                env: Some(vec!["LOGSPOUT=ignore".into()]),
                 ..ContainerConfig::default()
             }),
             ..ContainerInspectResponse::default()
@@ -173,8 +219,15 @@ mod tests {
         assert_eq!(meta.image, "shop/web:1.2");
         assert_eq!(meta.service, "web");
         assert!(meta.tty);
-        assert!(!meta.excluded);
+        assert_eq!(meta.opted_out, Some("environment LOGSPOUT=ignore"));
         assert_eq!(meta.fields["compose_project"], "shop");
+        assert_eq!(meta.fields["compose_service"], "web");
+        assert_eq!(meta.fields["k8s_namespace"], "prod");
+        assert!(
+            !meta.fields.contains_key("swarm_task_id"),
+            "empty labels are skipped"
+        );
+        assert_eq!(meta.labels["com.docker.compose.service"], "web");
         assert!(ContainerMeta::from_inspect(&ContainerInspectResponse::default()).is_none());
     }
 }

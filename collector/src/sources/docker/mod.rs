@@ -7,20 +7,30 @@
 //! shipped. If the engine is unreachable or the events stream breaks, the supervisor
 //! reconnects with capped backoff and lists again, so nothing started meanwhile is missed.
 //!
-//! Containers already running when the collector starts are read from a second before the
-//! start (old history is not re-read); containers that start later are read from their
-//! beginning, so a short-lived one that already exited is still read whole.
+//! Where a container is read from, first match wins:
+//!
+//! 1. followed before in this run: after the last event sent (in-memory cursor);
+//! 2. a checkpoint from an earlier run (see [`crate::checkpoint`]): after the last line the
+//!    sink acknowledged, re-reading from a second before it and dropping what was shipped;
+//!    this includes containers that exited meanwhile, whose remaining lines are read once;
+//! 3. running when the collector starts: from a second before the start (old history is
+//!    not re-read);
+//! 4. started later: from its beginning, so a short-lived one that already exited is still
+//!    read whole.
+//!
+//! Checkpoints of containers that no longer exist (destroyed, or missing from the first
+//! listing) are removed: their logs are gone with them.
 //!
 //! Modules: [`line`](mod@line) splits frames into lines, [`metadata`] turns `inspect` into
-//! names and services, [`record`] turns lines into events, [`identity`] finds our own
-//! container.
+//! names and services, [`filter`] decides which containers are collected, [`record`] turns
+//! lines into events, [`identity`] finds our own container.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bollard::Docker;
-use bollard::models::{EventMessage, EventMessageTypeEnum};
+use bollard::models::{ContainerSummaryStateEnum, EventMessage, EventMessageTypeEnum};
 use bollard::query_parameters::{EventsOptionsBuilder, ListContainersOptionsBuilder};
 use futures_util::StreamExt;
 use shiplog_core::Timestamp;
@@ -29,12 +39,17 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
+use self::filter::ContainerFilter;
 use self::follow::{FollowContext, FollowOutcome, FollowRequest};
 use self::identity::OwnContainer;
+use self::record::Resume;
 use crate::backoff::Backoff;
+use crate::checkpoint::CheckpointStore;
 use crate::error::{Error, Result, chain};
 use crate::sources::EventSender;
+use crate::transforms::Transforms;
 
+pub mod filter;
 mod follow;
 pub mod identity;
 pub mod line;
@@ -58,6 +73,9 @@ pub struct DockerSource {
     node: Arc<str>,
     own: OwnContainer,
     started: Timestamp,
+    filter: ContainerFilter,
+    transforms: Transforms,
+    checkpoints: Arc<CheckpointStore>,
 }
 
 impl DockerSource {
@@ -83,7 +101,29 @@ impl DockerSource {
             node: node.into(),
             own,
             started: Timestamp::now(),
+            filter: ContainerFilter::default(),
+            transforms: Transforms::default(),
+            checkpoints: Arc::new(CheckpointStore::in_memory()),
         })
+    }
+
+    /// Collects only the containers `filter` selects (default: all but those that opt out).
+    pub fn with_filter(mut self, filter: ContainerFilter) -> Self {
+        self.filter = filter;
+        self
+    }
+
+    /// Applies `transforms` to every container's events (default: multiline only).
+    pub fn with_transforms(mut self, transforms: Transforms) -> Self {
+        self.transforms = transforms;
+        self
+    }
+
+    /// Resumes containers from `checkpoints` and forgets those that no longer exist
+    /// (default: an empty in-memory store).
+    pub fn with_checkpoints(mut self, checkpoints: Arc<CheckpointStore>) -> Self {
+        self.checkpoints = checkpoints;
+        self
     }
 
     /// Skips this container instead of the detected one (tests, unusual setups).
@@ -99,6 +139,8 @@ impl DockerSource {
         let context = Arc::new(FollowContext {
             node: Arc::clone(&self.node),
             own: self.own.clone(),
+            filter: self.filter.clone(),
+            transforms: self.transforms.clone(),
             tx,
             shutdown: shutdown.clone(),
         });
@@ -109,6 +151,7 @@ impl DockerSource {
             task_ids: HashMap::new(),
             following: HashSet::new(),
             cursors: HashMap::new(),
+            checkpoints: Arc::clone(&self.checkpoints),
             restart_pending: HashSet::new(),
             destroyed: HashSet::new(),
         };
@@ -177,8 +220,8 @@ enum Watch {
 enum Origin {
     /// Running when the collector started: read from just before the start.
     FirstListing,
-    /// Found running after a reconnect, or started: read from the beginning (or from
-    /// where we left it, if we followed it before).
+    /// Found running after a reconnect, or exited with a checkpoint: read from the
+    /// beginning (or from where we left it, if we followed it before or hold a checkpoint).
     Later,
     /// A `start` event: as `Later`, and if it is still followed (the old log has not ended
     /// yet) follow it again once it has.
@@ -193,8 +236,10 @@ struct Supervisor {
     task_ids: HashMap<TaskId, String>,
     /// Containers with a running log task.
     following: HashSet<String>,
-    /// Per container, the last Docker time shipped: where a restart resumes.
-    cursors: HashMap<String, Timestamp>,
+    /// Per container, after the last event sent: where a restart resumes.
+    cursors: HashMap<String, Resume>,
+    /// Acknowledged positions, from this run and earlier ones.
+    checkpoints: Arc<CheckpointStore>,
     /// Started again while the previous log task was still running.
     restart_pending: HashSet<String>,
     /// Destroyed while its log task was still running: forget it once the task ends.
@@ -225,7 +270,9 @@ impl Supervisor {
             .build();
         let mut events = docker.events(Some(options));
 
-        let list_options = ListContainersOptionsBuilder::default().all(false).build();
+        // All containers, not just running ones: exited ones may hold lines an earlier run did
+        // not ship, and the rest tell which checkpoints are stale.
+        let list_options = ListContainersOptionsBuilder::default().all(true).build();
         let listed = tokio::select! {
             listed = docker.list_containers(Some(list_options)) => listed,
             () = shutdown.cancelled() => return Watch::Shutdown,
@@ -237,15 +284,35 @@ impl Supervisor {
                 return Watch::Lost;
             }
         };
-        engine.connected(version, containers.len());
         let origin = if *listed_once {
             Origin::Later
         } else {
             Origin::FirstListing
         };
         *listed_once = true;
-        for id in containers.into_iter().filter_map(|c| c.id) {
-            self.follow(docker, id, origin);
+        let mut existing = HashSet::new();
+        let mut running = 0;
+        for container in containers {
+            let Some(id) = container.id else { continue };
+            existing.insert(id.clone());
+            let is_running = matches!(
+                container.state,
+                Some(ContainerSummaryStateEnum::RUNNING | ContainerSummaryStateEnum::RESTARTING)
+            );
+            if is_running {
+                running += 1;
+                self.follow(docker, id, origin);
+            } else if !self.cursors.contains_key(&id) && self.checkpoints.get(&id).is_some() {
+                // Exited while we were not running: read what is left of it, once.
+                self.follow(docker, id, Origin::Later);
+            }
+        }
+        engine.connected(version, running);
+        for id in self.checkpoints.container_ids() {
+            if !existing.contains(&id) {
+                debug!(container_id = %id, "container is gone; dropping its checkpoint");
+                self.checkpoints.remove(&id);
+            }
         }
 
         loop {
@@ -287,6 +354,7 @@ impl Supervisor {
                     self.destroyed.insert(id);
                 } else {
                     self.cursors.remove(&id);
+                    self.checkpoints.remove(&id);
                 }
             }
             action => debug!(container_id = %id, action, "container event"),
@@ -301,18 +369,17 @@ impl Supervisor {
             }
             return;
         }
-        let (since_secs, skip_through) = match self.cursors.get(&id) {
-            Some(&cursor) => (docker_since(cursor), Some(cursor)),
-            None if origin == Origin::FirstListing => {
-                let from = self.started.offset(-START_LOOKBACK_NANOS);
-                (docker_since(from), Some(from))
+        let resume = match (self.cursors.get(&id), self.checkpoints.get(&id)) {
+            (Some(&cursor), _) => cursor,
+            (None, Some(shipped)) => Resume::after_checkpoint(shipped),
+            (None, None) if origin == Origin::FirstListing => {
+                Resume::after(self.started.offset(-START_LOOKBACK_NANOS))
             }
-            None => (0, None),
+            (None, None) => Resume::from_beginning(),
         };
         let request = FollowRequest {
             id: id.clone(),
-            since_secs,
-            skip_through,
+            resume,
         };
         let task = follow::follow(docker.clone(), request, Arc::clone(&self.context));
         let handle = self.tasks.spawn(task);
@@ -343,7 +410,9 @@ impl Supervisor {
         };
         self.following.remove(&id);
         if self.destroyed.remove(&id) {
+            // Its last lines are in the channel already; nothing is left to read after them.
             self.cursors.remove(&id);
+            self.checkpoints.remove(&id);
             self.restart_pending.remove(&id);
             return;
         }
@@ -358,7 +427,8 @@ impl Supervisor {
     }
 }
 
-/// Docker's `since` for a time: whole seconds, rounded down so nothing is skipped.
+/// Docker's `since` for a time: whole seconds (all API versions accept an integer), rounded
+/// down so nothing is skipped.
 fn docker_since(ts: Timestamp) -> i32 {
     i32::try_from(ts.as_secs().max(0)).unwrap_or(i32::MAX)
 }

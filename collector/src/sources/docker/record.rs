@@ -1,23 +1,85 @@
 //! Turning one container's log frames into [`Event`]s: per-stream line assembly, sequence
-//! numbers, deterministic ids, level detection and the resume cut-off.
+//! numbers, the resume cut-off, multiline joining, deterministic ids, JSON lift and level
+//! detection.
+//!
+//! Every line gets its sequence number (its order among lines of the stream with the same
+//! Docker time) before anything is dropped or joined, so a re-read from a whole second
+//! numbers lines exactly as the first read did: ids and checkpoints stay comparable.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 use shiplog_core::{Event, EventId, Kind, Level, Stream, Timestamp};
 
-use super::line::{Line, LineAssembler};
+use super::line::{Line, LineAssembler, MAX_LINE_BYTES};
 use super::metadata::ContainerMeta;
+use crate::checkpoint::{Position, SourcePosition, StreamPositions};
+use crate::sources::SourceEvent;
+use crate::transforms::json_lift::{self, SOURCE_TIME_FIELD};
+use crate::transforms::multiline::{JoinLine, Joined, Joiner, MultilineRules};
 
-/// Longest line still tried as a JSON object.
-const MAX_JSON_LINE: usize = 64 * 1024;
-/// JSON keys read as the line's level, in order of preference.
-const LEVEL_KEYS: [&str; 3] = ["level", "severity", "lvl"];
+/// Re-reads start this long before the latest shipped line: lines of stdout and stderr can
+/// reach Docker's log slightly out of time order, and a resume must not miss one of them.
+const RESUME_MARGIN_NANOS: i64 = 1_000_000_000;
 
-/// Where one stream stands: the partial line it holds and the sequence of equal times.
-#[derive(Debug, Default)]
+/// Where a container's log is read from, and which of the lines read were shipped already.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Resume {
+    /// Lines Docker dates at or before this are dropped (containers running when the
+    /// collector started are read from shortly before the start, not from their beginning).
+    pub floor: Option<Timestamp>,
+    /// Per stream, the last line shipped: it and the lines before it are dropped.
+    pub shipped: StreamPositions,
+}
+
+impl Resume {
+    /// Read the whole log.
+    pub fn from_beginning() -> Self {
+        Resume::default()
+    }
+
+    /// Read from `floor` on, exclusive.
+    pub fn after(floor: Timestamp) -> Self {
+        Resume {
+            floor: Some(floor),
+            shipped: StreamPositions::default(),
+        }
+    }
+
+    /// Read on after checkpointed positions.
+    pub fn after_checkpoint(shipped: StreamPositions) -> Self {
+        Resume {
+            floor: None,
+            shipped,
+        }
+    }
+
+    /// Docker's `since` (whole seconds, inclusive; 0 reads everything) that reads every line
+    /// not dropped yet.
+    pub fn since_secs(&self) -> i32 {
+        match self.floor.max(self.shipped.latest_ts()) {
+            Some(latest) => super::docker_since(latest.offset(-RESUME_MARGIN_NANOS)),
+            None => 0,
+        }
+    }
+
+    /// Whether the line at `position` of `stream` was shipped before (or is before the floor).
+    pub fn skips(&self, stream: Stream, position: Position) -> bool {
+        self.floor.is_some_and(|floor| position.ts <= floor)
+            || self
+                .shipped
+                .get(stream)
+                .is_some_and(|shipped| position <= shipped)
+    }
+}
+
+/// Where one stream stands: the partial line, the pending multi-line event, and the
+/// sequence of equal times.
+#[derive(Debug)]
 struct StreamState {
     assembler: LineAssembler,
+    joiner: Joiner,
     last_ts: Option<Timestamp>,
     seq: u32,
 }
@@ -40,24 +102,39 @@ impl StreamState {
 #[derive(Debug)]
 pub struct ContainerLog {
     meta: ContainerMeta,
+    container_id: Arc<str>,
     node: Arc<str>,
     stdout: StreamState,
     stderr: StreamState,
-    skip_through: Option<Timestamp>,
-    cursor: Option<Timestamp>,
+    resume: Resume,
+    /// Per stream, the end of the last event emitted.
+    emitted: StreamPositions,
 }
 
 impl ContainerLog {
-    /// A reader for `meta`'s logs on `node`. Lines Docker dates at or before `skip_through`
-    /// were shipped before (a restarted container read again from that time) and are dropped.
-    pub fn new(meta: ContainerMeta, node: Arc<str>, skip_through: Option<Timestamp>) -> Self {
+    /// A reader for `meta`'s logs on `node`, dropping what `resume` says was shipped and
+    /// joining lines by `multiline`, waiting at most `timeout` for a continuation.
+    pub fn new(
+        meta: ContainerMeta,
+        node: Arc<str>,
+        resume: Resume,
+        multiline: Arc<MultilineRules>,
+        timeout: Duration,
+    ) -> Self {
+        let stream = || StreamState {
+            assembler: LineAssembler::default(),
+            joiner: Joiner::new(Arc::clone(&multiline), timeout, MAX_LINE_BYTES),
+            last_ts: None,
+            seq: 0,
+        };
         ContainerLog {
+            container_id: meta.id.as_str().into(),
             meta,
             node,
-            stdout: StreamState::default(),
-            stderr: StreamState::default(),
-            skip_through,
-            cursor: skip_through,
+            stdout: stream(),
+            stderr: stream(),
+            resume,
+            emitted: StreamPositions::default(),
         }
     }
 
@@ -66,30 +143,93 @@ impl ContainerLog {
         &self.meta
     }
 
-    /// The latest Docker time seen: where to resume if the container starts again.
-    pub fn cursor(&self) -> Option<Timestamp> {
-        self.cursor
+    /// Where to resume if the container starts again: after the events emitted so far.
+    pub fn cursor(&self) -> Resume {
+        let mut shipped = self.resume.shipped;
+        for stream in [Stream::Stdout, Stream::Stderr] {
+            if let Some(position) = self.emitted.get(stream) {
+                shipped.set(stream, position);
+            }
+        }
+        Resume {
+            floor: self.resume.floor,
+            shipped,
+        }
     }
 
-    /// Feeds one frame from `stream`, appending the events of its complete lines to `out`.
+    /// Feeds one frame from `stream` received at `now`, appending complete events to `out`.
     pub fn push(
         &mut self,
         stream: Stream,
         frame: &[u8],
         received: Timestamp,
-        out: &mut Vec<Event>,
+        now: Instant,
+        out: &mut Vec<SourceEvent>,
     ) {
         let mut lines = Vec::new();
         self.state(stream).assembler.push(frame, &mut lines);
-        self.emit(stream, lines, received, out);
+        self.take_lines(stream, lines, received, now, out);
     }
 
-    /// The streams ended: emits the partial lines still held.
-    pub fn finish(&mut self, received: Timestamp, out: &mut Vec<Event>) {
+    /// Numbers `lines`, drops those shipped before, and joins the rest.
+    fn take_lines(
+        &mut self,
+        stream: Stream,
+        lines: Vec<Line>,
+        received: Timestamp,
+        now: Instant,
+        out: &mut Vec<SourceEvent>,
+    ) {
+        let resume = self.resume;
+        let state = self.state(stream);
+        let mut joined = Vec::new();
+        for line in lines {
+            let ts = line.ts.unwrap_or(received);
+            let seq = state.next_seq(ts);
+            let docker_ts = line.ts.is_some();
+            if docker_ts && resume.skips(stream, Position { ts, seq }) {
+                continue;
+            }
+            let line = JoinLine {
+                ts,
+                seq,
+                docker_ts,
+                message: line.message,
+                flags: line.flags,
+            };
+            state.joiner.push(line, now, &mut joined);
+        }
+        self.emit(stream, joined, received, out);
+    }
+
+    /// When a pending multi-line event is due, if one is.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let stdout = self.stdout.joiner.deadline();
+        let stderr = self.stderr.joiner.deadline();
+        match (stdout, stderr) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Emits the pending multi-line events whose wait is over.
+    pub fn flush_due(&mut self, now: Instant, received: Timestamp, out: &mut Vec<SourceEvent>) {
+        for stream in [Stream::Stdout, Stream::Stderr] {
+            let mut joined = Vec::new();
+            self.state(stream).joiner.flush_due(now, &mut joined);
+            self.emit(stream, joined, received, out);
+        }
+    }
+
+    /// The streams ended: emits the partial lines and pending events still held.
+    pub fn finish(&mut self, received: Timestamp, out: &mut Vec<SourceEvent>) {
         for stream in [Stream::Stdout, Stream::Stderr] {
             let mut lines = Vec::new();
             self.state(stream).assembler.finish(&mut lines);
-            self.emit(stream, lines, received, out);
+            self.take_lines(stream, lines, received, Instant::now(), out);
+            let mut joined = Vec::new();
+            self.state(stream).joiner.finish(&mut joined);
+            self.emit(stream, joined, received, out);
         }
     }
 
@@ -103,47 +243,48 @@ impl ContainerLog {
     fn emit(
         &mut self,
         stream: Stream,
-        lines: Vec<Line>,
+        joined: Vec<Joined>,
         received: Timestamp,
-        out: &mut Vec<Event>,
+        out: &mut Vec<SourceEvent>,
     ) {
-        for line in lines {
-            if let (Some(ts), Some(skip)) = (line.ts, self.skip_through)
-                && ts <= skip
-            {
-                continue;
-            }
-            if let Some(ts) = line.ts {
-                self.cursor = self.cursor.max(Some(ts));
-            }
-            let ts = line.ts.unwrap_or(received);
-            let seq = self.state(stream).next_seq(ts);
-            out.push(self.event(stream, line, ts, seq, received));
+        for group in joined {
+            let end = group.end.map(|position| {
+                self.emitted.set(stream, position);
+                SourcePosition {
+                    container_id: Arc::clone(&self.container_id),
+                    stream,
+                    position,
+                }
+            });
+            out.push(SourceEvent {
+                event: self.event(stream, group, received),
+                end,
+            });
         }
     }
 
-    fn event(
-        &self,
-        stream: Stream,
-        line: Line,
-        ts: Timestamp,
-        seq: u32,
-        received: Timestamp,
-    ) -> Event {
+    fn event(&self, stream: Stream, group: Joined, received: Timestamp) -> Event {
         let meta = &self.meta;
         let mut fields = meta.fields.clone();
         let mut level = None;
-        if let Some(object) = json_object(&line.message) {
-            level = json_level(&object);
-            for (key, value) in object {
+        let mut message = group.message;
+        if let Some(lifted) = json_lift::lift(&message) {
+            level = lifted.level;
+            if let Some(time) = lifted.time {
+                fields.insert(SOURCE_TIME_FIELD.into(), Value::String(time.to_rfc3339()));
+            }
+            for (key, value) in lifted.fields {
                 fields.entry(key).or_insert(value);
+            }
+            if let Some(text) = lifted.message {
+                message = text;
             }
         }
         Event {
-            id: EventId::for_source(&self.node, &meta.id, stream.as_str(), ts, seq),
-            ts,
+            id: EventId::for_source(&self.node, &meta.id, stream.as_str(), group.ts, group.seq),
+            ts: group.ts,
             received: Some(received),
-            seq,
+            seq: group.seq,
             kind: Kind::Log,
             node: self.node.to_string(),
             container_id: meta.id.clone(),
@@ -151,38 +292,26 @@ impl ContainerLog {
             image: meta.image.clone(),
             service: meta.service.clone(),
             stream: Some(stream),
-            level: level.or_else(|| Level::sniff(&line.message)),
-            message: line.message,
+            level: level.or_else(|| Level::sniff(&message)),
+            message,
             fields,
-            flags: line.flags,
+            flags: group.flags,
         }
     }
 }
 
-/// The line as a JSON object, when it is one (structured loggers). The message itself is
-/// kept as written; the object's keys are copied into `fields` for search.
-fn json_object(message: &str) -> Option<Map<String, Value>> {
-    let trimmed = message.trim();
-    if trimmed.len() > MAX_JSON_LINE || !trimmed.starts_with('{') || !trimmed.ends_with('}') {
-        return None;
-    }
-    serde_json::from_str(trimmed).ok()
-}
-
-/// The level a JSON log line states under `level`, `severity` or `lvl`.
-fn json_level(object: &Map<String, Value>) -> Option<Level> {
-    LEVEL_KEYS
-        .iter()
-        .find_map(|key| object.get(*key)?.as_str())
-        .and_then(Level::parse)
-}
-
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
+    use serde_json::Map;
+
     use super::*;
+    use crate::transforms::multiline::DEFAULT_FLUSH_TIMEOUT;
 
     const T1: &str = "2026-11-22T03:09:44.000000001Z";
     const T2: &str = "2026-11-22T03:09:44.000000002Z";
+    const T3: &str = "2026-11-22T03:09:45.5Z";
 
     fn meta() -> ContainerMeta {
         let mut fields = Map::new();
@@ -193,31 +322,58 @@ mod tests {
             image: "shop/web:1".into(),
             service: "web".into(),
             tty: false,
-            excluded: false,
+            opted_out: None,
+            labels: BTreeMap::new(),
             fields,
         }
+    }
+
+    fn log_with(resume: Resume, rules: MultilineRules) -> ContainerLog {
+        ContainerLog::new(
+            meta(),
+            "node-a".into(),
+            resume,
+            Arc::new(rules),
+            DEFAULT_FLUSH_TIMEOUT,
+        )
+    }
+
+    fn log() -> ContainerLog {
+        log_with(Resume::from_beginning(), MultilineRules::Off)
     }
 
     fn t(s: &str) -> Timestamp {
         Timestamp::parse_rfc3339(s).unwrap()
     }
 
-    #[test]
-    fn builds_events_with_ids_seq_and_metadata() {
-        let mut log = ContainerLog::new(meta(), "node-a".into(), None);
-        let now = Timestamp(42);
+    fn push(log: &mut ContainerLog, stream: Stream, frame: &str) -> Vec<SourceEvent> {
         let mut out = Vec::new();
-        let frame = format!("{T1} first\n{T1} same time\n{T2} ERROR: later\n");
-        log.push(Stream::Stdout, frame.as_bytes(), now, &mut out);
         log.push(
-            Stream::Stderr,
-            format!("{T1} on stderr\n").as_bytes(),
-            now,
+            stream,
+            frame.as_bytes(),
+            Timestamp(42),
+            Instant::now(),
             &mut out,
         );
-        let seqs: Vec<u32> = out.iter().map(|e| e.seq).collect();
+        out
+    }
+
+    fn messages(out: &[SourceEvent]) -> Vec<&str> {
+        out.iter().map(|e| e.event.message.as_str()).collect()
+    }
+
+    #[test]
+    fn builds_events_with_ids_seq_and_metadata() {
+        let mut log = log();
+        let mut out = push(
+            &mut log,
+            Stream::Stdout,
+            &format!("{T1} first\n{T1} same time\n{T2} ERROR: later\n"),
+        );
+        out.extend(push(&mut log, Stream::Stderr, &format!("{T1} on stderr\n")));
+        let seqs: Vec<u32> = out.iter().map(|e| e.event.seq).collect();
         assert_eq!(seqs, [0, 1, 0, 0]);
-        let e = &out[0];
+        let e = &out[0].event;
         assert_eq!(
             e.id,
             EventId::for_source("node-a", "c0ffee", "stdout", t(T1), 0)
@@ -230,49 +386,111 @@ mod tests {
             ),
             ("node-a", "shop-web-1", "web")
         );
-        assert_eq!(e.received, Some(now));
+        assert_eq!(e.received, Some(Timestamp(42)));
         assert_eq!(e.fields["compose_project"], "shop");
-        assert_eq!(out[2].level, Some(Level::Error));
-        assert_eq!(out[3].stream, Some(Stream::Stderr));
-        assert_ne!(out[3].id, e.id, "streams are told apart");
-        assert_eq!(log.cursor(), Some(t(T2)));
+        assert_eq!(out[2].event.level, Some(Level::Error));
+        assert_eq!(out[3].event.stream, Some(Stream::Stderr));
+        assert_ne!(out[3].event.id, e.id, "streams are told apart");
+        assert_eq!(
+            out[1].end.as_ref().unwrap().position,
+            Position { ts: t(T1), seq: 1 }
+        );
+        let cursor = log.cursor();
+        assert_eq!(cursor.shipped.stdout, Some(Position { ts: t(T2), seq: 0 }));
+        assert_eq!(cursor.shipped.stderr, Some(Position { ts: t(T1), seq: 0 }));
     }
 
     #[test]
     fn lines_without_a_time_stamp_fall_back_to_received() {
-        let mut log = ContainerLog::new(meta(), "n".into(), None);
-        let mut out = Vec::new();
-        log.push(Stream::Stdout, b"no prefix\n", Timestamp(7), &mut out);
-        assert_eq!(out[0].ts, Timestamp(7));
-        assert_eq!(out[0].message, "no prefix");
-        assert_eq!(log.cursor(), None);
+        let mut log = log();
+        let out = push(&mut log, Stream::Stdout, "no prefix\n");
+        assert_eq!(out[0].event.ts, Timestamp(42));
+        assert_eq!(out[0].event.message, "no prefix");
+        assert_eq!(out[0].end, None, "no docker position to resume from");
+        assert_eq!(log.cursor(), Resume::from_beginning());
     }
 
     #[test]
-    fn a_resumed_container_drops_lines_at_or_before_the_cursor() {
-        let mut log = ContainerLog::new(meta(), "n".into(), Some(t(T1)));
-        let mut out = Vec::new();
-        let frame = format!("{T1} shipped before\n{T2} new\n");
-        log.push(Stream::Stdout, frame.as_bytes(), Timestamp(0), &mut out);
-        let messages: Vec<&str> = out.iter().map(|e| e.message.as_str()).collect();
-        assert_eq!(messages, ["new"]);
-    }
-
-    #[test]
-    fn json_lines_give_their_level_and_fields() {
-        let mut log = ContainerLog::new(meta(), "n".into(), None);
-        let mut out = Vec::new();
-        let line = format!(
-            "{T1} {{\"severity\":\"warning\",\"msg\":\"slow\",\"latency_ms\":812,\"compose_project\":\"x\"}}\n"
+    fn a_resume_drops_shipped_lines_but_numbers_them() {
+        // Shipped: stdout through (T1, 0). The re-read starts at the whole second, so it
+        // sees (T1, 0) again; (T1, 1) must keep its sequence number 1.
+        let mut shipped = StreamPositions::default();
+        shipped.set(Stream::Stdout, Position { ts: t(T1), seq: 0 });
+        let resume = Resume::after_checkpoint(shipped);
+        assert_eq!(i64::from(resume.since_secs()), t(T1).as_secs() - 1);
+        let mut log = log_with(resume, MultilineRules::Off);
+        let out = push(
+            &mut log,
+            Stream::Stdout,
+            &format!("{T1} shipped\n{T1} new same time\n{T2} new\n"),
         );
-        log.push(Stream::Stdout, line.as_bytes(), Timestamp(0), &mut out);
-        let e = &out[0];
-        assert_eq!(e.level, Some(Level::Warn));
+        assert_eq!(messages(&out), ["new same time", "new"]);
+        assert_eq!(out[0].event.seq, 1);
+        let stderr = push(
+            &mut log,
+            Stream::Stderr,
+            &format!("{T1} stderr was never shipped\n"),
+        );
+        assert_eq!(messages(&stderr), ["stderr was never shipped"]);
+
+        let mut floored = log_with(Resume::after(t(T1)), MultilineRules::Off);
+        let out = push(
+            &mut floored,
+            Stream::Stderr,
+            &format!("{T1} old\n{T2} new\n"),
+        );
+        assert_eq!(messages(&out), ["new"]);
+        assert_eq!(Resume::from_beginning().since_secs(), 0);
+    }
+
+    #[test]
+    fn joins_stack_traces_and_checkpoints_their_last_line() {
+        let mut log = log_with(Resume::from_beginning(), MultilineRules::Known);
+        let frame =
+            format!("{T1} java.lang.RuntimeException: x\n{T2} \tat A.b(A.java:1)\n{T3} next\n");
+        let out = push(&mut log, Stream::Stdout, &frame);
+        assert_eq!(
+            messages(&out),
+            ["java.lang.RuntimeException: x\n\tat A.b(A.java:1)"]
+        );
+        assert_eq!(out[0].event.ts, t(T1));
+        assert_eq!(out[0].end.as_ref().unwrap().position.ts, t(T2));
         assert!(
-            e.message.starts_with("{\"severity\""),
-            "message kept as written"
+            log.next_deadline().is_some(),
+            "the last line waits for a continuation"
         );
+        let mut later = Vec::new();
+        log.flush_due(
+            Instant::now() + DEFAULT_FLUSH_TIMEOUT,
+            Timestamp(0),
+            &mut later,
+        );
+        assert_eq!(messages(&later), ["next"]);
+        assert_eq!(log.next_deadline(), None);
+
+        // Resumed after the first event, the re-read continuation is not a new event.
+        let mut shipped = StreamPositions::default();
+        shipped.set(Stream::Stdout, Position { ts: t(T2), seq: 0 });
+        let mut resumed = log_with(Resume::after_checkpoint(shipped), MultilineRules::Known);
+        let mut out = push(&mut resumed, Stream::Stdout, &frame);
+        resumed.finish(Timestamp(0), &mut out);
+        assert_eq!(messages(&out), ["next"]);
+    }
+
+    #[test]
+    fn json_lines_give_their_message_level_time_and_fields() {
+        let mut log = log();
+        let line = format!(
+            "{T1} {{\"severity\":\"warning\",\"msg\":\"slow\",\"latency_ms\":812,\"ts\":\"2026-11-22T03:09:40Z\",\"compose_project\":\"x\"}}\n"
+        );
+        let out = push(&mut log, Stream::Stdout, &line);
+        let e = &out[0].event;
+        assert_eq!(e.level, Some(Level::Warn));
+        assert_eq!(e.message, "slow", "the msg key is the message");
+        assert_eq!(e.fields["msg"], "slow");
         assert_eq!(e.fields["latency_ms"], 812);
+        assert_eq!(e.fields["_ts"], "2026-11-22T03:09:40.000000000Z");
+        assert_eq!(e.ts, t(T1), "the event keeps Docker's time");
         assert_eq!(
             e.fields["compose_project"], "shop",
             "labels win over line keys"
@@ -281,24 +499,15 @@ mod tests {
 
     #[test]
     fn finish_emits_partial_lines_of_both_streams() {
-        let mut log = ContainerLog::new(meta(), "n".into(), None);
-        let mut out = Vec::new();
-        log.push(
-            Stream::Stdout,
-            format!("{T1} out").as_bytes(),
-            Timestamp(0),
-            &mut out,
-        );
-        log.push(
-            Stream::Stderr,
-            format!("{T2} err").as_bytes(),
-            Timestamp(0),
-            &mut out,
-        );
+        let mut log = log_with(Resume::from_beginning(), MultilineRules::Known);
+        let mut out = push(&mut log, Stream::Stdout, &format!("{T1} out"));
+        out.extend(push(&mut log, Stream::Stderr, &format!("{T2} err")));
         assert!(out.is_empty());
         log.finish(Timestamp(0), &mut out);
-        let got: Vec<(&str, Option<Stream>)> =
-            out.iter().map(|e| (e.message.as_str(), e.stream)).collect();
+        let got: Vec<(&str, Option<Stream>)> = out
+            .iter()
+            .map(|e| (e.event.message.as_str(), e.event.stream))
+            .collect();
         assert_eq!(
             got,
             [("out", Some(Stream::Stdout)), ("err", Some(Stream::Stderr))]

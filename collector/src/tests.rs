@@ -1,0 +1,403 @@
+//! Tests of the whole collector against a real Docker engine.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use shiplog_core::{Event, Stream};
+
+use super::*;
+
+const TEST_IMAGE: &str = "shiplog-test-busybox:latest";
+
+/// An in-memory sink that keeps every event it acknowledges.
+#[derive(Default)]
+struct RecordingSink {
+    events: Mutex<Vec<Event>>,
+}
+
+impl Sink for RecordingSink {
+    fn send(&self, events: Vec<Event>) -> BoxFuture<'_, std::result::Result<Ack, SinkError>> {
+        Box::pin(async move {
+            let accepted = events.len();
+            self.events.lock().unwrap().extend(events);
+            Ok(Ack {
+                accepted,
+                duplicates: 0,
+            })
+        })
+    }
+}
+
+fn docker(args: &[&str]) -> std::io::Result<std::process::Output> {
+    Command::new("docker").args(args).output()
+}
+
+fn docker_ok(args: &[&str]) -> String {
+    let out = docker(args).expect("docker cli runs");
+    assert!(
+        out.status.success(),
+        "docker {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn engine_answers() -> bool {
+    docker(&["version", "--format", "{{.Server.APIVersion}}"]).is_ok_and(|out| out.status.success())
+}
+
+/// Builds a `FROM scratch` image holding Debian's static busybox.
+fn build_test_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("busybox-static is installed");
+    std::fs::copy(busybox, dir.path().join("busybox")).unwrap();
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        "FROM scratch\nCOPY busybox /bin/busybox\nENTRYPOINT [\"/bin/busybox\"]\n",
+    )
+    .unwrap();
+    docker_ok(&[
+        "build",
+        "-q",
+        "-t",
+        TEST_IMAGE,
+        dir.path().to_str().unwrap(),
+    ]);
+}
+
+/// Removes the container however the test ends.
+struct RemoveOnDrop(String);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = docker(&["rm", "-f", &self.0]);
+    }
+}
+
+/// Whether a Docker engine answers; when none does, fails under `CI=true` and otherwise
+/// says loudly that the test is skipped.
+fn docker_available() -> bool {
+    if engine_answers() {
+        return true;
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "no Docker engine answers and CI=true: this test needs one"
+    );
+    println!("SKIPPED: no Docker engine");
+    false
+}
+
+/// Creates (does not start) a labelled busybox container running `script`; returns its
+/// id and name.
+fn create_test_container(script: &str) -> (String, String) {
+    create_test_container_with(&[], script)
+}
+
+/// As [`create_test_container`], with extra `docker create` options (`-e`, `--label`).
+fn create_test_container_with(options: &[&str], script: &str) -> (String, String) {
+    build_test_image();
+    let name = format!(
+        "shiplog-test-{}-{}",
+        std::process::id(),
+        shiplog_core::Timestamp::now().as_nanos()
+    );
+    let mut args = vec!["create", "--label", "shiplog.test=1", "--name", &name];
+    args.extend_from_slice(options);
+    args.extend([TEST_IMAGE, "sh", "-c", script]);
+    let id = docker_ok(&args);
+    (id, name)
+}
+
+/// The events the sink holds from the container called `name`.
+fn events_of(sink: &RecordingSink, name: &str) -> Vec<Event> {
+    let events = sink.events.lock().unwrap();
+    events
+        .iter()
+        .filter(|e| e.container_name == name)
+        .cloned()
+        .collect()
+}
+
+/// Waits (30 s at most) until the sink holds `count` events of container `name`.
+async fn wait_for_events(sink: &RecordingSink, name: &str, count: usize) -> bool {
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while events_of(sink, name).len() < count {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .is_ok()
+}
+
+/// Starts a collector on the real engine with a recording sink.
+fn start_collector() -> (
+    Arc<RecordingSink>,
+    CancellationToken,
+    tokio::task::JoinHandle<Result<()>>,
+) {
+    start_collector_with(CollectorConfig {
+        node: "test-node".into(),
+        ..CollectorConfig::default()
+    })
+}
+
+/// Starts a collector with `config` on the real engine with a recording sink.
+fn start_collector_with(
+    config: CollectorConfig,
+) -> (
+    Arc<RecordingSink>,
+    CancellationToken,
+    tokio::task::JoinHandle<Result<()>>,
+) {
+    let sink = Arc::new(RecordingSink::default());
+    let shutdown = CancellationToken::new();
+    let collector = tokio::spawn(run(config, sink.clone(), shutdown.clone()));
+    (sink, shutdown, collector)
+}
+
+async fn stop_collector(
+    shutdown: CancellationToken,
+    collector: tokio::task::JoinHandle<Result<()>>,
+) {
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(30), collector)
+        .await
+        .expect("collector stops after shutdown")
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_missing_engine_is_waited_for_and_shutdown_still_stops_the_collector() {
+    let config = CollectorConfig {
+        docker_host: Some("unix:///nonexistent/docker.sock".into()),
+        ..CollectorConfig::default()
+    };
+    let sink = Arc::new(RecordingSink::default());
+    let shutdown = CancellationToken::new();
+    let collector = tokio::spawn(run(config, sink, shutdown.clone()));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        !collector.is_finished(),
+        "the collector keeps waiting for the engine"
+    );
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(10), collector)
+        .await
+        .expect("collector stops after shutdown")
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test]
+async fn an_unusable_setting_fails_at_once() {
+    let config = CollectorConfig {
+        batch_max_events: 0,
+        ..CollectorConfig::default()
+    };
+    let sink = Arc::new(RecordingSink::default());
+    let err = run(config, sink, CancellationToken::new())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("batch_max_events"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_source_reads_a_real_container() {
+    if !docker_available() {
+        return;
+    }
+    let (id, name) = create_test_container("for i in 1 2 3; do echo out$i; echo err$i >&2; done");
+    let _cleanup = RemoveOnDrop(id.clone());
+    let (sink, shutdown, collector) = start_collector();
+    // Start the container once the collector has had time to subscribe to events (the
+    // subscription also replays the last second).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    docker_ok(&["start", &id]);
+
+    let arrived = wait_for_events(&sink, &name, 6).await;
+    stop_collector(shutdown, collector).await;
+    let events = events_of(&sink, &name);
+    assert!(
+        arrived,
+        "only {} of 6 lines arrived: {events:?}",
+        events.len()
+    );
+
+    let lines = |stream: Stream| -> Vec<String> {
+        events
+            .iter()
+            .filter(|e| e.stream == Some(stream))
+            .map(|e| e.message.clone())
+            .collect()
+    };
+    assert_eq!(lines(Stream::Stdout), ["out1", "out2", "out3"]);
+    assert_eq!(lines(Stream::Stderr), ["err1", "err2", "err3"]);
+    assert_eq!(events.len(), 6, "no line twice: {events:?}");
+    for event in &events {
+        assert_eq!(event.container_id, id);
+        assert_eq!(event.service, name);
+        assert_eq!(event.image, TEST_IMAGE);
+        assert_eq!(event.node, "test-node");
+        assert!(!event.id.is_unset());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_source_resumes_a_restarted_container_without_rereading_it() {
+    if !docker_available() {
+        return;
+    }
+    let (id, name) = create_test_container("echo run");
+    let _cleanup = RemoveOnDrop(id.clone());
+    let (sink, shutdown, collector) = start_collector();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    docker_ok(&["start", &id]);
+    let first = wait_for_events(&sink, &name, 1).await;
+    let wait_id = id.clone();
+    tokio::task::spawn_blocking(move || docker_ok(&["wait", &wait_id]))
+        .await
+        .unwrap();
+    docker_ok(&["start", &id]);
+    let second = wait_for_events(&sink, &name, 2).await;
+    stop_collector(shutdown, collector).await;
+
+    let events = events_of(&sink, &name);
+    assert!(first && second, "lines missing: {events:?}");
+    // Read from the beginning again, the first run's line would arrive a second time.
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert!(events[0].ts < events[1].ts, "{events:?}");
+    assert_ne!(events[0].id, events[1].id);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_collector_ships_every_line_exactly_once() {
+    if !docker_available() {
+        return;
+    }
+    const LINES: usize = 40;
+    let state = tempfile::tempdir().unwrap();
+    let (id, name) = create_test_container(
+        "i=1; while [ $i -le 40 ]; do echo line$i; \
+         if [ $((i % 4)) -eq 0 ]; then sleep 0.3; fi; i=$((i+1)); done",
+    );
+    let _cleanup = RemoveOnDrop(id.clone());
+    let config = CollectorConfig {
+        node: "test-node".into(),
+        state_dir: Some(state.path().to_path_buf()),
+        ..CollectorConfig::default()
+    };
+
+    let (first_sink, shutdown, collector) = start_collector_with(config.clone());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    docker_ok(&["start", &id]);
+    assert!(
+        wait_for_events(&first_sink, &name, 8).await,
+        "first run got lines"
+    );
+    stop_collector(shutdown, collector).await;
+    let first = events_of(&first_sink, &name);
+    assert!(
+        first.len() < LINES,
+        "the first run stopped midway: {}",
+        first.len()
+    );
+    let saved = std::fs::read_to_string(state.path().join(checkpoint::FILE_NAME)).unwrap();
+    assert!(
+        saved.contains(&id),
+        "checkpoint written on shutdown: {saved}"
+    );
+
+    let (second_sink, shutdown, collector) = start_collector_with(config);
+    let rest = wait_for_events(&second_sink, &name, LINES - first.len()).await;
+    // Give a duplicate time to show up.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop_collector(shutdown, collector).await;
+    let second = events_of(&second_sink, &name);
+
+    let got: Vec<&str> = first
+        .iter()
+        .chain(&second)
+        .map(|e| e.message.as_str())
+        .collect();
+    let want: Vec<String> = (1..=LINES).map(|i| format!("line{i}")).collect();
+    assert!(rest, "lines missing after the restart: {got:?}");
+    assert_eq!(got, want, "every line once, in order, across both runs");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stack_traces_arrive_whole_and_opted_out_containers_are_skipped() {
+    if !docker_available() {
+        return;
+    }
+    // printf turns the \\n and \\t escapes into newlines and tabs inside the container.
+    let script = concat!(
+        "printf '",
+        "before\\n",
+        "Exception in thread \"main\" java.lang.IllegalStateException: boom\\n",
+        "\\tat com.example.App.run(App.java:10)\\n",
+        "\\tat com.example.App.main(App.java:5)\\n",
+        "Caused by: java.io.IOException: disk\\n",
+        "\\tat com.example.Io.read(Io.java:3)\\n",
+        "\\t... 2 more\\n",
+        "Traceback (most recent call last):\\n",
+        "  File \"app.py\", line 3, in <module>\\n",
+        "    main()\\n",
+        "ValueError: bad input\\n",
+        "after\\n",
+        "'",
+    );
+    let (id, name) = create_test_container(script);
+    let _cleanup = RemoveOnDrop(id.clone());
+    let (label_id, label_name) =
+        create_test_container_with(&["--label", "shiplog.exclude=true"], "echo hidden");
+    let _label_cleanup = RemoveOnDrop(label_id.clone());
+    let (env_id, env_name) = create_test_container_with(&["-e", "LOGSPOUT=ignore"], "echo hidden");
+    let _env_cleanup = RemoveOnDrop(env_id.clone());
+
+    let (sink, shutdown, collector) = start_collector();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    docker_ok(&["start", &label_id]);
+    docker_ok(&["start", &env_id]);
+    docker_ok(&["start", &id]);
+    let arrived = wait_for_events(&sink, &name, 4).await;
+    for waited in [&label_id, &env_id] {
+        let waited = waited.clone();
+        tokio::task::spawn_blocking(move || docker_ok(&["wait", &waited]))
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop_collector(shutdown, collector).await;
+
+    let events = events_of(&sink, &name);
+    let messages: Vec<&str> = events.iter().map(|e| e.message.as_str()).collect();
+    assert!(arrived, "events missing: {messages:?}");
+    assert_eq!(messages.len(), 4, "{messages:?}");
+    assert_eq!(messages[0], "before");
+    assert!(
+        messages[1].starts_with("Exception in thread") && messages[1].ends_with("\t... 2 more"),
+        "{messages:?}"
+    );
+    assert_eq!(messages[1].lines().count(), 6, "{messages:?}");
+    assert!(
+        messages[2].starts_with("Traceback") && messages[2].ends_with("ValueError: bad input"),
+        "{messages:?}"
+    );
+    assert_eq!(messages[3], "after");
+    assert!(
+        events_of(&sink, &label_name).is_empty(),
+        "shiplog.exclude=true was collected"
+    );
+    assert!(
+        events_of(&sink, &env_name).is_empty(),
+        "LOGSPOUT=ignore was collected"
+    );
+}

@@ -337,3 +337,175 @@ fn tail_subscribers_see_stored_events_in_order() {
         assert_eq!(rx.try_recv().unwrap().message, format!("m{i}"));
     }
 }
+
+/// The loghub corpus spread over three days, with containers, levels and JSON numbers, so
+/// wildcards, regexes and time and numeric ranges all have something to find and to miss.
+fn varied_loghub_events() -> Vec<Event> {
+    let mut events = Vec::new();
+    for (s, system) in ["HDFS", "Apache", "Zookeeper", "OpenStack"]
+        .iter()
+        .enumerate()
+    {
+        for (i, line) in loghub_lines(system).into_iter().take(400).enumerate() {
+            let n = (s * 1000 + i) as i64;
+            let mut e = event(n, &system.to_lowercase(), &line);
+            e.id = EventId(n as u128 + 1);
+            // Every 8 hours or so, across 2026-11-18 .. 2026-11-20 (UTC).
+            e.ts = Timestamp(BASE + (n % 7) * DAY_NS / 3 + n * 1_000_000);
+            e.container_name = format!("{}-{}", system.to_lowercase(), n % 13);
+            let fields = match n % 6 {
+                0 => format!(
+                    r#"{{"latency_ms": {}, "status": {}}}"#,
+                    n % 500,
+                    200 + n % 400
+                ),
+                1 => format!(
+                    r#"{{"latency_ms": {}.5, "status": "{}"}}"#,
+                    n % 400,
+                    200 + n % 100
+                ),
+                2 => format!(
+                    r#"{{"spans": [{{"ms": {}}}, {{"ms": [{}, 7]}}]}}"#,
+                    n % 30,
+                    n % 50
+                ),
+                3 => format!(r#"{{"big": {}, "neg": -{}}}"#, u64::MAX - n as u64, n % 20),
+                4 => r#"{"latency_ms": "250", "code": "300", "ok": true}"#.to_string(),
+                _ => "{}".to_string(),
+            };
+            e.fields = serde_json::from_str(&fields).unwrap();
+            events.push(e);
+        }
+    }
+    events
+}
+
+/// Wildcards, regexes and ranges mean the same in search and in the tail matcher.
+#[test]
+fn search_agrees_with_the_tail_matcher_on_patterns_and_ranges() {
+    let dir = tempfile::tempdir().unwrap();
+    let ix = open(dir.path());
+    let events = varied_loghub_events();
+    rt().block_on(ix.ingest(events.clone())).unwrap();
+    ix.flush().unwrap();
+    // (query, whether some events must match: guards against vacuous agreement)
+    let queries = [
+        ("service:hd*", true),
+        ("service:*stack", true),
+        ("service:?dfs", true),
+        ("service:*", true),
+        ("service:HD*", false),
+        ("container:apache-?", true),
+        ("container:apache-1?", true),
+        ("container:/zookeeper-1[0-2]/", true),
+        ("container:/(?i)HDFS-.*/", true),
+        ("container:/hdfs/", false),
+        ("service:/open.*|apache/", true),
+        ("NOT service:/hdfs|apache/ AND container:*-3", true),
+        ("level:w*", true),
+        ("level:/WARN|error/", true),
+        ("time*", true),
+        ("timeout*", false),
+        ("connect*", true),
+        ("block*", true),
+        ("*ing", true),
+        ("pack?t*", true),
+        ("Receiv*", true),
+        ("message:/blk/", true),
+        ("message:/[0-9]{3}/", true),
+        ("message:/Recei.*/ AND NOT dfs*", true),
+        ("service:(/hd.*/ OR apache) AND *ed", true),
+        ("\"Received block\" OR verif*", true),
+        ("ts:[2026-11-18 TO 2026-11-19]", true),
+        ("ts:2026-11-19", true),
+        ("ts:>2026-11-19", true),
+        ("ts:{2026-11-18 TO *]", true),
+        ("ts:<2026-11-19", true),
+        ("ts:>=2026-11-19T11:06:40Z", true),
+        (
+            "ts:{2026-11-19T11:06:40.123Z TO 2026-11-20T03:00:00Z}",
+            true,
+        ),
+        ("ts:[* TO *]", true),
+        ("ts:<now", true),
+        ("ts:>now+1000d", false),
+        ("ts:(<2026-11-19 OR >2026-11-19) AND level:info", true),
+        ("fields.latency_ms:>250", true),
+        ("fields.latency_ms:[100 TO 250.5]", true),
+        ("fields.latency_ms:{249 TO 251}", true),
+        ("fields.latency_ms:{250.5 TO 251}", false),
+        ("fields.latency_ms:[* TO *]", true),
+        ("fields.status:[200 TO 299]", true),
+        ("fields.status:>=500", true),
+        ("fields.spans.ms:[10 TO 20]", true),
+        ("fields.spans.ms:7", true),
+        ("fields.spans.ms:{6 TO 8}", true),
+        ("fields.big:>9223372036854775807", true),
+        // Near 2^64 floats are 2048 apart: u64::MAX - n rounds to 2^64 or to 2^64 - 2048,
+        // the same way on both sides.
+        ("fields.big:[1e19 TO 1.8446744073709552e19]", true),
+        ("fields.big:<1.8446744073709552e19", true),
+        ("fields.big:<1.8446744073709e19", false),
+        ("fields.big:>1e300", false),
+        ("fields.neg:<-5", true),
+        ("fields.neg:[-19.5 TO -0.5]", true),
+        ("fields.code:[200 TO 300]", false),
+        ("fields.ok:[0 TO 1]", false),
+        ("fields.status:[500 TO *] AND level:info", true),
+        ("NOT fields.latency_ms:<100 AND service:hdfs", true),
+    ];
+    let mut wrong = Vec::new();
+    for (q, nonempty) in queries {
+        let parsed = parse(q).unwrap_or_else(|e| panic!("{q}: {e}"));
+        let want = events.iter().filter(|e| parsed.matches(e)).count() as u64;
+        let got = ix
+            .search(&SearchRequest {
+                query: parsed.clone(),
+                since: None,
+                until: None,
+                limit: 10,
+                cursor: None,
+            })
+            .unwrap();
+        if got.total != want || (want > 0) != nonempty {
+            wrong.push(format!("{q}: search {} tail {want}", got.total));
+        }
+        assert!(
+            got.hits.iter().all(|e| parsed.matches(e)),
+            "query {q} returned a non-matching hit"
+        );
+    }
+    assert!(
+        wrong.is_empty(),
+        "disagreements or vacuous queries: {wrong:#?}"
+    );
+}
+
+#[test]
+fn time_ranges_split_days_at_midnight_utc() {
+    let dir = tempfile::tempdir().unwrap();
+    let ix = open(dir.path());
+    let midnight = Timestamp::parse_rfc3339("2026-11-19").unwrap().as_nanos();
+    let events: Vec<Event> = [-2, -1, 0, 1]
+        .iter()
+        .enumerate()
+        .map(|(k, delta)| {
+            let mut e = event(k as i64, "web", &format!("m{k}"));
+            e.ts = Timestamp(midnight + delta);
+            e
+        })
+        .collect();
+    rt().block_on(ix.ingest(events)).unwrap();
+    ix.flush().unwrap();
+    let count = |q: &str| search(&ix, q, 10).total;
+    assert_eq!(count("ts:2026-11-18"), 2);
+    assert_eq!(count("ts:[2026-11-18 TO 2026-11-19]"), 4);
+    assert_eq!(count("ts:>2026-11-18"), 2);
+    assert_eq!(count("ts:<2026-11-19"), 2);
+    assert_eq!(count("ts:>=2026-11-19T00:00:00Z"), 2);
+    assert_eq!(count("ts:>2026-11-19T00:00:00Z"), 1);
+    assert_eq!(
+        count("ts:{2026-11-18T23:59:59.999999998Z TO 2026-11-19T00:00:00Z]"),
+        2
+    );
+}

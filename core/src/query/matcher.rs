@@ -2,8 +2,8 @@
 
 use serde_json::Value;
 
-use super::Query;
 use super::analysis::{self, Term};
+use super::{PatternField, Query};
 use crate::event::Event;
 
 impl Query {
@@ -16,22 +16,32 @@ impl Query {
     fn eval(&self, event: &Event, terms: &mut Option<Vec<Term>>) -> bool {
         match self {
             Query::All => true,
-            Query::Keyword { field, value } => event.keyword(*field) == Some(value.as_str()),
+            // Empty values are not indexed, so they never match, not even `service:""`.
+            Query::Keyword { field, value } => {
+                !value.is_empty() && event.keyword(*field) == Some(value.as_str())
+            }
             Query::Text { terms: wanted } => {
                 let have = terms.get_or_insert_with(|| analysis::analyze(&event.message));
                 contains_phrase(have, wanted)
             }
-            Query::Json { path, value } => {
-                let mut node = None;
-                for (i, key) in path.split('.').enumerate() {
-                    node = if i == 0 {
-                        event.fields.get(key)
-                    } else {
-                        node.and_then(|n: &Value| n.get(key))
-                    };
-                }
-                node.is_some_and(|v| json_equals(v, value))
+            Query::Json { path, value } => json_leaves(event, path).any(|v| json_equals(v, value)),
+            Query::Pattern {
+                field: PatternField::Message,
+                pattern,
+            } => {
+                let have = terms.get_or_insert_with(|| analysis::analyze(&event.message));
+                have.iter().any(|t| pattern.is_match(&t.text))
             }
+            Query::Pattern {
+                field: PatternField::Keyword(field),
+                pattern,
+            } => event
+                .keyword(*field)
+                .is_some_and(|v| !v.is_empty() && pattern.is_match(v)),
+            Query::Time(range) => range.contains(event.ts),
+            Query::Number { path, range } => json_leaves(event, path).any(
+                |v| matches!(v, Value::Number(n) if n.as_f64().is_some_and(|f| range.contains(f))),
+            ),
             Query::And(qs) => qs.iter().all(|q| q.eval(event, terms)),
             Query::Or(qs) => qs.iter().any(|q| q.eval(event, terms)),
             Query::Not(q) => !q.eval(event, terms),
@@ -52,6 +62,44 @@ fn contains_phrase(have: &[Term], wanted: &[String]) -> bool {
     })
 }
 
+/// The scalar values at a path in `fields`, as the index sees them: arrays are flattened at
+/// every level, so `a.b` reaches `{"a": [{"b": 1}, {"b": [2, 3]}]}`'s 1, 2 and 3.
+fn json_leaves<'a>(event: &'a Event, path: &str) -> impl Iterator<Item = &'a Value> {
+    let mut nodes: Vec<&Value> = Vec::new();
+    for (i, key) in path.split('.').enumerate() {
+        let mut next = Vec::new();
+        if i == 0 {
+            next.extend(event.fields.get(key));
+        } else {
+            for node in nodes {
+                collect_key(node, key, &mut next);
+            }
+        }
+        nodes = next;
+    }
+    let mut leaves = Vec::new();
+    for node in nodes {
+        flatten(node, &mut leaves);
+    }
+    leaves.into_iter()
+}
+
+fn collect_key<'a>(node: &'a Value, key: &str, out: &mut Vec<&'a Value>) {
+    match node {
+        Value::Object(map) => out.extend(map.get(key)),
+        Value::Array(items) => items.iter().for_each(|i| collect_key(i, key, out)),
+        _ => {}
+    }
+}
+
+fn flatten<'a>(node: &'a Value, out: &mut Vec<&'a Value>) {
+    match node {
+        Value::Array(items) => items.iter().for_each(|i| flatten(i, out)),
+        Value::Object(_) => {}
+        scalar => out.push(scalar),
+    }
+}
+
 fn json_equals(v: &Value, want: &str) -> bool {
     match v {
         Value::String(s) => s == want,
@@ -65,8 +113,7 @@ fn json_equals(v: &Value, want: &str) -> bool {
             false
         }
         Value::Bool(b) => want == if *b { "true" } else { "false" },
-        Value::Array(items) => items.iter().any(|i| json_equals(i, want)),
-        Value::Null | Value::Object(_) => false,
+        Value::Null | Value::Array(_) | Value::Object(_) => false,
     }
 }
 
@@ -128,6 +175,64 @@ mod tests {
         ];
         for q in no {
             assert!(!parse(q).unwrap().matches(&e), "should not match: {q}");
+        }
+    }
+
+    #[test]
+    fn matches_patterns_and_ranges_like_search_would() {
+        let mut e = event();
+        e.ts = Timestamp::parse_rfc3339("2026-11-22T03:09:44Z").unwrap();
+        e.container_name = "api-7".into();
+        e.fields = serde_json::from_str(
+            r#"{"latency_ms":250.5,"status":503,"code":"300","spans":[{"ms":4},{"ms":[9,12]}]}"#,
+        )
+        .unwrap();
+        let now = Timestamp::parse_rfc3339("2026-11-22T03:15:00Z").unwrap();
+        let check = |q: &str, want: bool| {
+            let parsed = super::super::parse_at(q, now).unwrap_or_else(|e| panic!("{q}: {e}"));
+            assert_eq!(parsed.matches(&e), want, "{q}");
+        };
+        for q in [
+            "service:w*",
+            "service:*b",
+            "container:api-?",
+            "container:/api-[0-9]+/",
+            "level:E*",
+            "dis*",
+            "DIS?",
+            "sda*",
+            "message:/S[a-z]+1/",
+            "ts:>now-15m",
+            "ts:2026-11-22",
+            "ts:[2026-11-21 TO 2026-11-22]",
+            "ts:{2026-11-21 TO *}",
+            "fields.latency_ms:>250",
+            "fields.latency_ms:[250.5 TO 250.5]",
+            "fields.status:[500 TO 599]",
+            "fields.spans.ms:[10 TO 12]",
+            "fields.spans.ms:4",
+        ] {
+            check(q, true);
+        }
+        for q in [
+            "service:W*",
+            "service:w",
+            "container:api-??",
+            "container:/api/",
+            "service:/we/",
+            "dis",
+            "message:/disk full/",
+            r"dis\*",
+            "ts:>now-5m",
+            "ts:<2026-11-22",
+            "ts:>2026-11-22",
+            "fields.latency_ms:{250.5 TO *]",
+            "fields.code:[200 TO 400]",
+            "fields.ok:[0 TO 1]",
+            "fields.spans:[0 TO 100]",
+            "container_id:*",
+        ] {
+            check(q, false);
         }
     }
 }

@@ -1,8 +1,13 @@
 //! Turns query text into a [`Query`], with a position and an expectation on every error.
 
-use super::analysis;
-use super::{KeywordField, Query};
+use std::ops::Bound;
+
+use super::lexer::{Lexed, RawBound, RawRange, Tok, err, lex};
+use super::pattern::{GlobToken, Pattern};
+use super::range::{self, NumberRange, Side, TimeRange};
+use super::{KeywordField, PatternField, Query, analysis};
 use crate::event::{Kind, Level};
+use crate::timestamp::Timestamp;
 
 /// Longest query text accepted, in bytes.
 pub const MAX_QUERY_BYTES: usize = 8 * 1024;
@@ -21,156 +26,33 @@ pub struct ParseError {
     pub message: String,
 }
 
-#[derive(Debug, Clone, PartialEq)]
-enum Tok {
-    LParen,
-    RParen,
-    And,
-    Or,
-    Not,
-    /// `name:` directly followed by its value.
-    Field(String),
-    Word(String),
-    Quoted(String),
-}
-
-struct Lexed {
-    tok: Tok,
-    pos: usize,
-}
-
-fn err(position: usize, message: impl Into<String>) -> ParseError {
-    ParseError {
-        position,
-        message: message.into(),
-    }
-}
-
-fn is_field_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'.' || c == b'-')
-        && s.as_bytes()[0].is_ascii_alphabetic()
-}
-
-fn lex(input: &str) -> Result<Vec<Lexed>, ParseError> {
-    let chars: Vec<char> = input.chars().collect();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
-        if c.is_whitespace() {
-            i += 1;
-            continue;
-        }
-        let start = i;
-        match c {
-            '(' => {
-                out.push(Lexed {
-                    tok: Tok::LParen,
-                    pos: i,
-                });
-                i += 1;
-            }
-            ')' => {
-                out.push(Lexed {
-                    tok: Tok::RParen,
-                    pos: i,
-                });
-                i += 1;
-            }
-            '"' => {
-                i += 1;
-                let mut s = String::new();
-                loop {
-                    match chars.get(i) {
-                        None => return Err(err(start, "unterminated quote: add a closing '\"'")),
-                        Some('"') => {
-                            i += 1;
-                            break;
-                        }
-                        Some('\\') => {
-                            let Some(&next) = chars.get(i + 1) else {
-                                return Err(err(i, "a backslash must be followed by a character"));
-                            };
-                            s.push(next);
-                            i += 2;
-                        }
-                        Some(&ch) => {
-                            s.push(ch);
-                            i += 1;
-                        }
-                    }
-                }
-                out.push(Lexed {
-                    tok: Tok::Quoted(s),
-                    pos: start,
-                });
-            }
-            '-' | '!' if chars.get(i + 1).is_some_and(|n| !n.is_whitespace()) => {
-                out.push(Lexed {
-                    tok: Tok::Not,
-                    pos: i,
-                });
-                i += 1;
-            }
-            '&' if chars.get(i + 1) == Some(&'&') => {
-                out.push(Lexed {
-                    tok: Tok::And,
-                    pos: i,
-                });
-                i += 2;
-            }
-            '|' if chars.get(i + 1) == Some(&'|') => {
-                out.push(Lexed {
-                    tok: Tok::Or,
-                    pos: i,
-                });
-                i += 2;
-            }
-            _ => {
-                let mut s = String::new();
-                let mut field_end = None;
-                while let Some(&ch) = chars.get(i) {
-                    if ch.is_whitespace() || ch == '(' || ch == ')' || ch == '"' {
-                        break;
-                    }
-                    if ch == '\\' {
-                        let Some(&next) = chars.get(i + 1) else {
-                            return Err(err(i, "a backslash must be followed by a character"));
-                        };
-                        s.push(next);
-                        i += 2;
-                        continue;
-                    }
-                    if ch == ':' && field_end.is_none() && is_field_name(&s) {
-                        field_end = Some(i);
-                        i += 1;
-                        break;
-                    }
-                    s.push(ch);
-                    i += 1;
-                }
-                let tok = match (field_end, s.as_str()) {
-                    (Some(_), _) => Tok::Field(s),
-                    (None, "AND") => Tok::And,
-                    (None, "OR") => Tok::Or,
-                    (None, "NOT") => Tok::Not,
-                    _ => Tok::Word(s),
-                };
-                out.push(Lexed { tok, pos: start });
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// Where a value applies: the message, a keyword field, or a JSON path.
+/// Where a value applies: the message, a keyword field, a JSON path, or the event time.
 #[derive(Clone)]
 enum Target {
     Message,
     Keyword(KeywordField),
     Json(String),
+    Time,
+}
+
+impl Target {
+    fn describe(&self) -> String {
+        match self {
+            Target::Message => "the message".to_string(),
+            Target::Keyword(f) => f.name().to_string(),
+            Target::Json(path) => format!("fields.{path}"),
+            Target::Time => "ts".to_string(),
+        }
+    }
+}
+
+/// A value token, as the parser hands it to [`Parser::leaf`].
+enum Value {
+    Word(String),
+    Quoted(String),
+    Wildcard(Vec<GlobToken>),
+    Regex(String),
+    Range(RawRange),
 }
 
 struct Parser {
@@ -178,6 +60,7 @@ struct Parser {
     at: usize,
     end: usize,
     clauses: usize,
+    now: Timestamp,
 }
 
 impl Parser {
@@ -266,24 +149,26 @@ impl Parser {
             Tok::Field(name) => {
                 let inner = resolve_field(&name, pos)?;
                 match self.peek() {
-                    Some(Tok::Word(_) | Tok::Quoted(_) | Tok::LParen) => {
-                        self.primary(depth + 1, &inner)
-                    }
+                    Some(
+                        Tok::Word(_)
+                        | Tok::Quoted(_)
+                        | Tok::LParen
+                        | Tok::Wildcard(_)
+                        | Tok::Regex(_)
+                        | Tok::Range(_),
+                    ) => self.primary(depth + 1, &inner),
                     _ => Err(err(self.pos(), format!("expected a value after '{name}:'"))),
                 }
             }
-            Tok::Word(w) => self.leaf(target, &w, false, pos),
-            Tok::Quoted(q) => self.leaf(target, &q, true, pos),
+            Tok::Word(w) => self.leaf(target, Value::Word(w), pos),
+            Tok::Quoted(q) => self.leaf(target, Value::Quoted(q), pos),
+            Tok::Wildcard(g) => self.leaf(target, Value::Wildcard(g), pos),
+            Tok::Regex(r) => self.leaf(target, Value::Regex(r), pos),
+            Tok::Range(r) => self.leaf(target, Value::Range(r), pos),
         }
     }
 
-    fn leaf(
-        &mut self,
-        target: &Target,
-        value: &str,
-        quoted: bool,
-        pos: usize,
-    ) -> Result<Query, ParseError> {
+    fn leaf(&mut self, target: &Target, value: Value, pos: usize) -> Result<Query, ParseError> {
         self.clauses += 1;
         if self.clauses > MAX_CLAUSES {
             return Err(err(
@@ -291,33 +176,195 @@ impl Parser {
                 format!("query has more than {MAX_CLAUSES} clauses"),
             ));
         }
-        match target {
-            Target::Message => {
-                let terms = analysis::terms(value);
-                if terms.is_empty() {
-                    let what = if quoted { "phrase" } else { "word" };
-                    return Err(err(
-                        pos,
-                        format!("{what} '{value}' has no letters or digits to search for"),
-                    ));
-                }
-                Ok(Query::Text { terms })
-            }
-            Target::Keyword(field) => Ok(Query::Keyword {
+        match (target, value) {
+            (Target::Message, Value::Word(v)) => text(&v, "word", pos),
+            (Target::Message, Value::Quoted(v)) => text(&v, "phrase", pos),
+            (Target::Message, Value::Wildcard(glob)) => message_wildcard(glob, pos),
+            (Target::Message, Value::Regex(re)) => Ok(Query::Pattern {
+                field: PatternField::Message,
+                pattern: regex(&re, true, pos)?,
+            }),
+            (Target::Keyword(field), Value::Word(v) | Value::Quoted(v)) => Ok(Query::Keyword {
                 field: *field,
-                value: normalize(*field, value, pos)?,
+                value: normalize(*field, &v, pos)?,
             }),
-            Target::Json(path) => Ok(Query::Json {
+            (Target::Keyword(field), Value::Wildcard(glob)) => Ok(Query::Pattern {
+                field: PatternField::Keyword(*field),
+                pattern: Pattern::glob(glob, lower_case_values(*field)),
+            }),
+            (Target::Keyword(field), Value::Regex(re)) => Ok(Query::Pattern {
+                field: PatternField::Keyword(*field),
+                pattern: regex(&re, lower_case_values(*field), pos)?,
+            }),
+            (Target::Json(path), Value::Word(v) | Value::Quoted(v)) => Ok(Query::Json {
                 path: path.clone(),
-                value: value.to_string(),
+                value: v,
             }),
+            (Target::Json(path), Value::Range(r)) => Ok(Query::Number {
+                path: path.clone(),
+                range: NumberRange {
+                    lower: bound(&r.lower, true, range::number_bound, &target.describe())?,
+                    upper: bound(&r.upper, false, range::number_bound, &target.describe())?,
+                },
+            }),
+            (Target::Time, Value::Word(v) | Value::Quoted(v)) => {
+                let time = |side| {
+                    range::time_bound(&v, side, self.now)
+                        .map_err(|reason| err(pos, format!("bad time '{v}': {reason}")))
+                };
+                Ok(Query::Time(TimeRange {
+                    from: time(Side::LowerIncluded)?,
+                    to: time(Side::UpperIncluded)?,
+                }))
+            }
+            (Target::Time, Value::Range(r)) => {
+                let now = self.now;
+                let time = |t: &str, s| range::time_bound(t, s, now);
+                Ok(Query::Time(TimeRange {
+                    from: bound(&r.lower, true, time, &target.describe())?,
+                    to: bound(&r.upper, false, time, &target.describe())?,
+                }))
+            }
+            (target @ (Target::Message | Target::Keyword(_)), Value::Range(_)) => Err(err(
+                pos,
+                format!(
+                    "ranges apply to ts and fields.<path>, not to {}: quote the value to search \
+                     for it literally",
+                    target.describe()
+                ),
+            )),
+            (target @ (Target::Json(_) | Target::Time), Value::Wildcard(_)) => Err(err(
+                pos,
+                format!(
+                    "wildcards apply to the message and keyword fields, not to {}: quote the \
+                     value to match '*' or '?' literally, or use a range",
+                    target.describe()
+                ),
+            )),
+            (target @ (Target::Json(_) | Target::Time), Value::Regex(_)) => Err(err(
+                pos,
+                format!(
+                    "regexes apply to the message and keyword fields, not to {}",
+                    target.describe()
+                ),
+            )),
         }
     }
+}
+
+/// Message text: one term, or a phrase of several.
+fn text(value: &str, what: &str, pos: usize) -> Result<Query, ParseError> {
+    let terms = analysis::terms(value);
+    if terms.is_empty() {
+        return Err(err(
+            pos,
+            format!("{what} '{value}' has no letters or digits to search for"),
+        ));
+    }
+    Ok(Query::Text { terms })
+}
+
+/// A wildcard on the message matches single terms, which hold only letters and digits.
+fn message_wildcard(glob: Vec<GlobToken>, pos: usize) -> Result<Query, ParseError> {
+    let typed: String = glob
+        .iter()
+        .map(|t| match t {
+            GlobToken::Literal(c) => *c,
+            GlobToken::One => '?',
+            GlobToken::Many => '*',
+        })
+        .collect();
+    let mut has_letters = false;
+    for (i, t) in glob.iter().enumerate() {
+        if let GlobToken::Literal(c) = t {
+            if !c.is_alphanumeric() {
+                return Err(err(
+                    pos + i,
+                    format!(
+                        "wildcard '{typed}' cannot match: a message term holds only letters and \
+                         digits, never '{c}'; use a pattern on one term, such as 'timeout*'"
+                    ),
+                ));
+            }
+            has_letters = true;
+        }
+    }
+    if !has_letters {
+        return Err(err(
+            pos,
+            format!("word '{typed}' has no letters or digits to search for"),
+        ));
+    }
+    Ok(Query::Pattern {
+        field: PatternField::Message,
+        pattern: Pattern::glob(glob, true),
+    })
+}
+
+fn regex(pattern: &str, case_insensitive: bool, pos: usize) -> Result<Pattern, ParseError> {
+    Pattern::regex(pattern, case_insensitive).map_err(|e| {
+        // The pattern starts after the opening slash; escaped slashes shift this a little.
+        let at = e
+            .offset
+            .map_or(pos, |o| pos + 1 + o.min(pattern.chars().count()));
+        err(at, format!("bad regex: {}", e.message))
+    })
+}
+
+/// Levels, kinds and streams are stored in lower case, so patterns on them ignore case.
+fn lower_case_values(field: KeywordField) -> bool {
+    matches!(
+        field,
+        KeywordField::Level | KeywordField::Kind | KeywordField::Stream
+    )
+}
+
+/// Reads one end of a range with `read`, naming the field (as [`Target::describe`] puts it)
+/// and the position when it fails.
+fn bound<T>(
+    raw: &RawBound,
+    lower: bool,
+    read: impl Fn(&str, Side) -> Result<Bound<T>, String>,
+    field: &str,
+) -> Result<Bound<T>, ParseError> {
+    let RawBound::Value {
+        text,
+        pos,
+        inclusive,
+    } = raw
+    else {
+        return Ok(Bound::Unbounded);
+    };
+    let side = match (lower, inclusive) {
+        (true, true) => Side::LowerIncluded,
+        (true, false) => Side::LowerExcluded,
+        (false, true) => Side::UpperIncluded,
+        (false, false) => Side::UpperExcluded,
+    };
+    read(text, side).map_err(|reason| {
+        let field = if field == "ts" {
+            "ts".to_string()
+        } else {
+            format!("fields.{field}")
+        };
+        err(
+            *pos,
+            format!("bad bound '{text}' in a range on {field}: {reason}"),
+        )
+    })
+}
+
+/// Whether a name before `:` is a field the language knows.
+pub(crate) fn is_known_field(name: &str) -> bool {
+    resolve_field(name, 0).is_ok()
 }
 
 fn resolve_field(name: &str, pos: usize) -> Result<Target, ParseError> {
     if name == "message" || name == "msg" {
         return Ok(Target::Message);
+    }
+    if name == "ts" || name == "timestamp" {
+        return Ok(Target::Time);
     }
     if let Some(path) = name.strip_prefix("fields.") {
         if path.is_empty() || path.split('.').any(str::is_empty) {
@@ -377,8 +424,14 @@ fn normalize(field: KeywordField, value: &str, pos: usize) -> Result<String, Par
     }
 }
 
-/// Parses query text. Empty or blank text is [`Query::All`].
+/// Parses query text. Empty or blank text is [`Query::All`]; `now` in a time bound is the
+/// current time.
 pub fn parse(input: &str) -> Result<Query, ParseError> {
+    parse_at(input, Timestamp::now())
+}
+
+/// Parses query text, reading `now` in time bounds as the given instant.
+pub fn parse_at(input: &str, now: Timestamp) -> Result<Query, ParseError> {
     if input.len() > MAX_QUERY_BYTES {
         return Err(err(
             0,
@@ -397,6 +450,7 @@ pub fn parse(input: &str) -> Result<Query, ParseError> {
         at: 0,
         end: input.chars().count(),
         clauses: 0,
+        now,
     };
     let q = p.or(0, &Target::Message)?;
     if p.at < p.toks.len() {
@@ -522,7 +576,241 @@ mod tests {
         assert!(parse(&many).unwrap_err().message.contains("clauses"));
     }
 
+    const NOW: Timestamp = Timestamp(1_795_000_000_000_000_000);
+    const MIN: i64 = 60_000_000_000;
+
+    fn at(q: &str) -> Query {
+        parse_at(q, NOW).unwrap_or_else(|e| panic!("{q}: {e}"))
+    }
+
+    fn time(from: Bound<Timestamp>, to: Bound<Timestamp>) -> Query {
+        Query::Time(TimeRange { from, to })
+    }
+
+    fn pattern(q: &str) -> (PatternField, Pattern) {
+        match at(q) {
+            Query::Pattern { field, pattern } => (field, pattern),
+            other => panic!("{q}: not a pattern: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn parses_wildcards_and_regexes() {
+        let (field, p) = pattern("service:web*");
+        assert_eq!(field, PatternField::Keyword(KeywordField::Service));
+        assert!(!p.is_regex() && p.is_match("web-1") && !p.is_match("Web-1"));
+        let (field, p) = pattern("container:api-?");
+        assert_eq!(field, PatternField::Keyword(KeywordField::ContainerName));
+        assert!(p.is_match("api-1") && !p.is_match("api-12"));
+        let (field, p) = pattern("TimeOut*");
+        assert_eq!(field, PatternField::Message);
+        assert_eq!(p.as_str(), "timeout*");
+        let (_, p) = pattern("level:WARN*");
+        assert!(p.is_match("warn"));
+        let (field, p) = pattern("service:/web-[0-9]+/");
+        assert_eq!(field, PatternField::Keyword(KeywordField::Service));
+        assert!(p.is_regex() && p.is_match("web-12") && !p.is_match("web-12a"));
+        let (_, p) = pattern(r"container:/a\/b/");
+        assert!(p.is_match("a/b"), "{p:?}");
+        let (field, p) = pattern("message:/Time(out|d)/");
+        assert_eq!(field, PatternField::Message);
+        assert!(p.is_match("timeout") && p.is_case_insensitive());
+        assert_eq!(
+            at("service:(/web.*/ OR api)"),
+            Query::Or(vec![
+                Query::Pattern {
+                    field: PatternField::Keyword(KeywordField::Service),
+                    pattern: Pattern::regex("web.*", false).unwrap()
+                },
+                kw(KeywordField::Service, "api")
+            ])
+        );
+        // Escaped or quoted, stars are literal; outside a field value, slashes are text.
+        assert_eq!(at(r"service:web\*"), kw(KeywordField::Service, "web*"));
+        assert_eq!(at("service:\"web*\""), kw(KeywordField::Service, "web*"));
+        assert_eq!(at("/dev/sda1"), text(&["dev", "sda1"]));
+        assert_eq!(at("[error]"), text(&["error"]));
+        assert_eq!(at("\"a*\""), text(&["a"]));
+    }
+
+    #[test]
+    fn parses_time_and_number_ranges() {
+        let d1 = Timestamp::parse_rfc3339("2026-11-01").unwrap();
+        let d3 = Timestamp::parse_rfc3339("2026-11-03").unwrap();
+        assert_eq!(
+            at("ts:[2026-11-01 TO 2026-11-02]"),
+            time(Bound::Included(d1), Bound::Excluded(d3))
+        );
+        assert_eq!(
+            at("ts:>now-15m"),
+            time(Bound::Excluded(NOW.offset(-15 * MIN)), Bound::Unbounded)
+        );
+        let t = Timestamp::parse_rfc3339("2026-11-22T03:00:00Z").unwrap();
+        assert_eq!(
+            at("ts:>=2026-11-22T03:00:00Z"),
+            time(Bound::Included(t), Bound::Unbounded)
+        );
+        assert_eq!(
+            at("ts:{now-1h TO *]"),
+            time(Bound::Excluded(NOW.offset(-60 * MIN)), Bound::Unbounded)
+        );
+        assert_eq!(at("ts:<=now"), time(Bound::Unbounded, Bound::Included(NOW)));
+        assert_eq!(
+            at("ts:2026-11-01"),
+            time(
+                Bound::Included(d1),
+                Bound::Excluded(d1.offset(86_400 * 1_000_000_000))
+            )
+        );
+        assert_eq!(
+            at("fields.latency_ms:>250"),
+            Query::Number {
+                path: "latency_ms".into(),
+                range: NumberRange {
+                    lower: Bound::Excluded(250.0),
+                    upper: Bound::Unbounded
+                }
+            }
+        );
+        assert_eq!(
+            at("fields.status:[200 TO 299} AND error"),
+            Query::And(vec![
+                Query::Number {
+                    path: "status".into(),
+                    range: NumberRange {
+                        lower: Bound::Included(200.0),
+                        upper: Bound::Excluded(299.0)
+                    }
+                },
+                text(&["error"])
+            ])
+        );
+        assert_eq!(
+            at("ts:(<now-1d OR >now)"),
+            Query::Or(vec![
+                time(Bound::Unbounded, Bound::Excluded(NOW.offset(-1440 * MIN))),
+                time(Bound::Excluded(NOW), Bound::Unbounded)
+            ])
+        );
+    }
+
+    #[test]
+    fn new_forms_name_the_position_and_what_was_expected() {
+        let cases = [
+            ("ts:[2026-11-01 2026-11-02]", 15, "expected TO in a range"),
+            ("ts:[now-1h TO", 13, "expected an upper bound"),
+            (
+                "ts:[now-1h TO now",
+                17,
+                "expected ']' or '}' to close the range opened at character 3",
+            ),
+            ("ts:[", 4, "expected a lower bound"),
+            ("ts:>now-15q", 4, "unknown unit"),
+            ("ts:>yesterday", 4, "bad bound 'yesterday' in a range on ts"),
+            ("ts:>", 4, "expected a value after '>'"),
+            ("ts:>=)", 5, "expected a value after '>='"),
+            (
+                "ts:[a TO b]x",
+                11,
+                "expected a space or ')' after the range",
+            ),
+            (
+                "fields.status:[200 TO abc]",
+                22,
+                "expected a number, found 'abc'",
+            ),
+            ("fields.status:>nan", 15, "expected a number"),
+            (
+                "service:>3",
+                8,
+                "ranges apply to ts and fields.<path>, not to service",
+            ),
+            (
+                "error OR message:[a TO b]",
+                17,
+                "ranges apply to ts and fields.<path>, not to the message",
+            ),
+            ("service:/web(", 8, "unterminated regex"),
+            (
+                "service:/web(/x",
+                14,
+                "expected a space or ')' after the regex",
+            ),
+            ("service:/web(/ x", 12, "bad regex: unclosed group"),
+            ("http://x", 0, "unknown field 'http'"),
+            (
+                "service:/a{1000}{1000}/",
+                8,
+                "bad regex: regex is too large",
+            ),
+            ("service://", 8, "bad regex: empty regex"),
+            (
+                "service:/a/b",
+                11,
+                "expected a space or ')' after the regex",
+            ),
+            (
+                "fields.a:/x/",
+                9,
+                "regexes apply to the message and keyword fields, not to fields.a",
+            ),
+            (
+                "fields.a:x*",
+                9,
+                "wildcards apply to the message and keyword fields",
+            ),
+            (
+                "ts:2026*",
+                3,
+                "wildcards apply to the message and keyword fields, not to ts",
+            ),
+            ("ts:/x/", 3, "regexes apply"),
+            (
+                "blk_*",
+                3,
+                "a message term holds only letters and digits, never '_'",
+            ),
+            ("x 10.251.*", 4, "never '.'"),
+            ("*", 0, "has no letters or digits"),
+        ];
+        for (q, pos, msg) in cases {
+            let e = parse_at(q, NOW).unwrap_err();
+            assert!(e.message.contains(msg), "{q}: {e}");
+            assert_eq!(e.position, pos, "{q}: {e}");
+            assert!(
+                !e.message.ends_with('.') && !e.message.contains('\n'),
+                "{q}: {e}"
+            );
+        }
+    }
+
     proptest! {
+        #[test]
+        fn never_panics_on_new_syntax_shaped_text(
+            s in "((ts|service|fields\\.[a-z]{1,3}|message|level):|\\[|\\]|\\{|\\}|>=?|<=?| TO |\\*|\\?|/|\\\\|now-[0-9]{1,3}[a-z]|2026-11-0[1-9]|[0-9]{1,4}|[a-z(|)+.]{1,4}| ){0,30}"
+        ) {
+            match parse_at(&s, NOW) {
+                Ok(_) => {}
+                Err(e) => {
+                    prop_assert!(e.position <= s.chars().count(), "{s}: {e}");
+                    prop_assert!(!e.message.is_empty());
+                }
+            }
+        }
+
+        #[test]
+        fn regex_shaped_values_are_compiled_within_limits_or_refused(
+            r in "([a-z]|\\.|\\*|\\+|\\?|\\{[0-9]{1,4}(,[0-9]{0,4})?\\}|\\(|\\)|\\||\\[a-z-]{1,4}\\]|\\\\[dwsb]){1,24}"
+        ) {
+            let q = format!("service:/{r}/ OR message:/{r}/");
+            if let Ok(query) = parse_at(&q, NOW) {
+                // Whatever compiled answers at once, even on a long value.
+                let mut e = crate::event::Event::log(NOW, "a".repeat(2_000));
+                e.service = "ab".repeat(1_000);
+                let _ = query.matches(&e);
+            }
+        }
+
         #[test]
         fn never_panics_on_any_text(s in "\\PC{0,200}") {
             let _ = parse(&s);

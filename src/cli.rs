@@ -126,6 +126,39 @@ pub struct TailArgs {
 pub enum BenchCommand {
     /// Push events made from real log lines through HTTP ingest and indexing.
     Ingest(BenchIngestArgs),
+    /// Full ingest path (decode, WAL, dedupe, index) against raw tantivy on the same
+    /// documents, plus bytes on disk per event.
+    Index(BenchIndexArgs),
+    /// Delay from an ingest ack to the batch being searchable, at fixed rates.
+    Latency(BenchLatencyArgs),
+}
+
+/// Flags of `bench index`.
+#[derive(Debug, Args)]
+pub struct BenchIndexArgs {
+    /// Events to index (each side).
+    #[arg(long, default_value_t = 5_000_000)]
+    pub events: usize,
+    /// Events per batch.
+    #[arg(long, default_value_t = 5_000)]
+    pub batch: usize,
+    /// Directory of Loghub samples (one folder per system with <name>_2k.log).
+    #[arg(long, default_value = "../shared/data/loghub")]
+    pub corpus: PathBuf,
+}
+
+/// Flags of `bench latency`.
+#[derive(Debug, Args)]
+pub struct BenchLatencyArgs {
+    /// Rates to measure, in events per second.
+    #[arg(long, value_delimiter = ',', default_value = "10000,50000")]
+    pub rates: Vec<usize>,
+    /// How long to run each rate, in seconds.
+    #[arg(long, default_value_t = 20)]
+    pub seconds: u64,
+    /// Directory of Loghub samples.
+    #[arg(long, default_value = "../shared/data/loghub")]
+    pub corpus: PathBuf,
 }
 
 /// Flags of `bench ingest`.

@@ -5,10 +5,11 @@
 //! - a set of recent ids in memory, bounded by count (`dedupe_ids`, default 2 million: about
 //!   80 MiB with hash-set overhead); the oldest id is forgotten when it is full;
 //! - the index itself, asked by id (a term lookup) for events the memory cannot vouch for:
-//!   those older than this process (they may have been stored before a restart) or older
-//!   than the newest forgotten id, as long as they fall inside the look-back window
-//!   (`dedupe_window`, default 24 h). Older events than that are not checked, which bounds
-//!   the work a replay storm can cause.
+//!   those no newer than the newest event the index held when this process started (they
+//!   may have been stored before a restart) or than the newest forgotten id, as long as they
+//!   fall inside the look-back window (`dedupe_window`, default 24 h). Newer events cannot
+//!   be copies of anything stored, so steady-state ingest never pays for a lookup; older
+//!   events than the window are not checked, which bounds the work a replay storm can cause.
 
 use std::collections::{HashSet, VecDeque};
 
@@ -21,26 +22,23 @@ pub struct Dedupe {
     order: VecDeque<(u128, i64)>,
     capacity: usize,
     window_nanos: i64,
-    /// Events with `ts` before this may have been stored by an earlier process.
-    cold_before: i64,
+    /// Events with `ts` up to this may have been stored by an earlier process.
+    stored_through: i64,
     /// Newest `ts` among forgotten ids.
     forgotten_through: i64,
 }
 
-/// Margin for clocks: events up to this far after start-up still get an index lookup.
-const START_MARGIN_NANOS: i64 = 5 * 60 * 1_000_000_000;
-
 impl Dedupe {
-    /// A set that remembers at most `capacity` ids and looks back `window_nanos` in the index.
-    pub fn new(capacity: usize, window_nanos: i64) -> Self {
+    /// A set that remembers at most `capacity` ids and looks back `window_nanos` in the
+    /// index for events no newer than `stored_through` (the newest event already stored at
+    /// start, if any).
+    pub fn new(capacity: usize, window_nanos: i64, stored_through: Option<Timestamp>) -> Self {
         Dedupe {
             seen: HashSet::new(),
             order: VecDeque::new(),
             capacity: capacity.max(1),
             window_nanos,
-            cold_before: Timestamp::now()
-                .as_nanos()
-                .saturating_add(START_MARGIN_NANOS),
+            stored_through: stored_through.map_or(i64::MIN, Timestamp::as_nanos),
             forgotten_through: i64::MIN,
         }
     }
@@ -60,7 +58,7 @@ impl Dedupe {
         let in_window = t > Timestamp::now()
             .as_nanos()
             .saturating_sub(self.window_nanos);
-        if in_window && (t < self.cold_before || t <= self.forgotten_through) && stored()? {
+        if in_window && (t <= self.stored_through || t <= self.forgotten_through) && stored()? {
             self.remember(id, t);
             return Ok(false);
         }
@@ -118,7 +116,7 @@ mod tests {
 
     #[test]
     fn drops_repeats_and_stays_bounded() {
-        let mut d = Dedupe::new(3, DAY);
+        let mut d = Dedupe::new(3, DAY, None);
         let future = Timestamp::now().offset(DAY / 2);
         assert!(d.check_new(EventId(1), future, never).unwrap());
         assert!(!d.check_new(EventId(1), future, never).unwrap());
@@ -137,8 +135,8 @@ mod tests {
     }
 
     #[test]
-    fn asks_the_index_for_events_older_than_this_process_within_the_window() {
-        let mut d = Dedupe::new(100, DAY);
+    fn asks_the_index_for_events_no_newer_than_what_was_stored_within_the_window() {
+        let mut d = Dedupe::new(100, DAY, Some(Timestamp::now()));
         let an_hour_ago = Timestamp::now().offset(-3600 * 1_000_000_000);
         assert!(
             !d.check_new(EventId(7), an_hour_ago, || Ok::<_, ()>(true))
@@ -157,5 +155,15 @@ mod tests {
             .check_new(EventId(10), an_hour_ago, || Err("disk"))
             .unwrap_err();
         assert_eq!(err, "disk");
+        let later = Timestamp::now().offset(1_000_000_000);
+        assert!(
+            d.check_new(EventId(11), later, never).unwrap(),
+            "newer than anything stored: not asked"
+        );
+        let mut fresh = Dedupe::new(100, DAY, None);
+        assert!(
+            fresh.check_new(EventId(12), an_hour_ago, never).unwrap(),
+            "an empty index is never asked"
+        );
     }
 }

@@ -10,6 +10,7 @@
 //! are replayed (events already in the index are skipped by id). [`search`] compiles our query tree ([`compile`]) and reads every day in the
 //! window, newest first. tantivy types never leave this crate.
 
+pub mod baseline;
 pub mod compile;
 pub mod config;
 pub mod dedupe;
@@ -91,7 +92,7 @@ impl Indexer {
             stats.clone(),
         )?;
         let window = i64::try_from(config.dedupe_window.as_nanos()).unwrap_or(i64::MAX);
-        let mut dedupe = Dedupe::new(config.dedupe_ids, window);
+        let mut dedupe = Dedupe::new(config.dedupe_ids, window, store.max_ts()?);
         for r in &scan.records {
             let (events, sources) = match wal::replay::decode(r) {
                 Ok(x) => x,

@@ -146,6 +146,24 @@ impl Store {
         Ok(d.reader.searcher().search(&q, &tantivy::collector::Count)? > 0)
     }
 
+    /// The newest event time stored (as of the last commit), if anything is stored.
+    pub fn max_ts(&self) -> Result<Option<Timestamp>> {
+        let mut max = None;
+        for d in self.all_days() {
+            let top = tantivy::collector::TopDocs::with_limit(1)
+                .order_by_fast_field::<tantivy::DateTime>("ts", tantivy::Order::Desc);
+            let hits = d
+                .reader
+                .searcher()
+                .search(&tantivy::query::AllQuery, &top)?;
+            if let Some((Some(ts), _)) = hits.first() {
+                let t = Timestamp(ts.into_timestamp_nanos());
+                max = max.max(Some(t));
+            }
+        }
+        Ok(max)
+    }
+
     /// Every day currently open, oldest first.
     pub fn all_days(&self) -> Vec<Arc<DayIndex>> {
         self.days

@@ -27,6 +27,11 @@ use crate::wal;
 /// How many day writers stay open at once; older days are committed and closed.
 const MAX_OPEN_WRITERS: usize = 2;
 
+/// The memory budget of one day writer.
+pub fn writer_memory(config: &IndexerConfig) -> usize {
+    (config.writer_memory_bytes / MAX_OPEN_WRITERS).max(30 * 1024 * 1024)
+}
+
 /// What one ingested batch came to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 pub struct IngestAck {
@@ -86,7 +91,7 @@ impl WriterHandle {
             needs_recovery: false,
             commit_interval: config.commit_interval,
             min_commit_interval: config.min_commit_interval,
-            writer_memory: (config.writer_memory_bytes / MAX_OPEN_WRITERS).max(30 * 1024 * 1024),
+            writer_memory: writer_memory(config),
             writer_threads: config.writer_threads.max(1),
         };
         let thread = std::thread::Builder::new()

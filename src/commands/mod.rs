@@ -1,6 +1,8 @@
 //! One module per subcommand.
 
 mod bench;
+mod bench_index;
+mod bench_latency;
 mod collect;
 mod config;
 mod search;
@@ -36,6 +38,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench(BenchCommand::Ingest(args)) => bench::ingest(args),
+        Command::Bench(BenchCommand::Index(args)) => bench_index::run(args),
+        Command::Bench(BenchCommand::Latency(args)) => bench_latency::run(args),
         Command::Config(cmd) => config::run(cmd),
     }
 }

@@ -31,7 +31,7 @@ fn batch_body(writer: u64, batch: u64) -> Vec<u8> {
         .map(|i| {
             let n = batch * BATCH + i;
             let mut e = Event::log(Timestamp::now(), format!("w{writer} n{n}"));
-            e.id = EventId(u128::from(writer) << 64 | u128::from(n) + 1);
+            e.id = EventId((u128::from(writer) << 64) | (u128::from(n) + 1));
             e.service = format!("writer{writer}");
             e
         })

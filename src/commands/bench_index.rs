@@ -1,0 +1,182 @@
+//! `shiplog bench index`: shiplog's full ingest path (decode, WAL, dedupe, index) and raw
+//! tantivy on the same documents, in one run, with bytes on disk per event.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+use shiplog_core::codec::{self, DecodeLimits};
+use shiplog_core::{Event, Timestamp};
+use shiplog_indexer::{Indexer, IndexerConfig};
+
+use super::bench::{dir_size, load_corpus, make_event};
+use crate::cli::BenchIndexArgs;
+
+/// CPU time (user + system) this process has used so far.
+pub fn cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which may contain spaces) start after the last ')'.
+    let rest = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    // utime and stime are fields 14 and 15 of the whole line: 11 and 12 after the name.
+    Duration::from_millis((ticks(11) + ticks(12)) * 10)
+}
+
+struct Side {
+    elapsed: Duration,
+    cpu: Duration,
+    disk: u64,
+}
+
+/// Runs the comparison.
+pub fn run(args: BenchIndexArgs) -> anyhow::Result<ExitCode> {
+    if args.events == 0 || args.batch == 0 {
+        bail!("--events and --batch must be at least 1");
+    }
+    let corpus = load_corpus(&args.corpus)?;
+    eprintln!(
+        "generating {} events from {} systems ...",
+        args.events,
+        corpus.len()
+    );
+    let base = Timestamp::now();
+    let mut batches: Vec<Vec<Event>> = Vec::new();
+    let mut bodies: Vec<Vec<u8>> = Vec::new();
+    let mut raw_bytes = 0u64;
+    let mut whole = zstd::stream::write::Encoder::new(CountingSink(0), 3)?;
+    let mut start = 0;
+    while start < args.events {
+        let end = (start + args.batch).min(args.events);
+        let events: Vec<Event> = (start..end).map(|i| make_event(&corpus, i, base)).collect();
+        let raw = codec::encode_ndjson(&events, None);
+        // The header line is framing, not data: leave it out of the NDJSON reference.
+        let data = &raw[raw.iter().position(|&b| b == b'\n').map_or(0, |p| p + 1)..];
+        raw_bytes += data.len() as u64;
+        whole.write_all(data)?;
+        bodies.push(zstd::bulk::compress(&raw, 3)?);
+        batches.push(events);
+        start = end;
+    }
+    let zstd3_bytes = whole.finish()?.0;
+    let config = IndexerConfig::default();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+
+    eprintln!("raw tantivy: indexing {} events ...", args.events);
+    let raw_dir = tempfile::tempdir()?;
+    let cpu0 = cpu_time();
+    let report = shiplog_indexer::baseline::index_raw(raw_dir.path(), &batches, &config)?;
+    let raw = Side {
+        elapsed: report.elapsed,
+        cpu: cpu_time() - cpu0,
+        disk: dir_size(raw_dir.path()),
+    };
+    drop(raw_dir);
+    drop(batches);
+
+    eprintln!(
+        "shiplog: decode, WAL, dedupe, index {} events ...",
+        args.events
+    );
+    let ours_dir = tempfile::tempdir()?;
+    let ours = run_shiplog(ours_dir.path(), bodies, &config)?;
+
+    let n = args.events as f64;
+    let mb = raw_bytes as f64 / 1e6;
+    let line = |name: &str, s: &Side| {
+        let secs = s.elapsed.as_secs_f64();
+        println!(
+            "{name:<12} {:>9.0} events/s  {:>6.1} MB/s  {:>5.1} MB/s per core  {:>5.1} MB per CPU-second  {:>6.1} s wall  {:>6.1} s CPU  {:>5.0} bytes/event on disk",
+            n / secs,
+            mb / secs,
+            mb / secs / cores as f64,
+            mb / s.cpu.as_secs_f64().max(1e-9),
+            secs,
+            s.cpu.as_secs_f64(),
+            s.disk as f64 / n
+        );
+    };
+    println!(
+        "events {}  raw NDJSON {:.1} MB ({:.0} bytes/event)  zstd -3 of it {:.1} MB  cores {cores}",
+        args.events,
+        mb,
+        raw_bytes as f64 / n,
+        zstd3_bytes as f64 / 1e6
+    );
+    line("raw tantivy", &raw);
+    line("shiplog", &ours);
+    println!(
+        "throughput ratio shiplog/raw tantivy: {:.3} (target >= 0.85)",
+        raw.elapsed.as_secs_f64() / ours.elapsed.as_secs_f64()
+    );
+    println!(
+        "on disk (index + doc store + WAL at rest): {:.3} of raw NDJSON (target <= 0.33), {:.2}x zstd -3 of it",
+        ours.disk as f64 / raw_bytes as f64,
+        ours.disk as f64 / zstd3_bytes as f64
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_shiplog(dir: &Path, bodies: Vec<Vec<u8>>, config: &IndexerConfig) -> anyhow::Result<Side> {
+    let config = IndexerConfig {
+        data_dir: dir.to_path_buf(),
+        ..config.clone()
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let cpu0 = cpu_time();
+    let elapsed = runtime.block_on(async move {
+        let indexer = Arc::new(tokio::task::spawn_blocking(move || Indexer::open(config)).await??);
+        let queue = Arc::new(std::sync::Mutex::new(bodies));
+        let started = Instant::now();
+        let mut workers = Vec::new();
+        for _ in 0..4 {
+            let (queue, indexer) = (queue.clone(), indexer.clone());
+            workers.push(tokio::spawn(async move {
+                loop {
+                    let next = queue.lock().unwrap_or_else(|e| e.into_inner()).pop();
+                    let Some(body) = next else { break };
+                    let batch = tokio::task::spawn_blocking(move || {
+                        codec::decode_batch(&body, true, DecodeLimits::default(), Timestamp::now())
+                    })
+                    .await??;
+                    // Four batches in flight never fill the queue of 64, so no retry is needed.
+                    indexer.ingest(batch.events).await?;
+                }
+                anyhow::Ok(())
+            }));
+        }
+        for w in workers {
+            w.await??;
+        }
+        let ix = indexer.clone();
+        tokio::task::spawn_blocking(move || ix.flush()).await??;
+        let elapsed = started.elapsed();
+        tokio::task::spawn_blocking(move || indexer.close()).await?;
+        anyhow::Ok(elapsed)
+    })?;
+    let cpu = cpu_time() - cpu0;
+    Ok(Side {
+        elapsed,
+        cpu,
+        disk: dir_size(dir),
+    })
+}
+
+/// Counts bytes written, for the size of a whole-stream zstd.
+struct CountingSink(u64);
+
+impl Write for CountingSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len() as u64;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

@@ -7,8 +7,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use shiplog_core::Event;
-use tantivy::store::{Compressor, ZstdCompressor};
-use tantivy::{Index, IndexSettings};
+use tantivy::Index;
 
 use crate::config::IndexerConfig;
 use crate::error::Result;
@@ -31,12 +30,7 @@ pub fn index_raw(
 ) -> Result<BaselineReport> {
     let fields = Fields::new();
     std::fs::create_dir_all(dir).map_err(|e| crate::IndexerError::from_io("create", dir, e))?;
-    let settings = IndexSettings {
-        docstore_compression: Compressor::Zstd(ZstdCompressor {
-            compression_level: Some(3),
-        }),
-        ..IndexSettings::default()
-    };
+    let settings = crate::schema::index_settings();
     let index = Index::builder()
         .schema(fields.schema.clone())
         .settings(settings)

@@ -18,8 +18,8 @@ pub struct IndexerConfig {
     /// Longest time data waits for a commit while it keeps flowing.
     #[serde(with = "duration_ms")]
     pub commit_interval: Duration,
-    /// Shortest time between two commits when the queue runs dry, so a trickle of small
-    /// batches is not committed one by one.
+    /// A pause in the flow this long triggers a commit of what is pending, so the end of a
+    /// burst is searchable at once instead of after `commit_interval`.
     #[serde(with = "duration_ms")]
     pub min_commit_interval: Duration,
     /// Batches the writer queue holds; past that, ingest answers "busy, retry later".

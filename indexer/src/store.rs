@@ -6,8 +6,7 @@ use std::sync::{Arc, RwLock};
 
 use shiplog_core::Timestamp;
 use tantivy::directory::MmapDirectory;
-use tantivy::store::{Compressor, ZstdCompressor};
-use tantivy::{Index, IndexReader, IndexSettings, ReloadPolicy};
+use tantivy::{Index, IndexReader, ReloadPolicy};
 
 use crate::error::{IndexerError, Result};
 use crate::schema::Fields;
@@ -87,12 +86,7 @@ impl Store {
             path: path.clone(),
             source: std::io::Error::other(e.to_string()),
         })?;
-        let settings = IndexSettings {
-            docstore_compression: Compressor::Zstd(ZstdCompressor {
-                compression_level: Some(3),
-            }),
-            ..IndexSettings::default()
-        };
+        let settings = crate::schema::index_settings();
         let index = Index::builder()
             .schema(self.fields.schema.clone())
             .settings(settings)
@@ -141,7 +135,7 @@ impl Store {
         else {
             return Ok(false);
         };
-        let term = tantivy::Term::from_field_text(self.fields.id, &event.id.to_string());
+        let term = tantivy::Term::from_field_bytes(self.fields.id, &event.id.0.to_be_bytes());
         let q = tantivy::query::TermQuery::new(term, tantivy::schema::IndexRecordOption::Basic);
         Ok(d.reader.searcher().search(&q, &tantivy::collector::Count)? > 0)
     }

@@ -1,7 +1,7 @@
 //! The tantivy writer thread: takes durable batches from the WAL thread through a bounded
 //! queue, adds them to the index of each event's day, and commits at least once per
-//! `commit_interval` while data flows (sooner when the queue runs dry, at most every
-//! `min_commit_interval`). After each commit it records in the WAL checkpoint which
+//! `commit_interval` while data flows, and as soon as the flow pauses for
+//! `min_commit_interval`. After each commit it records in the WAL checkpoint which
 //! sequence numbers the commit covers, so the WAL can drop them.
 //!
 //! If a commit fails (a full disk, say), the uncommitted documents are rolled back and read
@@ -88,6 +88,7 @@ impl WriterHandle {
             writers: HashMap::new(),
             first_pending: None,
             last_commit: Instant::now(),
+            last_batch: Instant::now(),
             needs_recovery: false,
             commit_interval: config.commit_interval,
             min_commit_interval: config.min_commit_interval,
@@ -151,6 +152,8 @@ struct Worker {
     writers: HashMap<String, OpenWriter>,
     first_pending: Option<Instant>,
     last_commit: Instant,
+    /// When the last batch arrived, to tell a paused flow from a steady one.
+    last_batch: Instant,
     needs_recovery: bool,
     commit_interval: Duration,
     min_commit_interval: Duration,
@@ -164,7 +167,7 @@ impl Worker {
             let timeout = match (self.needs_recovery, self.first_pending) {
                 (true, _) => Duration::from_secs(1),
                 (false, Some(first)) => (first + self.commit_interval)
-                    .min(self.last_commit + self.min_commit_interval)
+                    .min(self.last_batch + self.min_commit_interval)
                     .saturating_duration_since(Instant::now()),
                 (false, None) => Duration::from_secs(1),
             };
@@ -196,17 +199,21 @@ impl Worker {
         }
     }
 
+    /// Commit when the oldest uncommitted batch has waited `commit_interval`, or when no
+    /// batch has come for `min_commit_interval` (the flow paused: commit what it left rather
+    /// than make it wait). A steady flow is committed once per interval, so segments stay
+    /// few and large.
     fn should_commit(&self) -> bool {
         let Some(first) = self.first_pending else {
             return false;
         };
         let now = Instant::now();
         now.duration_since(first) >= self.commit_interval
-            || (self.rx.is_empty()
-                && now.duration_since(self.last_commit) >= self.min_commit_interval)
+            || now.duration_since(self.last_batch) >= self.min_commit_interval
     }
 
     fn add_batch(&mut self, d: Durable) {
+        self.last_batch = Instant::now();
         // After a recovery re-read the WAL, batches it already covered arrive again.
         if d.seq <= self.added_through || self.needs_recovery {
             return;

@@ -115,6 +115,10 @@ pub struct Batch {
     pub batch_id: Option<String>,
     /// The events, each with an id and a timestamp assigned.
     pub events: Vec<Event>,
+    /// Each event's JSON as it should be stored: the line as sent when decoding changed
+    /// nothing, else the event serialised again (so storing never re-encodes what it
+    /// need not).
+    pub sources: Vec<Vec<u8>>,
 }
 
 /// Encodes events as NDJSON with a header line (uncompressed).
@@ -213,12 +217,19 @@ pub fn decode_batch(
             line: line_no,
             reason: e.to_string(),
         })?;
+        let complete = event.ts.as_nanos() != 0 && event.received.is_some() && !event.id.is_unset();
         if event.ts.as_nanos() == 0 {
             event.ts = received;
         }
         event.received.get_or_insert(received);
         event.ensure_id();
+        let source = if complete {
+            line.to_vec()
+        } else {
+            serde_json::to_vec(&event).expect("events serialise")
+        };
         batch.events.push(event);
+        batch.sources.push(source);
     }
     Ok(batch)
 }
@@ -264,6 +275,39 @@ mod tests {
                 .events,
             want
         );
+    }
+
+    #[test]
+    fn sources_are_the_lines_when_complete_and_reserialised_otherwise() {
+        let events = sample(3);
+        let mut with_received = events.clone();
+        for e in &mut with_received {
+            e.received = Some(Timestamp(9));
+        }
+        let body = encode_ndjson(&with_received, None);
+        let got = decode_batch(&body, false, DecodeLimits::default(), Timestamp(1)).unwrap();
+        let lines: Vec<&[u8]> = body.split(|&b| b == b'\n').skip(1).take(3).collect();
+        for (i, src) in got.sources.iter().enumerate() {
+            assert_eq!(
+                src.as_slice(),
+                lines[i],
+                "complete events are stored as sent"
+            );
+            assert_eq!(serde_json::from_slice::<Event>(src).unwrap(), got.events[i]);
+        }
+        let partial = decode_batch(
+            b"{\"message\":\"x\"}",
+            false,
+            DecodeLimits::default(),
+            Timestamp(5),
+        )
+        .unwrap();
+        let stored: Event = serde_json::from_slice(&partial.sources[0]).unwrap();
+        assert_eq!(
+            stored, partial.events[0],
+            "filled-in fields are part of what is stored"
+        );
+        assert_eq!(stored.ts, Timestamp(5));
     }
 
     #[test]

@@ -172,6 +172,22 @@ impl Indexer {
         rx.await.map_err(|_| IndexerError::Closed)?
     }
 
+    /// Like [`Indexer::ingest`], with each event's JSON already at hand (as the wire codec
+    /// gives it), so nothing is serialised again. `sources[i]` must be the JSON of
+    /// `events[i]`.
+    pub async fn ingest_with_sources(
+        &self,
+        events: Vec<Event>,
+        sources: Vec<Vec<u8>>,
+    ) -> Result<IngestAck> {
+        if events.is_empty() {
+            return Ok(IngestAck::default());
+        }
+        debug_assert_eq!(events.len(), sources.len());
+        let rx = self.wal.submit(Prepared { events, sources })?;
+        rx.await.map_err(|_| IndexerError::Closed)?
+    }
+
     /// Commits everything acknowledged so far, so it is searchable now. Blocking.
     pub fn flush(&self) -> Result<()> {
         self.writer.flush()

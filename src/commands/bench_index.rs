@@ -145,7 +145,9 @@ fn run_shiplog(dir: &Path, bodies: Vec<Vec<u8>>, config: &IndexerConfig) -> anyh
                     })
                     .await??;
                     // Four batches in flight never fill the queue of 64, so no retry is needed.
-                    indexer.ingest(batch.events).await?;
+                    indexer
+                        .ingest_with_sources(batch.events, batch.sources)
+                        .await?;
                 }
                 anyhow::Ok(())
             }));

@@ -56,12 +56,43 @@ impl Prepared {
 
 /// The WAL payload for a set of event JSON documents: zstd-compressed NDJSON.
 pub fn payload(sources: &[Vec<u8>]) -> Vec<u8> {
-    let mut raw = Vec::with_capacity(sources.iter().map(|s| s.len() + 1).sum());
-    for s in sources {
-        raw.extend_from_slice(s);
-        raw.push(b'\n');
+    PayloadEncoder::new().encode(sources)
+}
+
+/// Encodes payloads with one reused zstd context (creating one per batch costs more than
+/// compressing a small batch).
+pub struct PayloadEncoder {
+    raw: Vec<u8>,
+    zstd: zstd::bulk::Compressor<'static>,
+}
+
+impl PayloadEncoder {
+    /// An encoder at zstd level 1: the WAL is short-lived, speed matters more than size.
+    pub fn new() -> Self {
+        let zstd = zstd::bulk::Compressor::new(1).expect("zstd level 1 is valid");
+        PayloadEncoder {
+            raw: Vec::new(),
+            zstd,
+        }
     }
-    zstd::bulk::compress(&raw, 1).expect("in-memory zstd compression does not fail")
+
+    /// zstd-compressed NDJSON of the documents.
+    pub fn encode(&mut self, sources: &[Vec<u8>]) -> Vec<u8> {
+        self.raw.clear();
+        for s in sources {
+            self.raw.extend_from_slice(s);
+            self.raw.push(b'\n');
+        }
+        self.zstd
+            .compress(&self.raw)
+            .expect("in-memory zstd compression does not fail")
+    }
+}
+
+impl Default for PayloadEncoder {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 enum Msg {
@@ -109,7 +140,12 @@ impl WalHandle {
         let (tx, rx) = crossbeam_channel::bounded(capacity);
         let mut files = Segments::open_fresh(&parts.dir, parts.next_seq, parts.segment_bytes)?;
         files.older = std::mem::take(&mut parts.older).into();
-        let mut worker = Worker { rx, files, parts };
+        let mut worker = Worker {
+            rx,
+            files,
+            parts,
+            encoder: PayloadEncoder::new(),
+        };
         let thread = std::thread::Builder::new()
             .name("shiplog-wal".into())
             .spawn(move || worker.run())
@@ -296,6 +332,7 @@ struct Worker {
     rx: Receiver<Msg>,
     files: Segments,
     parts: WalParts,
+    encoder: PayloadEncoder,
 }
 
 struct Pending {
@@ -388,10 +425,11 @@ impl Worker {
                 duplicates,
             });
         }
+        let encoder = &mut self.encoder;
         let payloads: Vec<Vec<u8>> = pending
             .iter()
             .filter(|p| !p.batch.events.is_empty())
-            .map(|p| payload(&p.batch.sources))
+            .map(|p| encoder.encode(&p.batch.sources))
             .collect();
         let seqs = if payloads.is_empty() {
             Ok(Vec::new())

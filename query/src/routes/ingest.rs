@@ -107,7 +107,10 @@ pub async fn ingest(
     .map_err(|e| ApiError::internal(format!("decode task failed: {e}")))?
     .map_err(codec_error)?;
     let n = batch.events.len();
-    let ack = state.indexer.ingest(batch.events).await?;
+    let ack = state
+        .indexer
+        .ingest_with_sources(batch.events, batch.sources)
+        .await?;
     if params.refresh {
         let indexer = state.indexer.clone();
         tokio::task::spawn_blocking(move || indexer.flush())

@@ -190,3 +190,102 @@ fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+#[test]
+fn retention_drops_old_days_whole_and_searches_see_whole_days_only() {
+    use crate::retention::{RetentionPolicy, RetentionStep};
+    use shiplog_core::Kind;
+    let dir = tempfile::tempdir().unwrap();
+    let ix = Indexer::open(config(dir.path())).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    const DAY: i64 = 86_400 * 1_000_000_000;
+    let mut n = 0u128;
+    // Days 20, 10, 3 and 0 days ago, 500 logs and 100 metrics each.
+    for age in [20i64, 10, 3, 0] {
+        let mut events = Vec::new();
+        for i in 0..600 {
+            n += 1;
+            let mut e = Event::log(
+                Timestamp::now().offset(-age * DAY - i),
+                format!("age{age} item{i}"),
+            );
+            e.id = EventId(n);
+            e.kind = if i < 500 { Kind::Log } else { Kind::Metric };
+            events.push(e);
+        }
+        rt.block_on(ix.ingest(events)).unwrap();
+    }
+    ix.flush().unwrap();
+    assert_eq!(count(&ix, ""), 2400);
+    let policy = RetentionPolicy {
+        logs: Duration::from_secs(7 * 86_400),
+        metrics: Duration::from_secs(15 * 86_400),
+        ..RetentionPolicy::default()
+    };
+    let dry = ix.retention(policy, true).unwrap();
+    assert_eq!(dry.steps.len(), 2, "{dry:?}");
+    assert!(
+        matches!(
+            &dry.steps[0],
+            RetentionStep::DropDay {
+                events: 600,
+                reason: "age",
+                ..
+            }
+        ),
+        "{dry:?}"
+    );
+    assert!(
+        matches!(
+            &dry.steps[1],
+            RetentionStep::DeleteKind {
+                kind: Kind::Log,
+                events: 500,
+                ..
+            }
+        ),
+        "{dry:?}"
+    );
+    assert_eq!(count(&ix, ""), 2400, "a dry run changes nothing");
+
+    // Searches running while retention applies see each day whole or not at all.
+    let ix = std::sync::Arc::new(ix);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let (ix, stop) = (ix.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut seen = std::collections::BTreeSet::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                seen.insert(count(&ix, ""));
+            }
+            seen
+        })
+    };
+    let applied = ix.retention(policy, false).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let seen = watcher.join().unwrap();
+    // Before: 2400; after dropping the oldest day: 1800; after deleting day -10's logs: 1300.
+    assert!(
+        seen.iter().all(|c| [2400, 1800, 1300].contains(c)),
+        "a search saw part of a day: {seen:?}"
+    );
+    assert_eq!(applied, dry);
+    assert_eq!(count(&ix, ""), 1300);
+    assert_eq!(count(&ix, "age20"), 0);
+    assert_eq!(
+        count(&ix, "age10"),
+        100,
+        "metrics of day -10 are kept for 15 days"
+    );
+    assert_eq!(count(&ix, "age3"), 600);
+    assert!(
+        !dir.path()
+            .join("logs")
+            .join(Timestamp::now().offset(-20 * DAY).day_string())
+            .exists()
+    );
+}

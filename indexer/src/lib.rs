@@ -15,6 +15,7 @@ pub mod compile;
 pub mod config;
 pub mod dedupe;
 pub mod error;
+pub mod retention;
 pub mod schema;
 pub mod search;
 pub mod stats;
@@ -186,6 +187,16 @@ impl Indexer {
         debug_assert_eq!(events.len(), sources.len());
         let rx = self.wal.submit(Prepared { events, sources })?;
         rx.await.map_err(|_| IndexerError::Closed)?
+    }
+
+    /// Plans retention and, unless `dry_run`, applies it. Blocking (runs in the writer
+    /// thread, after a commit).
+    pub fn retention(
+        &self,
+        policy: retention::RetentionPolicy,
+        dry_run: bool,
+    ) -> Result<retention::RetentionPlan> {
+        self.writer.retention(policy, dry_run)
     }
 
     /// Commits everything acknowledged so far, so it is searchable now. Blocking.

@@ -158,6 +158,49 @@ impl Store {
         Ok(max)
     }
 
+    /// What a day holds: bytes on disk and events per kind (as of the last commit).
+    pub fn facts(&self, d: &DayIndex) -> Result<crate::retention::DayFacts> {
+        let searcher = d.reader.searcher();
+        let mut counts = Vec::new();
+        for kind in [
+            shiplog_core::Kind::Log,
+            shiplog_core::Kind::Registration,
+            shiplog_core::Kind::Metric,
+            shiplog_core::Kind::Prediction,
+        ] {
+            let term = tantivy::Term::from_field_text(
+                self.fields.keyword(shiplog_core::query::KeywordField::Kind),
+                kind.as_str(),
+            );
+            let q = tantivy::query::TermQuery::new(term, tantivy::schema::IndexRecordOption::Basic);
+            counts.push((
+                kind,
+                searcher.search(&q, &tantivy::collector::Count)? as u64,
+            ));
+        }
+        Ok(crate::retention::DayFacts {
+            day: d.day.clone(),
+            bytes: dir_bytes(&self.root.join(&d.day)),
+            counts,
+        })
+    }
+
+    /// Takes a day out of the store and deletes its directory. Searches that already hold
+    /// the day keep reading it (open files stay readable); new searches no longer see it.
+    pub fn remove_day(&self, day: &str) -> Result<()> {
+        let removed = self
+            .days
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(day);
+        if removed.is_some() {
+            let path = self.root.join(day);
+            std::fs::remove_dir_all(&path)
+                .map_err(|e| IndexerError::from_io("remove", &path, e))?;
+        }
+        Ok(())
+    }
+
     /// Every day currently open, oldest first.
     pub fn all_days(&self) -> Vec<Arc<DayIndex>> {
         self.days
@@ -167,4 +210,19 @@ impl Store {
             .cloned()
             .collect()
     }
+}
+
+/// Bytes in every file under `path`.
+pub fn dir_bytes(path: &Path) -> u64 {
+    let mut total = 0;
+    if let Ok(entries) = std::fs::read_dir(path) {
+        for e in entries.flatten() {
+            match e.metadata() {
+                Ok(m) if m.is_dir() => total += dir_bytes(&e.path()),
+                Ok(m) => total += m.len(),
+                Err(_) => {}
+            }
+        }
+    }
+    total
 }

@@ -57,6 +57,15 @@ pub enum WriterMsg {
     Batch(Durable),
     /// Commit now and answer when done.
     Flush(crossbeam_channel::Sender<Result<()>>),
+    /// Plan retention, and apply it unless `dry_run`; answers with the plan.
+    Retention {
+        /// Ages and size cap.
+        policy: crate::retention::RetentionPolicy,
+        /// Only say what would go.
+        dry_run: bool,
+        /// Where the plan goes.
+        reply: crossbeam_channel::Sender<Result<crate::retention::RetentionPlan>>,
+    },
     /// Commit and stop.
     Shutdown,
 }
@@ -123,6 +132,23 @@ impl WriterHandle {
         rx.recv().map_err(|_| IndexerError::Closed)?
     }
 
+    /// Plans (and unless `dry_run` applies) retention in the writer thread; blocking.
+    pub fn retention(
+        &self,
+        policy: crate::retention::RetentionPolicy,
+        dry_run: bool,
+    ) -> Result<crate::retention::RetentionPlan> {
+        let (reply, rx) = crossbeam_channel::bounded(1);
+        self.tx
+            .send(WriterMsg::Retention {
+                policy,
+                dry_run,
+                reply,
+            })
+            .map_err(|_| IndexerError::Closed)?;
+        rx.recv().map_err(|_| IndexerError::Closed)?
+    }
+
     /// Commits what is pending and stops the thread; waits for it.
     pub fn shutdown(&self) {
         let _ = self.tx.send(WriterMsg::Shutdown);
@@ -139,6 +165,8 @@ struct OpenWriter {
     writer: IndexWriter<TantivyDocument>,
     dirty: bool,
     last_used: Instant,
+    /// WAL sequence number through which this day's documents are committed.
+    committed_through: u64,
 }
 
 struct Worker {
@@ -175,6 +203,13 @@ impl Worker {
                 Ok(WriterMsg::Batch(d)) => self.add_batch(d),
                 Ok(WriterMsg::Flush(reply)) => {
                     let _ = reply.send(self.commit());
+                }
+                Ok(WriterMsg::Retention {
+                    policy,
+                    dry_run,
+                    reply,
+                }) => {
+                    let _ = reply.send(self.retention(&policy, dry_run));
                 }
                 Ok(WriterMsg::Shutdown) | Err(RecvTimeoutError::Disconnected) => {
                     if let Err(e) = self.commit() {
@@ -272,6 +307,7 @@ impl Worker {
                 writer,
                 dirty: false,
                 last_used: Instant::now(),
+                committed_through: self.covered.load(Ordering::Acquire),
             },
         );
         Ok(())
@@ -284,33 +320,33 @@ impl Worker {
         if self.needs_recovery {
             self.recover()?;
         }
+        let through = self.added_through;
         let mut failure = None;
-        for w in self.writers.values_mut().filter(|w| w.dirty) {
-            match w.writer.commit() {
-                Ok(_) => {
+        // Each day commits on its own: a day that fails is rolled back and re-read from the
+        // WAL later; the days that succeeded remember how far they are committed, so the
+        // re-read does not add their events twice.
+        for w in self.writers.values_mut() {
+            if w.dirty {
+                if let Err(e) = w.writer.commit() {
+                    tracing::warn!(day = %w.day.day, error = %e, "commit failed; its batches stay in the WAL and are retried");
+                    let _ = w.writer.rollback();
                     w.dirty = false;
-                    if let Err(e) = w.day.reader.reload() {
-                        tracing::warn!(day = %w.day.day, error = %e, "reader reload failed");
-                    }
-                }
-                Err(e) => {
                     failure = Some(IndexerError::Commit(e.to_string()));
-                    break;
+                    continue;
+                }
+                w.dirty = false;
+                if let Err(e) = w.day.reader.reload() {
+                    tracing::warn!(day = %w.day.day, error = %e, "reader reload failed");
                 }
             }
+            w.committed_through = through;
         }
         if let Some(err) = failure {
-            tracing::warn!(error = %err, "commit failed; uncommitted batches stay in the WAL and are retried");
-            for w in self.writers.values_mut() {
-                let _ = w.writer.rollback();
-                w.dirty = false;
-            }
             self.needs_recovery = true;
             return Err(err);
         }
         self.first_pending = None;
         self.stats.commits.fetch_add(1, Ordering::Relaxed);
-        let through = self.added_through;
         if through > self.covered.load(Ordering::Acquire) {
             match wal::checkpoint::write(&self.wal_dir, through) {
                 Ok(()) => self.covered.store(through, Ordering::Release),
@@ -322,25 +358,108 @@ impl Worker {
         Ok(())
     }
 
-    /// Puts the writers back in step with the WAL: every record past the checkpoint is
-    /// indexed again (the rolled-back documents were exactly those).
+    /// Runs retention in this thread, where the day writers live: a dropped day's writer is
+    /// closed first, and kind deletions go through the day's writer and one commit.
+    fn retention(
+        &mut self,
+        policy: &crate::retention::RetentionPolicy,
+        dry_run: bool,
+    ) -> Result<crate::retention::RetentionPlan> {
+        use crate::retention::RetentionStep;
+        self.commit()?;
+        let facts = self
+            .store
+            .all_days()
+            .iter()
+            .map(|d| self.store.facts(d))
+            .collect::<Result<Vec<_>>>()?;
+        let plan = crate::retention::plan(&facts, policy, shiplog_core::Timestamp::now());
+        if dry_run {
+            return Ok(plan);
+        }
+        for step in &plan.steps {
+            match step {
+                RetentionStep::DropDay {
+                    day,
+                    bytes,
+                    events,
+                    reason,
+                } => {
+                    if let Some(w) = self.writers.remove(day) {
+                        drop(w.writer);
+                    }
+                    self.store.remove_day(day)?;
+                    tracing::info!(day = %day, bytes, events, reason, "retention dropped a day");
+                }
+                RetentionStep::DeleteKind { day, kind, events } => {
+                    if !self.writers.contains_key(day) {
+                        self.open_writer(day)?;
+                    }
+                    let field = self
+                        .store
+                        .fields()
+                        .keyword(shiplog_core::query::KeywordField::Kind);
+                    let term = tantivy::Term::from_field_text(field, kind.as_str());
+                    let q = tantivy::query::TermQuery::new(
+                        term,
+                        tantivy::schema::IndexRecordOption::Basic,
+                    );
+                    if let Some(w) = self.writers.get_mut(day) {
+                        w.writer.delete_query(Box::new(q))?;
+                        w.dirty = true;
+                    }
+                    tracing::info!(day = %day, kind = kind.as_str(), events, "retention deleted expired events");
+                }
+            }
+        }
+        self.first_pending.get_or_insert_with(Instant::now);
+        self.commit()?;
+        Ok(plan)
+    }
+
+    /// Puts the writers back in step with the WAL after a failure: uncommitted documents
+    /// are dropped, and every record past the checkpoint is indexed again, except events of
+    /// days whose writer already committed that record.
     fn recover(&mut self) -> Result<()> {
+        for w in self.writers.values_mut().filter(|w| w.dirty) {
+            w.writer.rollback()?;
+            w.dirty = false;
+        }
         let covered = self.covered.load(Ordering::Acquire);
         let scan = wal::replay::scan_readonly(&self.wal_dir, covered)?;
         self.added_through = covered;
+        let mut skipped = 0;
         for r in &scan {
             let (events, sources) = wal::replay::decode(r)?;
             for (e, s) in events.iter().zip(&sources) {
-                self.add_event(e, s)?;
+                let day = e.ts.day_string();
+                if self
+                    .writers
+                    .get(&day)
+                    .is_some_and(|w| w.committed_through >= r.seq)
+                {
+                    skipped += 1;
+                    continue;
+                }
+                if let Err(err) = self.add_event(e, s) {
+                    // Still failing (the disk is full, say): start over at the next attempt.
+                    for w in self.writers.values_mut().filter(|w| w.dirty) {
+                        let _ = w.writer.rollback();
+                        w.dirty = false;
+                    }
+                    return Err(err);
+                }
             }
             self.added_through = r.seq;
         }
         tracing::info!(
             batches = scan.len(),
+            skipped,
             through = self.added_through,
             "re-read uncommitted batches from the WAL"
         );
         self.needs_recovery = false;
+        self.first_pending.get_or_insert_with(Instant::now);
         Ok(())
     }
 }

@@ -15,7 +15,7 @@ pub mod replay;
 
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::io::{Seek, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -275,11 +275,13 @@ impl Segments {
             .and_then(|_| self.active.sync_data());
         if let Err(e) = written {
             let err = IndexerError::from_io("append to", &self.active_path, e);
-            // Cut back a partial write so the segment stays readable; if even that fails,
-            // start a new segment for the next group.
+            // Cut back a partial write so the segment stays readable, and move the write
+            // position back with it (truncating does not, and the next append would leave a
+            // hole that reads as damage); if even that fails, start a new segment.
             let cut = self
                 .active
                 .set_len(start)
+                .and_then(|_| self.active.seek(std::io::SeekFrom::Start(start)))
                 .and_then(|_| self.active.sync_data());
             if cut.is_err() {
                 let _ = self.roll();

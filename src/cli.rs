@@ -40,6 +40,11 @@ pub enum Command {
     Tail(TailArgs),
     /// Open the terminal UI.
     Tui(RemoteArgs),
+    /// Show what retention removes (by default), or remove it now with --apply.
+    ///
+    /// Ages per kind and the size cap come from the node's [retention] config; the node
+    /// also applies them by itself every `interval`.
+    Retention(RetentionArgs),
     /// Measure throughput of whole-system paths.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -84,6 +89,22 @@ pub struct CollectArgs {
     /// TOML config file ([docker] and [collector] sections are used).
     #[arg(long, env = "SHIPLOG_CONFIG")]
     pub config: Option<PathBuf>,
+}
+
+/// Flags of `retention`.
+#[derive(Debug, Args)]
+pub struct RetentionArgs {
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+    /// Only show what would be removed (the default).
+    #[arg(long, conflicts_with = "apply")]
+    pub dry_run: bool,
+    /// Remove it now.
+    #[arg(long)]
+    pub apply: bool,
+    /// Print the plan as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Flags of `search`.

@@ -21,6 +21,7 @@
 //! exclude_names = ["^buildkit"]
 //! multiline = true
 //! multiline_flush_timeout = "200ms"
+//! metrics_interval = "10s"
 //!
 //! [[collector.parse]]
 //! name = "nginx"
@@ -34,6 +35,13 @@
 //! [api]
 //! max_body = "16MiB"
 //! max_decompressed = "64MiB"
+//!
+//! [retention]
+//! logs = "7d"
+//! metrics = "30d"
+//! predictions = "400d"
+//! max_total_size = "50GiB"
+//! interval = "1h"
 //! ```
 
 use std::net::SocketAddr;
@@ -59,6 +67,49 @@ pub struct Config {
     pub collector: CollectorSection,
     /// HTTP limits.
     pub api: ApiSection,
+    /// How long data is kept.
+    pub retention: RetentionSection,
+}
+
+/// `[retention]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionSection {
+    /// Logs and registrations.
+    pub logs: HumanDuration,
+    /// Metric samples.
+    pub metrics: HumanDuration,
+    /// Predictions.
+    pub predictions: HumanDuration,
+    /// Cap on the total size of all day indexes; oldest days go first. Unset: no cap.
+    pub max_total_size: Option<ByteSize>,
+    /// How often retention runs.
+    pub interval: HumanDuration,
+}
+
+impl Default for RetentionSection {
+    fn default() -> Self {
+        let d = shiplog_indexer::retention::RetentionPolicy::default();
+        RetentionSection {
+            logs: HumanDuration(d.logs),
+            metrics: HumanDuration(d.metrics),
+            predictions: HumanDuration(d.predictions),
+            max_total_size: None,
+            interval: HumanDuration(std::time::Duration::from_secs(3600)),
+        }
+    }
+}
+
+impl RetentionSection {
+    /// The indexer's policy.
+    pub fn policy(&self) -> shiplog_indexer::retention::RetentionPolicy {
+        shiplog_indexer::retention::RetentionPolicy {
+            logs: self.logs.0,
+            metrics: self.metrics.0,
+            predictions: self.predictions.0,
+            max_total_bytes: self.max_total_size.map(|b| b.0),
+        }
+    }
 }
 
 /// `[docker]`
@@ -121,6 +172,9 @@ pub struct CollectorSection {
     pub multiline_start_pattern: Option<String>,
     /// How long the last line of a burst waits for a continuation.
     pub multiline_flush_timeout: HumanDuration,
+    /// How often each running container's CPU, memory, network and block I/O are sampled;
+    /// `"0s"` turns metrics off.
+    pub metrics_interval: HumanDuration,
     /// `[[collector.parse]]`: regexes whose named captures become fields.
     pub parse: Vec<ParseSection>,
     /// `[[collector.redact]]`: regexes whose matches are masked or hashed before shipping.
@@ -176,6 +230,7 @@ impl Default for Config {
             indexer: IndexerSection::default(),
             collector: CollectorSection::default(),
             api: ApiSection::default(),
+            retention: RetentionSection::default(),
         }
     }
 }
@@ -221,6 +276,7 @@ impl Default for CollectorSection {
             multiline: d.multiline,
             multiline_start_pattern: d.multiline_start_pattern,
             multiline_flush_timeout: HumanDuration(d.multiline_flush_timeout),
+            metrics_interval: HumanDuration(d.metrics_interval),
             parse: Vec::new(),
             redact: Vec::new(),
         }
@@ -303,6 +359,7 @@ impl Config {
             dedupe_window: self.indexer.dedupe_window.0,
             wal_segment_bytes: self.indexer.wal_segment.0,
             tail_buffer: self.indexer.tail_buffer,
+            retention: self.retention.policy(),
             ..shiplog_indexer::IndexerConfig::default()
         }
     }

@@ -58,10 +58,14 @@ async fn run_async(config: Config, with_collector: bool) -> anyhow::Result<()> {
         .await?
         .with_context(|| format!("cannot open the data directory {}", data_dir.display()))?;
     let indexer = Arc::new(indexer);
+    // The service catalog rebuilds from the index in the background, ready for the first
+    // /api/v1/services request.
+    indexer.start_catalog();
     let listener = tokio::net::TcpListener::bind(config.listen).await.with_context(|| {
         format!("cannot listen on {}: is another shiplog running? pick another address with --listen", config.listen)
     })?;
     let addr = listener.local_addr()?;
+    let retention = tokio::spawn(run_retention(indexer.clone(), config.retention.interval.0));
     let api_shutdown = CancellationToken::new();
     let state = AppState {
         indexer: indexer.clone(),
@@ -98,6 +102,7 @@ async fn run_async(config: Config, with_collector: bool) -> anyhow::Result<()> {
             Err(_) => tracing::warn!("collector did not drain in time"),
         }
     }
+    retention.abort();
     api_shutdown.cancel();
     match tokio::time::timeout(DRAIN_TIMEOUT, server).await {
         Ok(Ok(Err(e))) => tracing::warn!(error = %e, "API server stopped with an error"),
@@ -133,6 +138,7 @@ pub fn collector_config(config: &Config) -> shiplog_collector::CollectorConfig {
         multiline: c.multiline,
         multiline_start_pattern: c.multiline_start_pattern.clone(),
         multiline_flush_timeout: c.multiline_flush_timeout.0,
+        metrics_interval: c.metrics_interval.0,
         parse_rules: c
             .parse
             .iter()
@@ -152,6 +158,28 @@ pub fn collector_config(config: &Config) -> shiplog_collector::CollectorConfig {
                 containers: matcher(&r.container, &r.image),
             })
             .collect(),
+    }
+}
+
+/// Applies retention a minute after start (start-up replay and the first ingest go first)
+/// and then every `interval`; a failure is logged and retried at the next interval.
+async fn run_retention(indexer: Arc<Indexer>, interval: Duration) {
+    let first = tokio::time::Instant::now() + Duration::from_secs(60);
+    let mut ticker = tokio::time::interval_at(first, interval.max(Duration::from_secs(60)));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let ix = indexer.clone();
+        match tokio::task::spawn_blocking(move || ix.apply_retention(false)).await {
+            Ok(Ok(plan)) if !plan.steps.is_empty() => {
+                tracing::info!(steps = plan.steps.len(), "retention applied");
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "retention failed; retrying at the next interval")
+            }
+            Err(e) => tracing::warn!(error = %e, "retention task failed"),
+        }
     }
 }
 

@@ -16,6 +16,8 @@ use crate::transforms::multiline::DEFAULT_FLUSH_TIMEOUT;
 const MAX_PATTERN_BYTES: usize = 4096;
 /// Compiled size cap of one pattern, so a pattern cannot take the node's memory.
 const PATTERN_SIZE_LIMIT: usize = 1024 * 1024;
+/// How often each running container's metrics are sampled by default.
+pub const DEFAULT_METRICS_INTERVAL: Duration = Duration::from_secs(10);
 
 /// How one collector runs: where Docker is, how it batches, how much it buffers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,6 +62,10 @@ pub struct CollectorConfig {
     pub parse_rules: Vec<ParseRule>,
     /// Redaction rules, applied last, before events leave the node.
     pub redact_rules: Vec<RedactRule>,
+    /// How often each running container's metrics (CPU, memory, network, block I/O, pids)
+    /// are sampled from Docker's stats stream; zero turns metrics off. Docker refreshes its
+    /// stats about once a second, so shorter intervals sample once a second.
+    pub metrics_interval: Duration,
 }
 
 /// Which containers a rule applies to: each pattern given must match; none given: all.
@@ -116,6 +122,7 @@ impl Default for CollectorConfig {
             multiline_flush_timeout: DEFAULT_FLUSH_TIMEOUT,
             parse_rules: Vec::new(),
             redact_rules: Vec::new(),
+            metrics_interval: DEFAULT_METRICS_INTERVAL,
         }
     }
 }

@@ -13,7 +13,10 @@
 //! ```
 //!
 //! - [`sources::docker::DockerSource`] follows every selected container's stdout and stderr
-//!   through bollard and turns lines into [`shiplog_core::Event`]s with deterministic ids.
+//!   through bollard and turns lines into [`shiplog_core::Event`]s with deterministic ids;
+//!   it also registers every container's lifecycle changes (Registrator style: service,
+//!   ports, tags, health) and samples each running container's metrics, into the same
+//!   bounded channel.
 //! - [`transforms`] join multi-line events, lift JSON lines, add regex captures and redact,
 //!   on each container's log task, before anything leaves the node.
 //! - [`checkpoint::CheckpointStore`] keeps, per container and stream, the last line the sink
@@ -65,7 +68,8 @@ pub async fn run(
     let source = DockerSource::new(config.docker_host.clone(), &config.node)?
         .with_filter(ContainerFilter::from_config(&config)?)
         .with_transforms(Transforms::from_config(&config)?)
-        .with_checkpoints(Arc::clone(&checkpoints));
+        .with_checkpoints(Arc::clone(&checkpoints))
+        .with_metrics_interval(config.metrics_interval);
     let (tx, rx) = tokio::sync::mpsc::channel(config.channel_capacity);
     let batcher = Batcher::new(
         BatcherConfig {

@@ -115,8 +115,15 @@ fn create_test_container_with(options: &[&str], script: &str) -> (String, String
     (id, name)
 }
 
-/// The events the sink holds from the container called `name`.
+/// The log events the sink holds from the container called `name`.
 fn events_of(sink: &RecordingSink, name: &str) -> Vec<Event> {
+    let mut events = all_events_of(sink, name);
+    events.retain(|e| e.kind == shiplog_core::Kind::Log);
+    events
+}
+
+/// Every event (logs, registrations, metrics) the sink holds from the container `name`.
+fn all_events_of(sink: &RecordingSink, name: &str) -> Vec<Event> {
     let events = sink.events.lock().unwrap();
     events
         .iter()
@@ -399,5 +406,151 @@ async fn stack_traces_arrive_whole_and_opted_out_containers_are_skipped() {
     assert!(
         events_of(&sink, &env_name).is_empty(),
         "LOGSPOUT=ignore was collected"
+    );
+}
+
+/// Waits (30 s at most) until `check` holds over the events of container `name`.
+async fn wait_until_events(
+    sink: &RecordingSink,
+    name: &str,
+    check: impl Fn(&[Event]) -> bool,
+) -> bool {
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while !check(&all_events_of(sink, name)) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .is_ok()
+}
+
+fn registration_states(events: &[Event]) -> Vec<&'static str> {
+    events
+        .iter()
+        .filter(|e| e.kind == shiplog_core::Kind::Registration)
+        .filter_map(|e| e.state.map(|s| s.as_str()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_container_is_registered_sampled_and_deregistered() {
+    use shiplog_core::{Kind, RegistrationState};
+    if !docker_available() {
+        return;
+    }
+    let (id, name) = create_test_container_with(
+        &[
+            "--expose",
+            "8080",
+            "-p",
+            "127.0.0.1::8080",
+            "-e",
+            "SERVICE_TAGS=a, b",
+        ],
+        "trap 'exit 3' TERM; while true; do sleep 0.2; done",
+    );
+    let _cleanup = RemoveOnDrop(id.clone());
+    let (sink, shutdown, collector) = start_collector_with(CollectorConfig {
+        node: "test-node".into(),
+        metrics_interval: Duration::from_secs(1),
+        ..CollectorConfig::default()
+    });
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    docker_ok(&["start", &id]);
+    let started = wait_until_events(&sink, &name, |events| {
+        registration_states(events).contains(&"started")
+    })
+    .await;
+    let sampled = wait_until_events(&sink, &name, |events| {
+        events.iter().any(|e| {
+            e.kind == Kind::Metric
+                && e.name.as_deref() == Some("mem_bytes")
+                && e.value.is_some_and(|v| v > 0.0)
+        })
+    })
+    .await;
+    let stop_id = id.clone();
+    tokio::task::spawn_blocking(move || docker_ok(&["stop", "-t", "5", &stop_id]))
+        .await
+        .unwrap();
+    let stopped = wait_until_events(&sink, &name, |events| {
+        let states = registration_states(events);
+        states.contains(&"died") && states.contains(&"stopped")
+    })
+    .await;
+    // Metrics end with the container: nothing new after a pause.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let metrics_after_stop = all_events_of(&sink, &name)
+        .iter()
+        .filter(|e| e.kind == Kind::Metric)
+        .count();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    stop_collector(shutdown, collector).await;
+
+    let events = all_events_of(&sink, &name);
+    assert!(started, "no started registration: {events:?}");
+    assert!(sampled, "no mem_bytes sample above zero: {events:?}");
+    assert!(stopped, "no died and stopped registrations: {events:?}");
+    let registrations: Vec<&Event> = events
+        .iter()
+        .filter(|e| e.kind == Kind::Registration)
+        .collect();
+    let start = registrations
+        .iter()
+        .find(|e| e.state == Some(RegistrationState::Started))
+        .unwrap();
+    assert_eq!(start.container_id, id);
+    assert_eq!(start.service, name);
+    assert_eq!(start.node, "test-node");
+    assert_eq!(start.tags, ["a", "b"]);
+    let published: Vec<_> = start.ports.iter().filter(|p| p.public.is_some()).collect();
+    assert!(
+        !published.is_empty() && published.iter().all(|p| p.private == 8080),
+        "published port 8080: {:?}",
+        start.ports
+    );
+    assert_eq!(published[0].host_ip.as_deref(), Some("127.0.0.1"));
+    assert_eq!(published[0].proto, "tcp");
+    let died = registrations
+        .iter()
+        .find(|e| e.state == Some(RegistrationState::Died))
+        .unwrap();
+    assert_eq!(died.exit_code, Some(3), "the trap's exit code");
+    assert_eq!(died.ports, start.ports, "a dead container keeps its ports");
+    let order = registration_states(&events);
+    let pos = |s: &str| order.iter().position(|x| *x == s).unwrap();
+    assert!(
+        pos("started") < pos("died") && pos("died") < pos("stopped"),
+        "{order:?}"
+    );
+    let ids: std::collections::HashSet<_> = events.iter().map(|e| e.id).collect();
+    assert_eq!(ids.len(), events.len(), "no event twice");
+
+    let metrics: Vec<&Event> = events.iter().filter(|e| e.kind == Kind::Metric).collect();
+    let names: std::collections::HashSet<&str> =
+        metrics.iter().filter_map(|e| e.name.as_deref()).collect();
+    for want in ["mem_bytes", "mem_limit_bytes", "pids"] {
+        assert!(names.contains(want), "{want} missing from {names:?}");
+    }
+    assert!(
+        metrics
+            .iter()
+            .all(|e| e.fields["metric"] == e.name.as_deref().unwrap()),
+        "fields.metric names each sample"
+    );
+    let metrics_total = metrics.len();
+    assert_eq!(
+        metrics_total, metrics_after_stop,
+        "sampling ended with the container"
+    );
+
+    // The snapshot marker of this node lists what ran when the collector connected.
+    let all = sink.events.lock().unwrap();
+    assert!(
+        all.iter()
+            .any(|e| e.state == Some(RegistrationState::Snapshot)
+                && e.node == "test-node"
+                && e.fields["containers"].is_array()),
+        "no snapshot marker"
     );
 }

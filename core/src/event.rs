@@ -2,6 +2,7 @@
 //!
 //! Its JSON form is the contract in DESIGN.md: field names here are part of the public API.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -166,6 +167,101 @@ pub enum Flag {
     Truncated,
 }
 
+/// Where a container is in its lifecycle, as a registration reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RegistrationState {
+    /// The container started (or was running when the collector listed it).
+    Started,
+    /// Its health check passes.
+    Healthy,
+    /// Its health check fails.
+    Unhealthy,
+    /// It was stopped (`docker stop`, after it died).
+    Stopped,
+    /// Its main process exited; `exit_code` says how.
+    Died,
+    /// The container was removed.
+    Removed,
+    /// It was paused.
+    Paused,
+    /// It was unpaused.
+    Unpaused,
+    /// The kernel killed a process of it for lack of memory.
+    Oom,
+    /// It was restarted (`docker restart`).
+    Restarted,
+    /// It was sent a signal (`docker kill`); it may keep running.
+    Killed,
+    /// Not a container: the list of containers running on `node` when the collector
+    /// (re)connected, in `fields.containers`, so a catalog can drop ones that are gone.
+    Snapshot,
+}
+
+impl RegistrationState {
+    /// Every state, for parsing and documentation.
+    pub const ALL: [RegistrationState; 12] = [
+        RegistrationState::Started,
+        RegistrationState::Healthy,
+        RegistrationState::Unhealthy,
+        RegistrationState::Stopped,
+        RegistrationState::Died,
+        RegistrationState::Removed,
+        RegistrationState::Paused,
+        RegistrationState::Unpaused,
+        RegistrationState::Oom,
+        RegistrationState::Restarted,
+        RegistrationState::Killed,
+        RegistrationState::Snapshot,
+    ];
+
+    /// The lowercase name used in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RegistrationState::Started => "started",
+            RegistrationState::Healthy => "healthy",
+            RegistrationState::Unhealthy => "unhealthy",
+            RegistrationState::Stopped => "stopped",
+            RegistrationState::Died => "died",
+            RegistrationState::Removed => "removed",
+            RegistrationState::Paused => "paused",
+            RegistrationState::Unpaused => "unpaused",
+            RegistrationState::Oom => "oom",
+            RegistrationState::Restarted => "restarted",
+            RegistrationState::Killed => "killed",
+            RegistrationState::Snapshot => "snapshot",
+        }
+    }
+}
+
+impl fmt::Display for RegistrationState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A container port, exposed and perhaps published on the host.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Port {
+    /// Port inside the container.
+    pub private: u16,
+    /// Host port it is published on; `null` when only exposed.
+    #[serde(default)]
+    pub public: Option<u16>,
+    /// `tcp`, `udp` or `sctp`.
+    #[serde(default = "default_proto")]
+    pub proto: String,
+    /// Host address it is published on (`0.0.0.0`, `::`, `127.0.0.1`); `null` when only
+    /// exposed.
+    #[serde(default)]
+    pub host_ip: Option<String>,
+}
+
+fn default_proto() -> String {
+    "tcp".to_string()
+}
+
 /// One record: a log line, a prediction, a metric sample or a registration.
 ///
 /// Unknown keys are refused when decoding so that a typo in a shipper's mapping shows up as
@@ -207,6 +303,30 @@ pub struct Event {
     /// What happened to the record on its way in.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub flags: Vec<Flag>,
+    /// Registrations: the container's new state.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<RegistrationState>,
+    /// Registrations: exposed and published ports.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<Port>,
+    /// Registrations: service tags (`SERVICE_TAGS`, Registrator style).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    /// Registrations: selected container labels.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Registrations: the exit code of a container that died.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i64>,
+    /// Metrics: what was measured (`cpu_percent`, `mem_bytes`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Metrics: the sample's value.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
+    /// Metrics: the value's unit (`percent`, `bytes`, `count`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
 }
 
 fn is_zero(v: &u32) -> bool {
@@ -275,6 +395,63 @@ mod tests {
         assert_eq!(v["fields"], serde_json::json!({}));
         let back: Event = serde_json::from_value(v).unwrap();
         assert_eq!(back, e);
+    }
+
+    #[test]
+    fn registration_and_metric_keys_are_optional_and_round_trip() {
+        let plain = serde_json::to_value(Event::log(Timestamp(1), "x")).unwrap();
+        for key in [
+            "state",
+            "ports",
+            "tags",
+            "labels",
+            "exit_code",
+            "name",
+            "value",
+            "unit",
+        ] {
+            assert!(plain.get(key).is_none(), "{key} is skipped when unset");
+        }
+        let mut e = Event {
+            kind: Kind::Registration,
+            state: Some(RegistrationState::Died),
+            exit_code: Some(137),
+            tags: vec!["a".into(), "b".into()],
+            ports: vec![Port {
+                private: 8080,
+                public: None,
+                proto: "tcp".into(),
+                host_ip: None,
+            }],
+            ..Event::default()
+        };
+        e.labels.insert("team".into(), "ml".into());
+        let v = serde_json::to_value(&e).unwrap();
+        assert_eq!(v["kind"], "registration");
+        assert_eq!(v["state"], "died");
+        assert_eq!(v["exit_code"], 137);
+        assert_eq!(
+            v["ports"],
+            serde_json::json!([{"private": 8080, "public": null, "proto": "tcp", "host_ip": null}])
+        );
+        assert_eq!(v["labels"], serde_json::json!({"team": "ml"}));
+        assert_eq!(serde_json::from_value::<Event>(v).unwrap(), e);
+
+        let m = Event {
+            kind: Kind::Metric,
+            name: Some("cpu_percent".into()),
+            value: Some(12.5),
+            unit: Some("percent".into()),
+            ..Event::default()
+        };
+        let v = serde_json::to_value(&m).unwrap();
+        assert_eq!(v["name"], "cpu_percent");
+        assert_eq!(v["value"], 12.5);
+        assert_eq!(serde_json::from_value::<Event>(v).unwrap(), m);
+        for state in RegistrationState::ALL {
+            let text = serde_json::to_value(state).unwrap();
+            assert_eq!(text, state.as_str());
+        }
     }
 
     #[test]

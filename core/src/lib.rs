@@ -16,6 +16,6 @@ pub mod query;
 pub mod timestamp;
 pub mod units;
 
-pub use event::{Event, Flag, Kind, Level, Stream};
+pub use event::{Event, Flag, Kind, Level, Port, RegistrationState, Stream};
 pub use id::EventId;
 pub use timestamp::Timestamp;

@@ -34,6 +34,8 @@ pub struct IndexerConfig {
     pub tail_buffer: usize,
     /// Size at which the WAL starts a new segment file.
     pub wal_segment_bytes: u64,
+    /// How long data is kept.
+    pub retention: crate::retention::RetentionPolicy,
 }
 
 impl Default for IndexerConfig {
@@ -49,11 +51,12 @@ impl Default for IndexerConfig {
             dedupe_window: Duration::from_secs(24 * 3600),
             tail_buffer: 16_384,
             wal_segment_bytes: 64 * 1024 * 1024,
+            retention: crate::retention::RetentionPolicy::default(),
         }
     }
 }
 
-mod duration_ms {
+pub(crate) mod duration_ms {
     use std::time::Duration;
 
     use serde::{Deserialize, Deserializer, Serializer};

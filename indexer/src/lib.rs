@@ -11,10 +11,12 @@
 //! window, newest first. tantivy types never leave this crate.
 
 pub mod baseline;
+pub mod catalog;
 pub mod compile;
 pub mod config;
 pub mod dedupe;
 pub mod error;
+pub mod metrics_store;
 pub mod retention;
 pub mod schema;
 pub mod search;
@@ -44,6 +46,7 @@ use crate::writer::{Durable, WriterHandle, WriterMsg};
 
 /// An open data directory: ingest, search and live tail.
 pub struct Indexer {
+    retention: retention::RetentionPolicy,
     store: Arc<Store>,
     wal: WalHandle,
     writer: WriterHandle,
@@ -149,6 +152,7 @@ impl Indexer {
         tracing::info!(data_dir = %config.data_dir.display(), days = store.all_days().len(), "indexer opened");
         Ok((
             Indexer {
+                retention: config.retention,
                 store,
                 wal,
                 writer,
@@ -189,8 +193,14 @@ impl Indexer {
         rx.await.map_err(|_| IndexerError::Closed)?
     }
 
-    /// Plans retention and, unless `dry_run`, applies it. Blocking (runs in the writer
-    /// thread, after a commit).
+    /// Plans retention under the configured policy and, unless `dry_run`, applies it.
+    /// Blocking (runs in the writer thread, after a commit).
+    pub fn apply_retention(&self, dry_run: bool) -> Result<retention::RetentionPlan> {
+        self.writer.retention(self.retention, dry_run)
+    }
+
+    /// Plans retention under `policy` and, unless `dry_run`, applies it. Blocking (runs in
+    /// the writer thread, after a commit).
     pub fn retention(
         &self,
         policy: retention::RetentionPolicy,
@@ -229,6 +239,28 @@ impl Indexer {
     pub fn close(&self) {
         self.wal.shutdown();
         self.writer.shutdown();
+    }
+
+    /// The service catalog of this index, kept current by a background thread (see
+    /// [`catalog`]): started on the first call, which rebuilds it from the registrations
+    /// stored in the last days; later calls return the same catalog.
+    pub fn start_catalog(&self) -> Arc<catalog::Catalog> {
+        catalog::shared(&self.store, || {
+            let catalog = Arc::new(catalog::Catalog::new());
+            // Subscribe before the rebuild reads the index, so nothing falls in between.
+            let rx = self.subscribe();
+            catalog::spawn_follower(Arc::clone(&catalog), Arc::clone(&self.store), rx);
+            catalog
+        })
+    }
+
+    /// Metric samples in a window, averaged per time bucket (see [`metrics_store`]).
+    /// Blocking (disk reads): call it from a blocking thread.
+    pub fn metric_series(
+        &self,
+        req: &metrics_store::MetricsRequest,
+    ) -> Result<metrics_store::MetricsResponse> {
+        metrics_store::series(&self.store, req)
     }
 }
 

@@ -20,10 +20,13 @@ use shiplog_core::{Kind, Timestamp};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RetentionPolicy {
     /// Logs and registrations.
+    #[serde(with = "crate::config::duration_ms")]
     pub logs: Duration,
     /// Metric samples.
+    #[serde(with = "crate::config::duration_ms")]
     pub metrics: Duration,
     /// Predictions.
+    #[serde(with = "crate::config::duration_ms")]
     pub predictions: Duration,
     /// Largest total size of all day indexes; `None`: no cap.
     pub max_total_bytes: Option<u64>,

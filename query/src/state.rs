@@ -39,8 +39,10 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// State over an open indexer with default limits.
+    /// State over an open indexer with default limits. Starts the indexer's service
+    /// catalog (see [`Indexer::start_catalog`]) so it is current by the first request.
     pub fn new(indexer: Arc<Indexer>) -> Self {
+        indexer.start_catalog();
         AppState {
             indexer,
             limits: ApiLimits::default(),

@@ -260,3 +260,200 @@ async fn tail_refuses_a_bad_filter() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(v["error"]["position"], 2);
 }
+
+fn registration(container: &str, state: shiplog_core::RegistrationState, ts: Timestamp) -> Event {
+    Event {
+        id: EventId::for_source("n1", container, state.as_str(), ts, 0),
+        ts,
+        kind: shiplog_core::Kind::Registration,
+        node: "n1".into(),
+        container_id: format!("{container}-id"),
+        container_name: container.into(),
+        image: "shop/web:1".into(),
+        service: "web".into(),
+        state: Some(state),
+        ports: vec![shiplog_core::Port {
+            private: 8080,
+            public: Some(32768),
+            proto: "tcp".into(),
+            host_ip: Some("127.0.0.1".into()),
+        }],
+        tags: vec!["a".into(), "b".into()],
+        ..Event::default()
+    }
+}
+
+/// Polls `uri` until `check` holds on its JSON (10 s at most).
+async fn poll(st: &AppState, uri: &str, check: impl Fn(&Value) -> bool) -> Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, v) = call(st, get(uri)).await;
+        if check(&v) || std::time::Instant::now() > deadline {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn services_show_the_catalog_in_the_contract_shape() {
+    use shiplog_core::RegistrationState as S;
+    let dir = tempfile::tempdir().unwrap();
+    let st = state(dir.path());
+    let t0 = Timestamp::now();
+    st.indexer
+        .ingest(vec![
+            registration("web-1", S::Started, t0),
+            registration("web-2", S::Started, t0.offset(1)),
+        ])
+        .await
+        .unwrap();
+    let v = poll(&st, "/api/v1/services", |v| {
+        v["services"][0]["instances"].as_array().map(Vec::len) == Some(2)
+    })
+    .await;
+    let services = v["services"].as_array().unwrap();
+    assert_eq!(services.len(), 1, "{v}");
+    assert_eq!(services[0]["name"], "web");
+    let instance = &services[0]["instances"][0];
+    for key in [
+        "container_id",
+        "container_name",
+        "node",
+        "image",
+        "state",
+        "health",
+        "ports",
+        "since",
+    ] {
+        assert!(instance.get(key).is_some(), "{key} missing: {instance}");
+    }
+    assert_eq!(instance["container_name"], "web-1");
+    assert_eq!(instance["state"], "started");
+    assert_eq!(instance["health"], Value::Null);
+    assert_eq!(instance["ports"][0]["public"], 32768);
+    assert_eq!(instance["since"], t0.to_rfc3339());
+    assert_eq!(instance["tags"], serde_json::json!(["a", "b"]));
+
+    let mut died = registration("web-1", S::Died, t0.offset(10));
+    died.exit_code = Some(3);
+    st.indexer.ingest(vec![died]).await.unwrap();
+    let v = poll(&st, "/api/v1/services/web", |v| {
+        v["instances"][0]["state"] == "died"
+    })
+    .await;
+    assert_eq!(v["name"], "web");
+    assert_eq!(v["instances"][0]["state"], "died", "{v}");
+    assert_eq!(v["history"][0]["state"], "died");
+    assert_eq!(v["history"][0]["exit_code"], 3);
+    assert_eq!(v["history"][0]["container_name"], "web-1");
+    assert_eq!(v["history"].as_array().unwrap().len(), 3);
+
+    let (status, v) = call(&st, get("/api/v1/services/nope")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(v["error"]["code"], "unknown_service");
+}
+
+#[tokio::test]
+async fn a_restarted_node_rebuilds_the_catalog_from_the_index() {
+    use shiplog_core::RegistrationState as S;
+    let dir = tempfile::tempdir().unwrap();
+    let t0 = Timestamp::now().offset(-60_000_000_000);
+    {
+        let ix = Indexer::open(IndexerConfig {
+            data_dir: dir.path().to_path_buf(),
+            writer_threads: 1,
+            writer_memory_bytes: 64 * 1024 * 1024,
+            ..IndexerConfig::default()
+        })
+        .unwrap();
+        ix.ingest(vec![
+            registration("web-1", S::Started, t0),
+            registration("web-1", S::Healthy, t0.offset(5)),
+        ])
+        .await
+        .unwrap();
+        ix.flush().unwrap();
+        ix.close();
+    }
+    let st = state(dir.path());
+    let v = poll(&st, "/api/v1/services", |v| {
+        v["services"][0]["instances"][0]["health"] == "healthy"
+    })
+    .await;
+    assert_eq!(v["services"][0]["instances"][0]["health"], "healthy", "{v}");
+    assert_eq!(v["services"][0]["instances"][0]["state"], "started");
+}
+
+#[tokio::test]
+async fn metrics_are_bucketed_into_series() {
+    let dir = tempfile::tempdir().unwrap();
+    let st = state(dir.path());
+    let base = Timestamp::now().offset(-120_000_000_000);
+    let sample = |container: &str, name: &str, i: i64, value: f64| {
+        let ts = base.offset(i * 1_000_000_000);
+        let mut fields = serde_json::Map::new();
+        fields.insert("metric".into(), Value::String(name.into()));
+        Event {
+            id: EventId::for_source("n1", container, name, ts, 0),
+            ts,
+            kind: shiplog_core::Kind::Metric,
+            node: "n1".into(),
+            container_id: format!("{container}-id"),
+            container_name: container.into(),
+            service: "web".into(),
+            name: Some(name.into()),
+            value: Some(value),
+            unit: Some("percent".into()),
+            fields,
+            ..Event::default()
+        }
+    };
+    let mut batch = Vec::new();
+    for i in 0..20 {
+        batch.push(sample("web-1", "cpu_percent", i, i as f64));
+        batch.push(sample("web-1", "mem_bytes", i, 100.0));
+        batch.push(sample("web-2", "cpu_percent", i, 50.0));
+    }
+    st.indexer.ingest(batch).await.unwrap();
+    st.indexer.flush().unwrap();
+    let since = base.to_rfc3339();
+    let until = base.offset(20_000_000_000).to_rfc3339();
+    let uri = format!(
+        "/api/v1/metrics?container=web-1&name=cpu_percent&step=10s&since={since}&until={until}"
+    );
+    let (status, v) = call(&st, get(&uri)).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let series = v["series"].as_array().unwrap();
+    assert_eq!(series.len(), 1, "{v}");
+    let s = &series[0];
+    assert_eq!(s["container_name"], "web-1");
+    assert_eq!(s["container_id"], "web-1-id");
+    assert_eq!(s["service"], "web");
+    assert_eq!(s["name"], "cpu_percent");
+    assert_eq!(s["unit"], "percent");
+    // Two buckets of ten samples: averages of 0..9 and 10..19.
+    assert_eq!(
+        s["points"],
+        serde_json::json!([
+            [base.to_rfc3339(), 4.5],
+            [base.offset(10_000_000_000).to_rfc3339(), 14.5]
+        ])
+    );
+    assert_eq!(v["samples"], 20);
+    assert_eq!(v["truncated"], false);
+    assert_eq!(v["step_ms"], 10_000);
+
+    let uri = format!("/api/v1/metrics?service=web&since={since}&until={until}");
+    let (_, v) = call(&st, get(&uri)).await;
+    assert_eq!(v["series"].as_array().unwrap().len(), 3, "{v}");
+    assert_eq!(v["samples"], 60);
+
+    let (status, v) = call(&st, get("/api/v1/metrics?step=0s")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(v["error"]["code"], "bad_step");
+    let (status, v) = call(&st, get("/api/v1/metrics?since=1h&step=1ms")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
+    let (status, _) = call(&st, get("/api/v1/metrics?bogus=1")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}

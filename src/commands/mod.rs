@@ -5,6 +5,7 @@ mod bench_index;
 mod bench_latency;
 mod collect;
 mod config;
+mod retention;
 mod search;
 mod tail;
 
@@ -29,6 +30,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Collect(args) => collect::run(args),
         Command::Search(args) => search::run(args),
         Command::Tail(args) => tail::run(args),
+        Command::Retention(args) => retention::run(args),
         Command::Tui(remote) => {
             shiplog_tui::run(shiplog_tui::TuiOptions {
                 url: remote.url,

@@ -12,7 +12,11 @@ use std::time::{Duration, Instant};
 use shiplog_core::{Event, EventId, Timestamp};
 use shiplog_tests::Node;
 
-struct Mount(PathBuf, tempfile::TempDir);
+/// A tmpfs mount point, unmounted on drop; the temporary directory holding it goes after.
+struct Mount {
+    point: PathBuf,
+    _dir: tempfile::TempDir,
+}
 
 impl Mount {
     fn tmpfs(size: &str) -> Option<Mount> {
@@ -24,13 +28,13 @@ impl Mount {
             .arg(&point)
             .status()
             .is_ok_and(|s| s.success());
-        ok.then_some(Mount(point, dir))
+        ok.then_some(Mount { point, _dir: dir })
     }
 }
 
 impl Drop for Mount {
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        let _ = Command::new("umount").arg("-l").arg(&self.point).status();
     }
 }
 
@@ -76,10 +80,10 @@ fn a_full_disk_refuses_ingest_cleanly_loses_nothing_acked_and_recovers() {
         eprintln!("SKIPPED a_full_disk_refuses_ingest_cleanly: cannot mount a tmpfs (run as root)");
         return;
     };
-    let data = mount.0.join("data");
+    let data = mount.point.join("data");
     std::fs::create_dir(&data).unwrap();
     // Leave only a few MiB free.
-    let filler = mount.0.join("filler");
+    let filler = mount.point.join("filler");
     fill(&filler, 30 << 20);
     let node = Node::start_in(&data, "serve", &[], &[]);
     let http = reqwest::blocking::Client::builder()

@@ -3,5 +3,8 @@
 pub mod compat;
 pub mod health;
 pub mod ingest;
+pub mod metrics;
+pub mod retention;
 pub mod search;
+pub mod services;
 pub mod tail;

@@ -33,6 +33,8 @@ const LOGSPOUT_ENV: &str = "LOGSPOUT";
 const SERVICE_NAME_KEY: &str = "SERVICE_NAME";
 /// Label that keeps a container's logs out of shiplog.
 pub const EXCLUDE_LABEL: &str = "shiplog.exclude";
+/// The opt-out reason of a container with `LOGSPOUT=ignore` (its logs only are skipped).
+pub const LOGSPOUT_REASON: &str = "environment LOGSPOUT=ignore";
 
 /// The container facts stamped on each of its events.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,7 +86,7 @@ impl ContainerMeta {
         let opted_out = if is_excluded(labels) {
             Some("label shiplog.exclude=true")
         } else if logspout_ignored(env) {
-            Some("environment LOGSPOUT=ignore")
+            Some(LOGSPOUT_REASON)
         } else {
             None
         };

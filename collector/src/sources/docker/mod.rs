@@ -21,9 +21,14 @@
 //! Checkpoints of containers that no longer exist (destroyed, or missing from the first
 //! listing) are removed: their logs are gone with them.
 //!
+//! Beside the logs, the same events stream and listings feed the registrar (the private
+//! `registrar` module): registrations of every lifecycle change ([`registration`]), a
+//! snapshot after every listing, and one metrics task per running container ([`stats`]).
+//!
 //! Modules: [`line`](mod@line) splits frames into lines, [`metadata`] turns `inspect` into
 //! names and services, [`filter`] decides which containers are collected, [`record`] turns
-//! lines into events, [`identity`] finds our own container.
+//! lines into events, [`identity`] finds our own container, [`registration`] and [`stats`]
+//! build registration and metric events.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -43,6 +48,7 @@ use self::filter::ContainerFilter;
 use self::follow::{FollowContext, FollowOutcome, FollowRequest};
 use self::identity::OwnContainer;
 use self::record::Resume;
+use self::registrar::{Registrar, RegistrarMsg};
 use crate::backoff::Backoff;
 use crate::checkpoint::CheckpointStore;
 use crate::error::{Error, Result, chain};
@@ -55,6 +61,9 @@ pub mod identity;
 pub mod line;
 pub mod metadata;
 pub mod record;
+mod registrar;
+pub mod registration;
+pub mod stats;
 
 /// First delay before reconnecting to the engine.
 const RECONNECT_INITIAL: Duration = Duration::from_secs(1);
@@ -76,6 +85,7 @@ pub struct DockerSource {
     filter: ContainerFilter,
     transforms: Transforms,
     checkpoints: Arc<CheckpointStore>,
+    metrics_interval: Duration,
 }
 
 impl DockerSource {
@@ -104,7 +114,15 @@ impl DockerSource {
             filter: ContainerFilter::default(),
             transforms: Transforms::default(),
             checkpoints: Arc::new(CheckpointStore::in_memory()),
+            metrics_interval: crate::config::DEFAULT_METRICS_INTERVAL,
         })
+    }
+
+    /// Samples each running container's metrics this often; zero turns metrics off
+    /// (default: [`DEFAULT_METRICS_INTERVAL`](crate::config::DEFAULT_METRICS_INTERVAL)).
+    pub fn with_metrics_interval(mut self, interval: Duration) -> Self {
+        self.metrics_interval = interval;
+        self
     }
 
     /// Collects only the containers `filter` selects (default: all but those that opt out).
@@ -136,6 +154,15 @@ impl DockerSource {
     /// waits for every log task to stop.
     pub async fn run(self, tx: EventSender, shutdown: CancellationToken) {
         let host = describe_host(self.host.as_deref());
+        let (registrar_tx, registrar_rx) = tokio::sync::mpsc::channel(registrar::QUEUE_CAPACITY);
+        let registrar = Registrar::new(
+            Arc::clone(&self.node),
+            self.filter.clone(),
+            tx.clone(),
+            shutdown.clone(),
+            self.metrics_interval,
+        );
+        let registering = tokio::spawn(registrar.run(registrar_rx));
         let context = Arc::new(FollowContext {
             node: Arc::clone(&self.node),
             own: self.own.clone(),
@@ -154,6 +181,7 @@ impl DockerSource {
             checkpoints: Arc::clone(&self.checkpoints),
             restart_pending: HashSet::new(),
             destroyed: HashSet::new(),
+            registrar: registrar_tx,
         };
         let mut engine = EngineHealth::new(host);
         let mut backoff = Backoff::new(RECONNECT_INITIAL, RECONNECT_MAX);
@@ -202,6 +230,13 @@ impl DockerSource {
         while let Some(joined) = supervisor.tasks.join_next_with_id().await {
             supervisor.finished(None, joined);
         }
+        // Hanging up ends the registrar once it has handled what it holds.
+        drop(supervisor);
+        if let Err(error) = registering.await
+            && error.is_panic()
+        {
+            error!(error = %error, "registrar task panicked");
+        }
         debug!("docker source stopped");
     }
 }
@@ -244,6 +279,8 @@ struct Supervisor {
     restart_pending: HashSet<String>,
     /// Destroyed while its log task was still running: forget it once the task ends.
     destroyed: HashSet<String>,
+    /// Where container events and listings go for registrations and metrics.
+    registrar: tokio::sync::mpsc::Sender<RegistrarMsg>,
 }
 
 impl Supervisor {
@@ -261,7 +298,21 @@ impl Supervisor {
         // shows up in one or the other (or both, and is followed once).
         let filters = HashMap::from([
             ("type", vec!["container"]),
-            ("event", vec!["start", "die", "destroy"]),
+            (
+                "event",
+                vec![
+                    "start",
+                    "die",
+                    "destroy",
+                    "stop",
+                    "kill",
+                    "oom",
+                    "restart",
+                    "pause",
+                    "unpause",
+                    "health_status",
+                ],
+            ),
         ]);
         let since = (Timestamp::now().as_secs() - 1).to_string();
         let options = EventsOptionsBuilder::default()
@@ -290,8 +341,10 @@ impl Supervisor {
             Origin::FirstListing
         };
         *listed_once = true;
+        let listed_at = Timestamp::now();
         let mut existing = HashSet::new();
         let mut running = 0;
+        let mut up = Vec::new();
         for container in containers {
             let Some(id) = container.id else { continue };
             existing.insert(id.clone());
@@ -299,6 +352,9 @@ impl Supervisor {
                 container.state,
                 Some(ContainerSummaryStateEnum::RUNNING | ContainerSummaryStateEnum::RESTARTING)
             );
+            if is_running || container.state == Some(ContainerSummaryStateEnum::PAUSED) {
+                up.push(id.clone());
+            }
             if is_running {
                 running += 1;
                 self.follow(docker, id, origin);
@@ -314,6 +370,15 @@ impl Supervisor {
                 self.checkpoints.remove(&id);
             }
         }
+        let listed = RegistrarMsg::Listed {
+            docker: docker.clone(),
+            at: listed_at,
+            running: up,
+            existing: existing.into_iter().collect(),
+        };
+        if !self.notify(listed, shutdown).await {
+            return Watch::Shutdown;
+        }
 
         loop {
             tokio::select! {
@@ -322,7 +387,13 @@ impl Supervisor {
                     self.finished(Some(docker), joined);
                 }
                 event = events.next() => match event {
-                    Some(Ok(message)) => self.on_event(docker, message),
+                    Some(Ok(message)) => {
+                        self.on_event(docker, message.clone());
+                        let event = RegistrarMsg::Event { docker: docker.clone(), message };
+                        if !self.notify(event, shutdown).await {
+                            return Watch::Shutdown;
+                        }
+                    }
                     Some(Err(error)) => {
                         engine.lost(&error, "docker events stream failed");
                         return Watch::Lost;
@@ -333,6 +404,15 @@ impl Supervisor {
                     }
                 },
             }
+        }
+    }
+
+    /// Hands a message to the registrar, waiting while its queue is full; false on
+    /// shutdown. A registrar that is gone (it only stops on shutdown) is not waited for.
+    async fn notify(&self, msg: RegistrarMsg, shutdown: &CancellationToken) -> bool {
+        tokio::select! {
+            _ = self.registrar.send(msg) => true,
+            () = shutdown.cancelled() => false,
         }
     }
 

@@ -296,6 +296,7 @@ impl ContainerLog {
             message,
             fields,
             flags: group.flags,
+            ..Event::default()
         }
     }
 }

@@ -1,0 +1,61 @@
+//! `shiplog retention`: the node's retention plan, or applying it.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::cli::RetentionArgs;
+use crate::client;
+
+/// Asks the node for its plan (applied with `--apply`) and prints it.
+pub fn run(args: RetentionArgs) -> anyhow::Result<ExitCode> {
+    let http = client::client(&args.remote, Some(Duration::from_secs(600)))?;
+    let mut url = client::url(&args.remote, "/api/v1/retention")?;
+    url.query_pairs_mut()
+        .append_pair("dry_run", if args.apply { "false" } else { "true" });
+    let plan: Value = client::send(http.post(url), &args.remote)?.json()?;
+    if args.json {
+        println!("{plan}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let steps = plan["steps"].as_array().cloned().unwrap_or_default();
+    let verb = if args.apply {
+        "removed"
+    } else {
+        "would remove"
+    };
+    if steps.is_empty() {
+        println!("nothing to remove: every day is within its retention");
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{:<10}  {:<13}  {:>10}  {:>12}  WHY",
+        "DAY", "ACTION", "EVENTS", "BYTES"
+    );
+    for s in &steps {
+        let day = s["day"].as_str().unwrap_or("?");
+        match s["action"].as_str() {
+            Some("drop_day") => println!(
+                "{day:<10}  {:<13}  {:>10}  {:>12}  {}",
+                "drop day",
+                s["events"],
+                s["bytes"],
+                if s["reason"] == "size" {
+                    "over the size cap"
+                } else {
+                    "every kind expired"
+                }
+            ),
+            _ => println!(
+                "{day:<10}  {:<13}  {:>10}  {:>12}  {} expired",
+                "delete kind",
+                s["events"],
+                "-",
+                s["kind"].as_str().unwrap_or("?")
+            ),
+        }
+    }
+    println!("{} step(s) {verb}", steps.len());
+    Ok(ExitCode::SUCCESS)
+}

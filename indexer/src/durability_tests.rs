@@ -226,7 +226,8 @@ fn retention_drops_old_days_whole_and_searches_see_whole_days_only() {
         ..RetentionPolicy::default()
     };
     let dry = ix.retention(policy, true).unwrap();
-    assert_eq!(dry.steps.len(), 2, "{dry:?}");
+    // These metric events have no name or value: the roll-ups of days -10 and -3 keep them.
+    assert_eq!(dry.steps.len(), 4, "{dry:?}");
     assert!(
         matches!(
             &dry.steps[0],
@@ -287,5 +288,76 @@ fn retention_drops_old_days_whole_and_searches_see_whole_days_only() {
             .join("logs")
             .join(Timestamp::now().offset(-20 * DAY).day_string())
             .exists()
+    );
+}
+
+#[test]
+fn metric_samples_older_than_a_day_are_rolled_up_per_minute_in_one_commit() {
+    use crate::retention::{RetentionPolicy, RetentionStep};
+    use shiplog_core::Kind;
+    let dir = tempfile::tempdir().unwrap();
+    let ix = Indexer::open(config(dir.path())).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    const SEC: i64 = 1_000_000_000;
+    // Three days ago, 10 minutes of samples every 10 s for two containers.
+    let start = Timestamp(
+        Timestamp::now().offset(-3 * 86_400 * SEC).as_nanos() / (3600 * SEC) * (3600 * SEC),
+    );
+    let mut events = Vec::new();
+    for c in ["c1", "c2"] {
+        for i in 0..60 {
+            let mut e = Event::log(start.offset(i * 10 * SEC), "");
+            e.kind = Kind::Metric;
+            e.container_id = c.into();
+            e.container_name = format!("{c}-name");
+            e.name = Some("cpu_percent".into());
+            e.value = Some(i as f64);
+            e.id = EventId::for_content(&[c.as_bytes(), &i.to_le_bytes()]);
+            events.push(e);
+        }
+    }
+    rt.block_on(ix.ingest(events)).unwrap();
+    ix.flush().unwrap();
+    assert_eq!(count(&ix, "kind:metric"), 120);
+    let plan = ix.retention(RetentionPolicy::default(), false).unwrap();
+    assert!(
+        matches!(
+            &plan.steps[..],
+            [RetentionStep::RollUpMetrics { samples: 120, .. }]
+        ),
+        "{plan:?}"
+    );
+    assert_eq!(
+        count(&ix, "kind:metric"),
+        20,
+        "two containers x ten minutes"
+    );
+    assert_eq!(count(&ix, "kind:metric AND fields.resolution:1m"), 20);
+    let first = ix
+        .search(&SearchRequest {
+            query: parse("container:c1-name").unwrap(),
+            since: None,
+            until: None,
+            limit: 100,
+            cursor: None,
+        })
+        .unwrap()
+        .hits
+        .into_iter()
+        .min_by_key(|e| e.ts)
+        .unwrap();
+    assert_eq!(first.fields["count"], 6);
+    assert_eq!(first.fields["min"], 0.0);
+    assert_eq!(first.fields["max"], 5.0);
+    assert_eq!(first.value, Some(2.5));
+    // Nothing left to roll up; a second run is a no-op.
+    assert!(
+        ix.retention(RetentionPolicy::default(), true)
+            .unwrap()
+            .steps
+            .is_empty()
     );
 }

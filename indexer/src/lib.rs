@@ -18,6 +18,7 @@ pub mod dedupe;
 pub mod error;
 pub mod metrics_store;
 pub mod retention;
+pub mod rollup;
 pub mod schema;
 pub mod search;
 pub mod stats;

@@ -70,6 +70,13 @@ pub enum RetentionStep {
         /// Why: `age` or `size`.
         reason: &'static str,
     },
+    /// Replace a day's raw metric samples with per-minute roll-ups.
+    RollUpMetrics {
+        /// `yyyy-mm-dd`
+        day: String,
+        /// Raw samples to roll up.
+        samples: u64,
+    },
     /// Delete one kind of events from a day.
     DeleteKind {
         /// `yyyy-mm-dd`
@@ -97,6 +104,8 @@ pub struct DayFacts {
     pub bytes: u64,
     /// Events per kind.
     pub counts: Vec<(Kind, u64)>,
+    /// Metric samples not rolled up yet.
+    pub raw_metrics: u64,
 }
 
 const KINDS: [Kind; 4] = [
@@ -142,6 +151,15 @@ pub fn plan(days: &[DayFacts], policy: &RetentionPolicy, now: Timestamp) -> Rete
                 });
             }
         }
+        let roll_up_before = now
+            .as_nanos()
+            .saturating_sub(crate::rollup::ROLL_UP_AFTER_NANOS);
+        if end.as_nanos() <= roll_up_before && d.raw_metrics > 0 && !expired(Kind::Metric) {
+            steps.push(RetentionStep::RollUpMetrics {
+                day: d.day.clone(),
+                samples: d.raw_metrics,
+            });
+        }
         kept.push(d);
     }
     if let Some(max) = policy.max_total_bytes {
@@ -151,7 +169,9 @@ pub fn plan(days: &[DayFacts], policy: &RetentionPolicy, now: Timestamp) -> Rete
                 break;
             }
             // The size cap drops whole days; any kind deletions planned for it are moot.
-            steps.retain(|s| !matches!(s, RetentionStep::DeleteKind { day, .. } if *day == d.day));
+            steps.retain(|s| {
+                !matches!(s, RetentionStep::DeleteKind { day, .. } | RetentionStep::RollUpMetrics { day, .. } if *day == d.day)
+            });
             let events = d.counts.iter().map(|(_, n)| n).sum();
             steps.push(RetentionStep::DropDay {
                 day: d.day.clone(),
@@ -174,6 +194,7 @@ mod tests {
             day: day.into(),
             bytes,
             counts: counts.to_vec(),
+            raw_metrics: 0,
         }
     }
 
@@ -214,6 +235,24 @@ mod tests {
                 },
             ],
             "2026-11-15 ends on the 16th at 00:00, less than 7 days before the 22nd at noon: kept"
+        );
+    }
+
+    #[test]
+    fn metric_samples_past_a_day_are_rolled_up_once() {
+        let now = Timestamp::parse_rfc3339("2026-11-22T12:00:00Z").unwrap();
+        let mut old = facts("2026-11-20", 100, &[(Kind::Metric, 50)]);
+        old.raw_metrics = 50;
+        let mut yesterday = facts("2026-11-21", 100, &[(Kind::Metric, 50)]);
+        yesterday.raw_metrics = 50;
+        let done = facts("2026-11-19", 100, &[(Kind::Metric, 5)]);
+        let p = plan(&[done, old, yesterday], &RetentionPolicy::default(), now);
+        assert_eq!(
+            p.steps,
+            vec![RetentionStep::RollUpMetrics {
+                day: "2026-11-20".into(),
+                samples: 50
+            }]
         );
     }
 

@@ -178,11 +178,29 @@ impl Store {
                 searcher.search(&q, &tantivy::collector::Count)? as u64,
             ));
         }
+        let raw_metrics =
+            searcher.search(&*self.raw_metrics_query(), &tantivy::collector::Count)? as u64;
         Ok(crate::retention::DayFacts {
             day: d.day.clone(),
             bytes: dir_bytes(&self.root.join(&d.day)),
             counts,
+            raw_metrics,
         })
+    }
+
+    /// Metric samples that are not roll-ups: `kind:metric AND NOT fields.resolution:1m`.
+    pub fn raw_metrics_query(&self) -> Box<dyn tantivy::query::Query> {
+        let q = shiplog_core::query::Query::And(vec![
+            shiplog_core::query::Query::Keyword {
+                field: shiplog_core::query::KeywordField::Kind,
+                value: "metric".into(),
+            },
+            shiplog_core::query::Query::Not(Box::new(shiplog_core::query::Query::Json {
+                path: "resolution".into(),
+                value: crate::rollup::RESOLUTION.into(),
+            })),
+        ]);
+        crate::compile::compile(&self.fields, &q)
     }
 
     /// Takes a day out of the store and deletes its directory. Searches that already hold

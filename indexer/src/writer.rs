@@ -391,6 +391,10 @@ impl Worker {
                     self.store.remove_day(day)?;
                     tracing::info!(day = %day, bytes, events, reason, "retention dropped a day");
                 }
+                RetentionStep::RollUpMetrics { day, samples } => {
+                    let made = self.roll_up_metrics(day)?;
+                    tracing::info!(day = %day, samples, rollups = made, "metric samples rolled up to one a minute");
+                }
                 RetentionStep::DeleteKind { day, kind, events } => {
                     if !self.writers.contains_key(day) {
                         self.open_writer(day)?;
@@ -415,6 +419,51 @@ impl Worker {
         self.first_pending.get_or_insert_with(Instant::now);
         self.commit()?;
         Ok(plan)
+    }
+
+    /// Replaces a day's raw metric samples with per-minute roll-ups: the roll-ups are added
+    /// and the samples deleted in the same writer, so the next commit swaps them at once.
+    fn roll_up_metrics(&mut self, day: &str) -> Result<usize> {
+        use tantivy::schema::Value;
+        let index = self.store.day(day)?;
+        // Every metric event of the day (earlier roll-ups too) is read and replaced.
+        let term = tantivy::Term::from_field_text(
+            self.store
+                .fields()
+                .keyword(shiplog_core::query::KeywordField::Kind),
+            shiplog_core::Kind::Metric.as_str(),
+        );
+        let all_metrics =
+            tantivy::query::TermQuery::new(term, tantivy::schema::IndexRecordOption::Basic);
+        let searcher = index.reader.searcher();
+        let docs = searcher.search(&all_metrics, &tantivy::collector::DocSetCollector)?;
+        let mut rollup = crate::rollup::RollUp::default();
+        let source_field = self.store.fields().source;
+        for addr in docs {
+            let doc: TantivyDocument = searcher.doc(addr)?;
+            let Some(bytes) = doc.get_first(source_field).and_then(|v| v.as_bytes()) else {
+                continue;
+            };
+            match serde_json::from_slice::<Event>(bytes) {
+                Ok(e) => rollup.add(&e),
+                Err(e) => tracing::warn!(day, error = %e, "skipping an unreadable metric sample"),
+            }
+        }
+        let events = rollup.finish();
+        if !self.writers.contains_key(day) {
+            self.open_writer(day)?;
+        }
+        // Deletes apply to documents added before them: delete first, then add the roll-ups.
+        if let Some(w) = self.writers.get_mut(day) {
+            w.writer.delete_query(Box::new(all_metrics))?;
+            w.dirty = true;
+        }
+        for e in &events {
+            let source =
+                serde_json::to_vec(e).map_err(|err| IndexerError::Corrupt(err.to_string()))?;
+            self.add_event(e, &source)?;
+        }
+        Ok(events.len())
     }
 
     /// Puts the writers back in step with the WAL after a failure: uncommitted documents

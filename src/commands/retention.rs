@@ -47,6 +47,10 @@ pub fn run(args: RetentionArgs) -> anyhow::Result<ExitCode> {
                     "every kind expired"
                 }
             ),
+            Some("roll_up_metrics") => println!(
+                "{day:<10}  {:<13}  {:>10}  {:>12}  metric samples older than a day, one per minute",
+                "roll up", s["samples"], "-"
+            ),
             _ => println!(
                 "{day:<10}  {:<13}  {:>10}  {:>12}  {} expired",
                 "delete kind",

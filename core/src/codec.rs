@@ -219,7 +219,12 @@ pub fn decode_batch(
         })?;
         let complete = event.ts.as_nanos() != 0 && event.received.is_some() && !event.id.is_unset();
         if event.ts.as_nanos() == 0 {
+            // Lines without a time share the batch's arrival time; their position in the
+            // batch keeps them in the order they were sent.
             event.ts = received;
+            if event.seq == 0 {
+                event.seq = u32::try_from(batch.events.len()).unwrap_or(u32::MAX);
+            }
         }
         event.received.get_or_insert(received);
         event.ensure_id();

@@ -89,6 +89,10 @@ pub struct CollectArgs {
     /// TOML config file ([docker] and [collector] sections are used).
     #[arg(long, env = "SHIPLOG_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Serve the collector's own metrics (lines read, batches sent, retries, disk buffer
+    /// size, drops, lag per container) in Prometheus format on http://ADDR/metrics.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// Flags of `retention`.

@@ -22,6 +22,10 @@
 //! multiline = true
 //! multiline_flush_timeout = "200ms"
 //! metrics_interval = "10s"
+//! buffer_max_bytes = "1GiB"
+//! buffer_when_full = "block"
+//! buffer_spill_after = "5s"
+//! telemetry_interval = "60s"
 //!
 //! [[collector.parse]]
 //! name = "nginx"
@@ -35,6 +39,24 @@
 //! [api]
 //! max_body = "16MiB"
 //! max_decompressed = "64MiB"
+//! max_search_limit = 10000
+//! query_timeout = "30s"
+//! max_concurrent_requests = 512
+//! max_tail_subscribers = 256
+//! allow_unauthenticated = false
+//! metrics_auth = false
+//! # tls_cert = "/etc/shiplog/cert.pem"
+//! # tls_key = "/etc/shiplog/key.pem"
+//!
+//! [[auth.token]]
+//! name = "ci"
+//! token = "change-me-to-a-long-random-string"
+//! roles = ["ingest"]
+//!
+//! [[auth.token]]
+//! name = "oncall"
+//! token_sha256 = "2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97bf527a25b"
+//! roles = ["read", "admin"]
 //!
 //! [retention]
 //! logs = "7d"
@@ -69,6 +91,31 @@ pub struct Config {
     pub api: ApiSection,
     /// How long data is kept.
     pub retention: RetentionSection,
+    /// API tokens.
+    pub auth: AuthSection,
+}
+
+/// `[auth]`: API tokens. None configured: the API is open and listens on loopback only.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSection {
+    /// `[[auth.token]]` entries.
+    pub token: Vec<TokenSection>,
+}
+
+/// `[[auth.token]]`: one API token; give exactly one of `token` and `token_sha256`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenSection {
+    /// Name shown in logs and errors.
+    pub name: String,
+    /// The token (at least 16 characters).
+    pub token: Option<String>,
+    /// SHA-256 of the token in hex (`printf %s TOKEN | sha256sum`), so the file holds no
+    /// secret.
+    pub token_sha256: Option<String>,
+    /// What the token may do: `ingest`, `read`, `audit`, `admin` (admin may do everything).
+    pub roles: Vec<shiplog_query::auth::Role>,
 }
 
 /// `[retention]`
@@ -175,6 +222,18 @@ pub struct CollectorSection {
     /// How often each running container's CPU, memory, network and block I/O are sampled;
     /// `"0s"` turns metrics off.
     pub metrics_interval: HumanDuration,
+    /// Cap on the disk buffer (`<data_dir>/collector/buffer/`) that holds batches while the
+    /// indexer is down or slow.
+    pub buffer_max_bytes: ByteSize,
+    /// When the disk buffer is full: `"block"` (stop reading; Docker keeps the lines in its
+    /// log files) or `"drop_newest"` (drop the batch, counted in
+    /// `shiplog_collector_events_dropped_total`).
+    pub buffer_when_full: shiplog_collector::config::WhenFull,
+    /// A send to the indexer taking longer than this goes to the disk buffer instead.
+    pub buffer_spill_after: HumanDuration,
+    /// How often the collector ships its own metrics (service `shiplog`); `"0s"` turns it
+    /// off.
+    pub telemetry_interval: HumanDuration,
     /// `[[collector.parse]]`: regexes whose named captures become fields.
     pub parse: Vec<ParseSection>,
     /// `[[collector.redact]]`: regexes whose matches are masked or hashed before shipping.
@@ -219,6 +278,23 @@ pub struct ApiSection {
     pub max_body: ByteSize,
     /// Largest decompressed ingest batch.
     pub max_decompressed: ByteSize,
+    /// Largest `limit` a search may ask for.
+    pub max_search_limit: usize,
+    /// Longest a search or aggregation runs before the answer is 503 `query_timeout`.
+    pub query_timeout: HumanDuration,
+    /// Requests served at once (tail streams, /healthz and /metrics not counted); past it,
+    /// 503 with `Retry-After`.
+    pub max_concurrent_requests: usize,
+    /// Live tails open at once; past it, 503 `too_many_subscribers`.
+    pub max_tail_subscribers: usize,
+    /// Serve without tokens on a non-loopback address (otherwise refused at start).
+    pub allow_unauthenticated: bool,
+    /// `/metrics` needs a `read` token too (when tokens are configured).
+    pub metrics_auth: bool,
+    /// PEM certificate chain; with `tls_key`, the API speaks HTTPS only.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -231,6 +307,7 @@ impl Default for Config {
             collector: CollectorSection::default(),
             api: ApiSection::default(),
             retention: RetentionSection::default(),
+            auth: AuthSection::default(),
         }
     }
 }
@@ -277,6 +354,10 @@ impl Default for CollectorSection {
             multiline_start_pattern: d.multiline_start_pattern,
             multiline_flush_timeout: HumanDuration(d.multiline_flush_timeout),
             metrics_interval: HumanDuration(d.metrics_interval),
+            buffer_max_bytes: ByteSize(d.buffer_max_bytes),
+            buffer_when_full: d.buffer_when_full,
+            buffer_spill_after: HumanDuration(d.buffer_spill_after),
+            telemetry_interval: HumanDuration(d.telemetry_interval),
             parse: Vec::new(),
             redact: Vec::new(),
         }
@@ -289,6 +370,14 @@ impl Default for ApiSection {
         ApiSection {
             max_body: ByteSize(d.max_body_bytes as u64),
             max_decompressed: ByteSize(d.decode.max_decompressed_bytes as u64),
+            max_search_limit: d.max_search_limit,
+            query_timeout: HumanDuration(d.query_timeout),
+            max_concurrent_requests: d.max_concurrent_requests,
+            max_tail_subscribers: d.max_tail_subscribers,
+            allow_unauthenticated: false,
+            metrics_auth: false,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -373,8 +462,35 @@ impl Config {
                 max_decompressed_bytes: self.api.max_decompressed.as_usize(),
                 ..defaults.decode
             },
-            ..defaults
+            max_search_limit: self.api.max_search_limit,
+            query_timeout: self.api.query_timeout.0,
+            max_concurrent_requests: self.api.max_concurrent_requests,
+            max_tail_subscribers: self.api.max_tail_subscribers,
         }
+    }
+
+    /// The API tokens, checked (names, lengths, digests, roles).
+    pub fn auth(&self) -> anyhow::Result<shiplog_query::Auth> {
+        use shiplog_query::auth::{ApiToken, TokenSecret};
+        let mut tokens = Vec::with_capacity(self.auth.token.len());
+        for t in &self.auth.token {
+            let secret = match (&t.token, &t.token_sha256) {
+                (Some(plain), None) => TokenSecret::Plain(plain.clone()),
+                (None, Some(hex)) => TokenSecret::Sha256Hex(hex.clone()),
+                _ => anyhow::bail!(
+                    "[[auth.token]] '{}' must set exactly one of token and token_sha256",
+                    t.name
+                ),
+            };
+            tokens.push(ApiToken {
+                name: t.name.clone(),
+                secret,
+                roles: t.roles.clone(),
+            });
+        }
+        let auth = shiplog_query::Auth::new(&tokens)
+            .map_err(|e| anyhow::anyhow!("invalid [auth] settings: {e}"))?;
+        Ok(auth.with_metrics_token(self.api.metrics_auth))
     }
 }
 
@@ -402,6 +518,60 @@ mod tests {
             c.docker.host.as_deref(),
             Some("unix:///var/run/docker.sock")
         );
+        assert_eq!(c.collector.buffer_max_bytes, ByteSize(1 << 30));
+        assert_eq!(
+            c.collector.buffer_when_full,
+            shiplog_collector::config::WhenFull::Block
+        );
+        let drop = parse(
+            Path::new("x"),
+            "[collector]\nbuffer_when_full = \"drop_newest\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            drop.collector.buffer_when_full,
+            shiplog_collector::config::WhenFull::DropNewest
+        );
+        assert!(
+            parse(
+                Path::new("x"),
+                "[collector]\nbuffer_when_full = \"spill\"\n"
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn the_documented_auth_example_parses() {
+        let doc = include_str!("config.rs");
+        let example: String = doc
+            .lines()
+            .skip_while(|l| !l.starts_with("//! ```toml"))
+            .skip(1)
+            .take_while(|l| !l.starts_with("//! ```"))
+            .map(|l| l.trim_start_matches("//!").trim_start().to_string() + "\n")
+            .collect();
+        let c = parse(Path::new("example.toml"), &example).unwrap();
+        assert_eq!(c.auth.token.len(), 2);
+        assert_eq!(c.api.query_timeout.0, std::time::Duration::from_secs(30));
+        assert!(c.auth().unwrap().is_enabled());
+    }
+
+    #[test]
+    fn token_sections_are_checked() {
+        let c = parse(
+            Path::new("a.toml"),
+            "[[auth.token]]\nname = \"x\"\nroles = [\"read\"]\n",
+        )
+        .unwrap();
+        let e = c.auth().unwrap_err().to_string();
+        assert!(e.contains("exactly one of token and token_sha256"), "{e}");
+        let e = parse(
+            Path::new("a.toml"),
+            "[[auth.token]]\nname = \"x\"\ntoken = \"0123456789abcdef0\"\nroles = [\"root\"]\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.line, Some(4), "{e}");
     }
 
     #[test]

@@ -44,7 +44,34 @@ pub fn run(config: Config, with_collector: bool) -> anyhow::Result<()> {
     runtime.block_on(run_async(config, with_collector))
 }
 
+/// The API's tokens and TLS settings, checked against the listen address: without tokens
+/// the API only listens on loopback unless `[api] allow_unauthenticated = true`.
+pub fn api_security(
+    config: &Config,
+) -> anyhow::Result<(
+    shiplog_query::Auth,
+    Option<Arc<shiplog_query::tls::ServerConfig>>,
+)> {
+    let auth = config.auth()?;
+    if !auth.is_enabled() && !config.listen.ip().is_loopback() && !config.api.allow_unauthenticated
+    {
+        anyhow::bail!(
+            "refusing to listen on {} without API tokens: anyone who can reach it could read and write every log; add [[auth.token]] entries to the config, listen on 127.0.0.1, or set [api] allow_unauthenticated = true",
+            config.listen
+        );
+    }
+    let tls = match (&config.api.tls_cert, &config.api.tls_key) {
+        (Some(cert), Some(key)) => {
+            Some(shiplog_query::tls::server_config(cert, key).map_err(|e| anyhow::anyhow!("{e}"))?)
+        }
+        (None, None) => None,
+        _ => anyhow::bail!("[api] tls_cert and tls_key must be set together"),
+    };
+    Ok((auth, tls))
+}
+
 async fn run_async(config: Config, with_collector: bool) -> anyhow::Result<()> {
+    let (auth, tls) = api_security(&config)?;
     // Refuse bad collector rules (regexes) before anything starts.
     let collector_settings = collector_config(&config);
     if with_collector && config.docker.enabled {
@@ -72,8 +99,20 @@ async fn run_async(config: Config, with_collector: bool) -> anyhow::Result<()> {
         limits: config.api_limits(),
         shutdown: api_shutdown.clone(),
     };
-    let server = tokio::spawn(shiplog_query::serve(listener, state));
-    tracing::info!(api = %format!("http://{addr}"), data_dir = %config.data_dir.display(), "shiplog is up");
+    if auth.is_enabled() {
+        tracing::info!("API tokens configured: requests need Authorization: Bearer <token>");
+    } else if addr.ip().is_loopback() {
+        tracing::info!(
+            "no API tokens configured: the API is open to this machine only (loopback); add [[auth.token]] to serve other hosts"
+        );
+    } else {
+        tracing::warn!(
+            "no API tokens configured and allow_unauthenticated is set: the API is open to anyone who can reach it"
+        );
+    }
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let server = tokio::spawn(shiplog_query::serve_with(listener, state, auth, tls));
+    tracing::info!(api = %format!("{scheme}://{addr}"), data_dir = %config.data_dir.display(), "shiplog is up");
 
     let collector_shutdown = CancellationToken::new();
     let collector = if with_collector && config.docker.enabled {
@@ -139,6 +178,10 @@ pub fn collector_config(config: &Config) -> shiplog_collector::CollectorConfig {
         multiline_start_pattern: c.multiline_start_pattern.clone(),
         multiline_flush_timeout: c.multiline_flush_timeout.0,
         metrics_interval: c.metrics_interval.0,
+        buffer_max_bytes: c.buffer_max_bytes.0,
+        buffer_when_full: c.buffer_when_full,
+        buffer_spill_after: c.buffer_spill_after.0,
+        telemetry_interval: c.telemetry_interval.0,
         parse_rules: c
             .parse
             .iter()

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use regex::Regex;
 
+pub use crate::buffer::WhenFull;
 use crate::error::{Error, Result};
 use crate::transforms::multiline::DEFAULT_FLUSH_TIMEOUT;
 
@@ -18,6 +19,8 @@ const MAX_PATTERN_BYTES: usize = 4096;
 const PATTERN_SIZE_LIMIT: usize = 1024 * 1024;
 /// How often each running container's metrics are sampled by default.
 pub const DEFAULT_METRICS_INTERVAL: Duration = Duration::from_secs(10);
+/// How often the collector ships its own metrics by default.
+pub const DEFAULT_TELEMETRY_INTERVAL: Duration = Duration::from_secs(60);
 
 /// How one collector runs: where Docker is, how it batches, how much it buffers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,6 +69,18 @@ pub struct CollectorConfig {
     /// are sampled from Docker's stats stream; zero turns metrics off. Docker refreshes its
     /// stats about once a second, so shorter intervals sample once a second.
     pub metrics_interval: Duration,
+    /// Cap on the disk buffer (`state_dir/buffer/`) that holds batches while the indexer is
+    /// down or slow; unused without a `state_dir` (batches are then retried in memory).
+    pub buffer_max_bytes: u64,
+    /// What happens when the disk buffer is full: `Block` (default: stop reading, Docker
+    /// keeps the lines) or `DropNewest` (drop the batch, counted).
+    pub buffer_when_full: WhenFull,
+    /// A direct send taking longer than this goes to the disk buffer instead, so reading
+    /// never waits on a slow indexer for longer.
+    pub buffer_spill_after: Duration,
+    /// How often the collector's own metrics are shipped as events of service `shiplog`;
+    /// zero turns that off (they are still served by `render_prometheus`).
+    pub telemetry_interval: Duration,
 }
 
 /// Which containers a rule applies to: each pattern given must match; none given: all.
@@ -123,6 +138,10 @@ impl Default for CollectorConfig {
             parse_rules: Vec::new(),
             redact_rules: Vec::new(),
             metrics_interval: DEFAULT_METRICS_INTERVAL,
+            buffer_max_bytes: crate::buffer::DEFAULT_MAX_BYTES,
+            buffer_when_full: WhenFull::Block,
+            buffer_spill_after: crate::pipeline::DEFAULT_SPILL_AFTER,
+            telemetry_interval: DEFAULT_TELEMETRY_INTERVAL,
         }
     }
 }
@@ -156,6 +175,20 @@ impl CollectorConfig {
                 name: "batch_max_age",
                 value: "0s".into(),
                 hint: "use a duration above zero, for example 100ms",
+            });
+        }
+        if self.buffer_max_bytes == 0 {
+            return Err(Error::Config {
+                name: "buffer_max_bytes",
+                value: "0".into(),
+                hint: "use a size above zero, for example 1GiB",
+            });
+        }
+        if self.buffer_spill_after.is_zero() {
+            return Err(Error::Config {
+                name: "buffer_spill_after",
+                value: "0s".into(),
+                hint: "use a duration above zero, for example 5s",
             });
         }
         if self.multiline && self.multiline_flush_timeout.is_zero() {

@@ -25,10 +25,15 @@
 //!   the pipeline is idle) and hands them to a [`Sink`] one at a time, retrying failures.
 //! - [`Sink`] is where batches go: [`HttpSink`] posts zstd NDJSON to an indexer; the
 //!   binary plugs in an in-process sink for `shiplog up`.
+//! - [`buffer`] holds batches on disk (`state_dir/buffer/`) while the sink is down or slow,
+//!   so reading goes on, and replays them in order once it recovers.
+//! - [`telemetry`] counts what the collector does ([`render_prometheus`] serves it) and
+//!   ships it as metric events of service `shiplog`.
 //! - [`run`] wires the three together for a [`CollectorConfig`] and stops on a
 //!   cancellation token, flushing what it holds.
 
 mod backoff;
+pub mod buffer;
 pub mod checkpoint;
 pub mod config;
 pub mod error;
@@ -36,6 +41,7 @@ pub mod pipeline;
 mod sha256;
 pub mod sink;
 pub mod sources;
+pub mod telemetry;
 pub mod transforms;
 
 use std::sync::Arc;
@@ -46,6 +52,7 @@ use tracing::info;
 pub use config::CollectorConfig;
 pub use error::{Error, Result};
 pub use sink::{Ack, HttpSink, Sink, SinkError};
+pub use telemetry::render_prometheus;
 
 use checkpoint::CheckpointStore;
 use pipeline::{Batcher, BatcherConfig};
@@ -81,7 +88,17 @@ pub async fn run(
         sink,
     )
     .with_checkpoints(Arc::clone(&checkpoints));
+    let batcher = match open_buffer(&config).await? {
+        Some(buffer) => batcher.with_buffer(Arc::new(buffer), config.buffer_spill_after),
+        None => batcher,
+    };
     let batching = tokio::spawn(batcher.run(rx, shutdown.clone()));
+    let shipping = tokio::spawn(telemetry::ship_periodically(
+        config.node.clone(),
+        config.telemetry_interval,
+        tx.clone(),
+        shutdown.clone(),
+    ));
     let stop_persister = CancellationToken::new();
     let persister = tokio::spawn(checkpoint::persist_periodically(
         Arc::clone(&checkpoints),
@@ -91,6 +108,7 @@ pub async fn run(
     // Returns once shutdown is cancelled and every log task has stopped; that drops the last
     // sender, so the batcher drains the channel, sends the rest and returns too.
     source.run(tx, shutdown).await;
+    shipping.await?;
     let batched = batching.await;
     // Last write after the final acknowledgements, whether or not the batcher ended well.
     stop_persister.cancel();
@@ -99,6 +117,19 @@ pub async fn run(
     batched?;
     info!("collector stopped");
     Ok(())
+}
+
+/// The disk buffer in `config.state_dir/buffer`, or none without a state directory.
+async fn open_buffer(config: &CollectorConfig) -> Result<Option<buffer::Buffer>> {
+    let Some(dir) = config.state_dir.as_ref().map(|d| d.join(buffer::DIR_NAME)) else {
+        return Ok(None);
+    };
+    let path = dir.display().to_string();
+    let (max_bytes, when_full) = (config.buffer_max_bytes, config.buffer_when_full);
+    tokio::task::spawn_blocking(move || buffer::Buffer::open(&dir, max_bytes, when_full))
+        .await?
+        .map(Some)
+        .map_err(|source| Error::StateDir { path, source })
 }
 
 /// The checkpoint store of `config.state_dir`, or one kept in memory only.

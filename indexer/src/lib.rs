@@ -10,6 +10,7 @@
 //! are replayed (events already in the index are skipped by id). [`search`] compiles our query tree ([`compile`]) and reads every day in the
 //! window, newest first. tantivy types never leave this crate.
 
+pub mod aggregate;
 pub mod baseline;
 pub mod catalog;
 pub mod compile;
@@ -262,6 +263,27 @@ impl Indexer {
         req: &metrics_store::MetricsRequest,
     ) -> Result<metrics_store::MetricsResponse> {
         metrics_store::series(&self.store, req)
+    }
+
+    /// Counts, rates, histograms, top terms, error ratios and percentiles over a window
+    /// (see [`aggregate`]). Blocking (disk reads): call it from a blocking thread.
+    pub fn aggregate(
+        &self,
+        req: &aggregate::AggregateRequest,
+    ) -> Result<aggregate::AggregateResponse> {
+        aggregate::aggregate(&self.store, req)
+    }
+
+    /// Bytes on disk of each day index, oldest first. Blocking (walks the directories).
+    pub fn day_sizes(&self) -> Vec<(String, u64)> {
+        self.store
+            .all_days()
+            .iter()
+            .map(|d| {
+                let bytes = self.store.facts(d).map_or(0, |f| f.bytes);
+                (d.day.clone(), bytes)
+            })
+            .collect()
     }
 }
 

@@ -5,16 +5,21 @@
 //! graceful shutdown. Search and ingest decoding run on blocking threads; live tail reads
 //! the indexer's broadcast of fresh events.
 
+pub mod auth;
 pub mod error;
+pub mod limits;
 pub mod router;
 pub mod routes;
 pub mod state;
+pub mod telemetry;
+pub mod tls;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+pub use auth::Auth;
 pub use error::ApiError;
-pub use router::router;
+pub use router::{router, router_with};
 pub use state::{ApiLimits, AppState};
 
 /// Serves the API on a bound listener until `state.shutdown` is cancelled, then lets
@@ -26,5 +31,32 @@ pub async fn serve(listener: TcpListener, state: AppState) -> std::io::Result<()
         .await
 }
 
+/// Serves the API behind `auth`, over TLS when `tls` is given, until `state.shutdown` is
+/// cancelled, then lets requests in flight finish.
+pub async fn serve_with(
+    listener: TcpListener,
+    state: AppState,
+    auth: Auth,
+    tls: Option<std::sync::Arc<tokio_rustls::rustls::ServerConfig>>,
+) -> std::io::Result<()> {
+    let shutdown: CancellationToken = state.shutdown.clone();
+    let app = router_with(state, auth);
+    match tls {
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move { shutdown.cancelled().await })
+                .await
+        }
+        Some(config) => {
+            axum::serve(tls::TlsListener::new(listener, config)?, app)
+                .with_graceful_shutdown(async move { shutdown.cancelled().await })
+                .await
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod tests_api;

@@ -1,15 +1,42 @@
 //! The route table.
 
-use axum::Router;
-use axum::routing::{get, post};
+use std::sync::Arc;
 
+use axum::routing::{get, post};
+use axum::{Extension, Router, middleware};
+
+use crate::auth::{self, Auth};
+use crate::limits::{self, Guards};
 use crate::routes;
 use crate::state::AppState;
+use crate::telemetry::{self, Telemetry};
 
-/// Every route of the API over shared state.
+/// Every route of the API over shared state, without auth.
 pub fn router(state: AppState) -> Router {
+    router_with(state, Auth::disabled())
+}
+
+/// Every route of the API over shared state, behind `auth`, the request limits and the
+/// request telemetry (outermost first: telemetry, auth, concurrency limit, handler).
+pub fn router_with(state: AppState, auth: Auth) -> Router {
+    let guards = Arc::new(Guards::new(&state.limits));
+    let telemetry = Arc::new(Telemetry::default());
+    routes(state)
+        .layer(Extension(guards.clone()))
+        .layer(Extension(telemetry.clone()))
+        .layer(middleware::from_fn_with_state(guards, limits::concurrency))
+        .layer(middleware::from_fn_with_state(
+            Arc::new(auth),
+            auth::require,
+        ))
+        .layer(middleware::from_fn_with_state(telemetry, telemetry::track))
+}
+
+fn routes(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(routes::health::healthz))
+        .route("/metrics", get(routes::prom::metrics))
+        .route("/api/v1/aggregate", post(routes::aggregate::aggregate))
         .route("/api/v1/search", get(routes::search::search))
         .route("/api/v1/tail", get(routes::tail::tail))
         .route("/api/v1/ingest", post(routes::ingest::ingest))

@@ -1,6 +1,7 @@
 //! What every route shares.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use shiplog_core::codec::DecodeLimits;
 use shiplog_indexer::Indexer;
@@ -15,6 +16,13 @@ pub struct ApiLimits {
     pub decode: DecodeLimits,
     /// Largest `limit` a search may ask for.
     pub max_search_limit: usize,
+    /// Longest a search or aggregation may run before the answer is 503 `query_timeout`.
+    pub query_timeout: Duration,
+    /// Requests served at once (tail streams and monitoring not counted); past it, 503
+    /// `overloaded` with `Retry-After`.
+    pub max_concurrent_requests: usize,
+    /// Live tails open at once; past it, 503 `too_many_subscribers`.
+    pub max_tail_subscribers: usize,
 }
 
 impl Default for ApiLimits {
@@ -23,6 +31,9 @@ impl Default for ApiLimits {
             max_body_bytes: 16 * 1024 * 1024,
             decode: DecodeLimits::default(),
             max_search_limit: shiplog_indexer::search::MAX_LIMIT,
+            query_timeout: Duration::from_secs(30),
+            max_concurrent_requests: 512,
+            max_tail_subscribers: 256,
         }
     }
 }

@@ -1,12 +1,15 @@
-//! `shiplog collect`: the collector alone, shipping over HTTP.
+//! `shiplog collect`: the collector alone, shipping over HTTP, optionally serving its own
+//! metrics on `--metrics-listen`.
 
+use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
 
 /// Runs the collector alone until Ctrl-C or SIGTERM.
 pub fn run(args: crate::cli::CollectArgs) -> anyhow::Result<ExitCode> {
-    use std::sync::Arc;
-
-    use anyhow::Context;
     let config = match &args.config {
         Some(p) => crate::config::load(p)?,
         None => crate::config::Config::default(),
@@ -18,13 +21,48 @@ pub fn run(args: crate::cli::CollectArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let shutdown = tokio_util::sync::CancellationToken::new();
+        let shutdown = CancellationToken::new();
+        let metrics = match args.metrics_listen {
+            Some(addr) => Some(serve_metrics(addr, shutdown.clone()).await?),
+            None => None,
+        };
         let task = tokio::spawn(shiplog_collector::run(cc, Arc::new(sink), shutdown.clone()));
         tracing::info!(url = %args.remote.url, "collector is shipping");
         crate::node::wait_for_signal().await;
         shutdown.cancel();
         task.await??;
+        if let Some(server) = metrics {
+            server.await??;
+        }
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Binds `addr` and serves `GET /metrics` (Prometheus text) until `shutdown`.
+async fn serve_metrics(
+    addr: SocketAddr,
+    shutdown: CancellationToken,
+) -> anyhow::Result<tokio::task::JoinHandle<std::io::Result<()>>> {
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+        format!("cannot listen on {addr} for metrics: pick another --metrics-listen address")
+    })?;
+    let bound = listener.local_addr()?;
+    tracing::info!(metrics = %format!("http://{bound}/metrics"), "serving collector metrics");
+    let app = axum::Router::new().route("/metrics", axum::routing::get(metrics));
+    Ok(tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+            .await
+    }))
+}
+
+async fn metrics() -> impl axum::response::IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        shiplog_collector::render_prometheus(),
+    )
 }

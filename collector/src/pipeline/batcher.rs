@@ -11,11 +11,20 @@
 //! batch is full, nothing more is received, so the channel fills and the sources wait. A batch
 //! the receiver rejects as malformed is dropped and counted.
 //!
+//! With a disk buffer ([`Batcher::with_buffer`]) a failing or slow sink no longer stops
+//! reading: a batch whose send fails, or takes longer than the spill limit, is written to the
+//! buffer, and so is every later batch while the buffer holds anything; the buffer's oldest
+//! batch is replayed, one at a time, until it drains, and only then do batches go straight
+//! to the sink again. Order is kept because at most one batch is in flight. When the buffer
+//! is full its [`WhenFull`] policy applies: `block` holds the batch (so receiving stops once
+//! the next one is full, as without a buffer) and `drop_newest` drops it, counted.
+//!
 //! After each acknowledged batch the batcher advances the [`CheckpointStore`] to the end
 //! positions of its events, so a checkpoint never runs ahead of what the receiver holds.
 //! Rejected batches do not advance it (the next acknowledged batch moves past them), and
 //! once a batch is abandoned at shutdown nothing advances any more: the next run reads the
-//! abandoned lines again.
+//! abandoned lines again. A buffered batch is not acknowledged: checkpoints advance when
+//! its replay is.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -27,20 +36,25 @@ use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TryRecvError;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
-use crate::backoff::Backoff;
+use super::delivery::{AckBook, Deliverer, Outcome};
+use crate::buffer::{AppendError, Buffer, BufferedBatch, WhenFull};
 use crate::checkpoint::{CheckpointStore, SourcePosition};
-use crate::sink::{Sink, SinkError};
+use crate::sink::{EncodedBatch, Sink};
 use crate::sources::SourceEvent;
+use crate::telemetry::{
+    self, BatchBuffered, DropReason, EventsDropped, EventsReceived, InternalEvent,
+};
 
 /// Size of an event beyond its message, for the byte estimate: ids, names, time stamps and
 /// JSON punctuation.
 const EVENT_OVERHEAD_BYTES: usize = 200;
-/// First retry delay after a failed send.
-const RETRY_INITIAL: Duration = Duration::from_millis(100);
-/// Longest retry delay.
-const RETRY_MAX: Duration = Duration::from_secs(10);
+/// How often a batch held for a full (or failing) buffer tries again when nothing else
+/// wakes the batcher.
+const HELD_RETRY: Duration = Duration::from_secs(1);
+/// Default time a direct send may take before its batch goes to the disk buffer.
+pub const DEFAULT_SPILL_AFTER: Duration = Duration::from_secs(5);
 /// How long after shutdown a failing or slow sink is given before held events are abandoned.
 const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
@@ -87,11 +101,11 @@ pub struct BatcherStats {
     /// Send attempts that failed and were retried.
     pub retries: AtomicU64,
     /// Whether delivery is currently failing (so the warning is logged once per outage).
-    failing: AtomicBool,
+    pub(super) failing: AtomicBool,
 }
 
 impl BatcherStats {
-    fn add(counter: &AtomicU64, n: usize) {
+    pub(super) fn add(counter: &AtomicU64, n: usize) {
         counter.fetch_add(n as u64, Ordering::Relaxed);
     }
 }
@@ -127,6 +141,12 @@ impl PendingBatch {
     }
 
     fn take(&mut self) -> (Vec<Event>, Vec<SourcePosition>) {
+        let mut last_id = "";
+        telemetry::learn_names(self.events.iter().filter_map(|e| {
+            let new = e.container_id != last_id;
+            last_id = &e.container_id;
+            new.then_some((e.container_id.as_str(), e.container_name.as_str()))
+        }));
         self.bytes = 0;
         self.oldest = None;
         (
@@ -148,6 +168,17 @@ pub struct Batcher {
     stats: Arc<BatcherStats>,
     shutdown_grace: Duration,
     checkpoints: Option<Arc<CheckpointStore>>,
+    buffer: Option<Arc<Buffer>>,
+    spill_after: Duration,
+}
+
+/// Which kind of batch is in flight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flight {
+    /// A batch from memory.
+    Direct,
+    /// The disk buffer's oldest batch.
+    Replay,
 }
 
 impl Batcher {
@@ -159,7 +190,17 @@ impl Batcher {
             stats: Arc::new(BatcherStats::default()),
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             checkpoints: None,
+            buffer: None,
+            spill_after: DEFAULT_SPILL_AFTER,
         }
+    }
+
+    /// Spills batches to `buffer` while the sink fails or a send takes longer than
+    /// `spill_after`, and replays them in order (default: no buffer, retry in memory).
+    pub fn with_buffer(mut self, buffer: Arc<Buffer>, spill_after: Duration) -> Self {
+        self.buffer = Some(buffer);
+        self.spill_after = spill_after;
+        self
     }
 
     /// Advances `checkpoints` after every acknowledged batch.
@@ -194,49 +235,101 @@ impl Batcher {
         ));
 
         let config = self.config;
-        let acks = Arc::new(AckBook {
-            checkpoints: self.checkpoints.clone(),
-            frozen: AtomicBool::new(false),
-        });
+        let deliverer = Deliverer {
+            sink: Arc::clone(&self.sink),
+            stats: Arc::clone(&self.stats),
+            acks: Arc::new(AckBook {
+                checkpoints: self.checkpoints.clone(),
+                frozen: AtomicBool::new(false),
+            }),
+            give_up: give_up.clone(),
+        };
         let mut pending = PendingBatch::default();
-        let mut in_flight: Option<BoxFuture<'static, ()>> = None;
+        let mut in_flight: Option<(Flight, BoxFuture<'static, Outcome>)> = None;
+        // A batch waiting for room in the disk buffer (policy `block`).
+        let mut held: Option<BufferedBatch> = None;
+        // Set once a replay ran into the end of the shutdown grace: stop replaying.
+        let mut gave_up = false;
         let mut open = true;
         loop {
-            if in_flight.is_none() && !pending.is_empty() {
+            if let Some(buffer) = &self.buffer
+                && let Some(batch) = held.take()
+            {
+                held = spill(buffer, batch, give_up.is_cancelled()).await;
+            }
+            // While the buffer holds batches, new ones queue behind them on disk.
+            let buffering = self.buffer.as_ref().is_some_and(|b| !b.is_empty())
+                || matches!(in_flight, Some((Flight::Replay, _)));
+            if !pending.is_empty() && held.is_none() {
                 let idle = config.flush_when_idle && rx.is_empty();
                 let aged = pending
                     .deadline(&config)
                     .is_some_and(|d| d <= Instant::now());
-                if !open || idle || aged || pending.is_full(&config) {
+                let due = !open || aged || pending.is_full(&config);
+                if buffering && (due || gave_up) {
+                    let buffer = self.buffer.as_ref().expect("buffering needs a buffer");
                     let (events, positions) = pending.take();
-                    in_flight = Some(Box::pin(deliver(
-                        Arc::clone(&self.sink),
-                        events,
-                        positions,
-                        Arc::clone(&self.stats),
-                        Arc::clone(&acks),
-                        give_up.clone(),
-                    )));
+                    let batch = encode(events, positions).await;
+                    held = spill(buffer, batch, give_up.is_cancelled()).await;
+                } else if !buffering && in_flight.is_none() && (due || idle) {
+                    let (events, positions) = pending.take();
+                    let flight: BoxFuture<'static, Outcome> = match &self.buffer {
+                        Some(_) => Box::pin(deliverer.clone().send_or_spill(
+                            events,
+                            positions,
+                            self.spill_after,
+                        )),
+                        None => Box::pin(deliverer.clone().deliver(events, positions)),
+                    };
+                    in_flight = Some((Flight::Direct, flight));
                 }
             }
-            if !open && pending.is_empty() && in_flight.is_none() {
+            // Replay the buffer's oldest batch whenever nothing else is in flight.
+            if let Some(buffer) = &self.buffer
+                && in_flight.is_none()
+                && !buffer.is_empty()
+                && !gave_up
+            {
+                let replay = deliverer.clone().replay_front(Arc::clone(buffer));
+                in_flight = Some((Flight::Replay, Box::pin(replay)));
+            }
+            let drained = self.buffer.as_ref().is_none_or(|b| b.is_empty() || gave_up);
+            if !open && pending.is_empty() && in_flight.is_none() && held.is_none() && drained {
                 break;
             }
             let can_receive = open && !pending.is_full(&config);
-            let deadline = pending.deadline(&config).filter(|_| in_flight.is_none());
+            let deadline = pending
+                .deadline(&config)
+                .filter(|_| held.is_none() && (in_flight.is_none() || buffering));
+            let retry_held = held.is_some() && in_flight.is_none();
             tokio::select! {
-                () = async { in_flight.as_mut().expect("guarded by is_some").await },
+                outcome = async { in_flight.as_mut().expect("guarded by is_some").1.as_mut().await },
                     if in_flight.is_some() => {
                     in_flight = None;
+                    match outcome {
+                        Outcome::Done => {}
+                        Outcome::GaveUp => gave_up = true,
+                        Outcome::Spill(events, positions) => {
+                            let buffer = self.buffer.as_ref().expect("only buffered sends spill");
+                            // Before anything else: it is the oldest batch not delivered.
+                            let batch = encode(events, positions).await;
+                            held = spill(buffer, batch, give_up.is_cancelled()).await;
+                        }
+                    }
                 }
                 received = rx.recv(), if can_receive => match received {
                     Some(event) => {
                         let now = Instant::now();
+                        let (mut count, mut bytes) = (1, event.event.message.len());
                         pending.push(event, now);
                         // Take what is already queued without yielding, up to a full batch.
                         while !pending.is_full(&config) {
                             match rx.try_recv() {
-                                Ok(event) => pending.push(event, now),
+                                Ok(event) => {
+                                    count += 1;
+                                    bytes += event.event.message.len();
+                                    pending.push(event, now);
+                                }
                                 Err(TryRecvError::Empty) => break,
                                 Err(TryRecvError::Disconnected) => {
                                     open = false;
@@ -244,10 +337,12 @@ impl Batcher {
                                 }
                             }
                         }
+                        EventsReceived { count, bytes }.emit();
                     }
                     None => open = false,
                 },
                 () = sleep_until_opt(deadline), if deadline.is_some() => {}
+                () = tokio::time::sleep(HELD_RETRY), if retry_held => {}
             }
         }
         let stats = &self.stats;
@@ -257,8 +352,61 @@ impl Batcher {
             duplicates = stats.events_duplicate.load(Ordering::Relaxed),
             rejected = stats.events_rejected.load(Ordering::Relaxed),
             abandoned = stats.events_abandoned.load(Ordering::Relaxed),
+            buffered_batches = self.buffer.as_ref().map_or(0, |b| b.batches()),
             "batcher stopped"
         );
+    }
+}
+
+/// Encodes a batch for the disk buffer on a blocking thread.
+async fn encode(events: Vec<Event>, positions: Vec<SourcePosition>) -> BufferedBatch {
+    let joined = tokio::task::spawn_blocking(move || BufferedBatch {
+        batch: EncodedBatch::encode(&events),
+        positions,
+    })
+    .await;
+    match joined {
+        Ok(batch) => batch,
+        Err(join) => std::panic::resume_unwind(join.into_panic()),
+    }
+}
+
+/// Writes `batch` to the disk buffer; hands it back when it must wait for room (policy
+/// `block`, or a write error: tried again later). `force` (at shutdown) ignores the cap.
+async fn spill(buffer: &Arc<Buffer>, batch: BufferedBatch, force: bool) -> Option<BufferedBatch> {
+    let (events, bytes) = (batch.batch.events, batch.batch.body.len());
+    let (batch, error) = match buffer.append(batch, force).await {
+        Ok(()) => {
+            BatchBuffered { events, bytes }.emit();
+            return None;
+        }
+        Err(failed) => failed,
+    };
+    match (buffer.when_full, &error) {
+        (WhenFull::DropNewest, AppendError::Full { .. }) | (_, AppendError::TooLarge(_)) => {
+            EventsDropped {
+                count: events,
+                reason: DropReason::BufferFull,
+                detail: &error.to_string(),
+            }
+            .emit();
+            None
+        }
+        (WhenFull::Block, AppendError::Full { .. }) => Some(batch),
+        (_, AppendError::Io(_)) if force => {
+            // Shutting down and the disk refuses it: nothing is left to try.
+            EventsDropped {
+                count: events,
+                reason: DropReason::BufferError,
+                detail: &error.to_string(),
+            }
+            .emit();
+            None
+        }
+        (_, AppendError::Io(_)) => {
+            warn!(error = %error, "cannot write to the disk buffer; holding the batch and retrying");
+            Some(batch)
+        }
     }
 }
 
@@ -284,103 +432,6 @@ async fn start_grace_period(
     }
 }
 
-/// Where acknowledged positions go.
-#[derive(Debug)]
-struct AckBook {
-    checkpoints: Option<Arc<CheckpointStore>>,
-    /// Set once a batch was abandoned: later acknowledgements must not move checkpoints
-    /// past its lines.
-    frozen: AtomicBool,
-}
-
-impl AckBook {
-    fn acknowledged(&self, positions: &[SourcePosition]) {
-        if let Some(store) = &self.checkpoints
-            && !self.frozen.load(Ordering::Acquire)
-        {
-            store.advance(positions);
-        }
-    }
-
-    fn abandoned(&self) {
-        self.frozen.store(true, Ordering::Release);
-    }
-}
-
-/// Sends one batch until the sink acknowledges or rejects it, or `give_up` fires.
-async fn deliver(
-    sink: Arc<dyn Sink>,
-    events: Vec<Event>,
-    positions: Vec<SourcePosition>,
-    stats: Arc<BatcherStats>,
-    acks: Arc<AckBook>,
-    give_up: CancellationToken,
-) {
-    let count = events.len();
-    let mut backoff = Backoff::new(RETRY_INITIAL, RETRY_MAX).with_jitter();
-    let mut attempt = 0u64;
-    loop {
-        attempt += 1;
-        // The sink takes the batch by value; keep ours for a retry.
-        let result = tokio::select! {
-            result = sink.send(events.clone()) => result,
-            () = give_up.cancelled() => {
-                acks.abandoned();
-                abandon(&stats, count);
-                return;
-            }
-        };
-        let error = match result {
-            Ok(ack) => {
-                acks.acknowledged(&positions);
-                BatcherStats::add(&stats.batches_sent, 1);
-                BatcherStats::add(&stats.events_sent, count);
-                BatcherStats::add(&stats.events_duplicate, ack.duplicates);
-                if stats.failing.swap(false, Ordering::Relaxed) {
-                    info!(attempts = attempt, "batch delivery recovered");
-                }
-                debug!(
-                    events = count,
-                    accepted = ack.accepted,
-                    duplicates = ack.duplicates,
-                    "batch delivered"
-                );
-                return;
-            }
-            Err(SinkError::Rejected(message)) => {
-                BatcherStats::add(&stats.batches_rejected, 1);
-                BatcherStats::add(&stats.events_rejected, count);
-                warn!(events = count, error = %message, "receiver rejected a batch; dropping it");
-                return;
-            }
-            Err(error) => error,
-        };
-        BatcherStats::add(&stats.retries, 1);
-        let delay = backoff.next_delay();
-        if stats.failing.swap(true, Ordering::Relaxed) {
-            debug!(attempt, retry_in = ?delay, error = %error, "batch delivery still failing");
-        } else {
-            warn!(error = %error, "batch delivery failing; retrying with backoff until it recovers");
-        }
-        tokio::select! {
-            () = tokio::time::sleep(delay) => {}
-            () = give_up.cancelled() => {
-                acks.abandoned();
-                abandon(&stats, count);
-                return;
-            }
-        }
-    }
-}
-
-fn abandon(stats: &BatcherStats, count: usize) {
-    BatcherStats::add(&stats.events_abandoned, count);
-    warn!(
-        events = count,
-        "shutdown grace period over; abandoning an undelivered batch"
-    );
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::VecDeque;
@@ -389,7 +440,7 @@ mod tests {
     use shiplog_core::Timestamp;
 
     use super::*;
-    use crate::sink::Ack;
+    use crate::sink::{Ack, SinkError};
 
     /// An in-memory sink that records what it acknowledged and can be told to fail first.
     #[derive(Default)]

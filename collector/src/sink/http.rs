@@ -6,16 +6,14 @@ use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use reqwest::header::{AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, HeaderValue};
 use reqwest::{StatusCode, Url};
-use shiplog_core::{Event, EventId, codec};
+use shiplog_core::{Event, EventId};
 use tracing::debug;
 
-use super::{Ack, Sink, SinkError};
+use super::{Ack, EncodedBatch, Sink, SinkError};
 use crate::error::{Error, Result, chain};
 
 /// How long one request may take, connect to answer, before it counts as failed.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-/// zstd level: fast, and already a large gain on log text.
-const ZSTD_LEVEL: i32 = 3;
 /// Most bytes of an error answer kept for the log.
 const MAX_ERROR_BODY: usize = 4 * 1024;
 /// The idempotency header the indexer reads.
@@ -74,14 +72,18 @@ impl HttpSink {
     }
 
     async fn deliver(&self, events: Vec<Event>) -> std::result::Result<Ack, SinkError> {
-        let count = events.len();
-        let (batch_id, body) = tokio::task::spawn_blocking(move || {
-            let batch_id = batch_id(&events);
-            let body = codec::encode_batch(&events, Some(&batch_id), ZSTD_LEVEL);
-            (batch_id, body)
-        })
-        .await
-        .map_err(|e| SinkError::Retryable(format!("encoding the batch failed: {e}")))?;
+        let batch = tokio::task::spawn_blocking(move || EncodedBatch::encode(&events))
+            .await
+            .map_err(|e| SinkError::Retryable(format!("encoding the batch failed: {e}")))?;
+        self.post(batch).await
+    }
+
+    async fn post(&self, batch: EncodedBatch) -> std::result::Result<Ack, SinkError> {
+        let EncodedBatch {
+            batch_id,
+            events: count,
+            body,
+        } = batch;
         debug!(batch_id = %batch_id, events = count, bytes = body.len(), "posting batch");
 
         let mut request = self
@@ -129,6 +131,13 @@ impl Sink for HttpSink {
     fn send(&self, events: Vec<Event>) -> BoxFuture<'_, std::result::Result<Ack, SinkError>> {
         self.deliver(events).boxed()
     }
+
+    fn send_encoded(
+        &self,
+        batch: EncodedBatch,
+    ) -> BoxFuture<'_, std::result::Result<Ack, SinkError>> {
+        self.post(batch).boxed()
+    }
 }
 
 /// Sorts a failed answer: the batch itself is bad (dropped), or it may succeed later.
@@ -165,7 +174,7 @@ fn error_message(body: &[u8]) -> String {
 
 /// A batch id derived from the events it carries, so a retried batch keeps its id and the
 /// indexer can recognise it.
-fn batch_id(events: &[Event]) -> String {
+pub(crate) fn batch_id(events: &[Event]) -> String {
     let mut bytes = Vec::with_capacity(events.len() * 28 + 8);
     bytes.extend_from_slice(&(events.len() as u64).to_le_bytes());
     for event in events {

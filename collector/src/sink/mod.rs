@@ -4,14 +4,52 @@
 //! whether a failure is worth retrying ([`SinkError::Retryable`]) or means the batch itself
 //! is bad ([`SinkError::Rejected`]); the batcher retries the first forever and drops the
 //! second, counting it.
+//!
+//! Batches replayed from the disk buffer arrive already encoded ([`EncodedBatch`]: the
+//! zstd NDJSON body exactly as it is posted); [`Sink::send_encoded`] takes them as they are.
 
+use bytes::Bytes;
+use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use serde::Deserialize;
-use shiplog_core::Event;
+use shiplog_core::{Event, Timestamp, codec};
 
 mod http;
 
 pub use http::HttpSink;
+
+/// zstd level of encoded batches: fast, and already a large gain on log text.
+pub(crate) const ZSTD_LEVEL: i32 = 3;
+
+/// A batch encoded for the wire: zstd NDJSON with its header line, and its idempotency id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodedBatch {
+    /// Idempotency id, derived from the events, so a resent batch keeps it.
+    pub batch_id: String,
+    /// Number of events in the body.
+    pub events: usize,
+    /// The zstd-compressed NDJSON body, exactly as posted.
+    pub body: Bytes,
+}
+
+impl EncodedBatch {
+    /// Encodes `events` (CPU-bound: call it off the async runtime for big batches).
+    pub fn encode(events: &[Event]) -> Self {
+        let batch_id = http::batch_id(events);
+        let body = codec::encode_batch(events, Some(&batch_id), ZSTD_LEVEL);
+        EncodedBatch {
+            batch_id,
+            events: events.len(),
+            body: Bytes::from(body),
+        }
+    }
+
+    /// Decodes the body back into events, with the wire format's size caps.
+    pub fn decode(&self) -> Result<Vec<Event>, codec::CodecError> {
+        let limits = codec::DecodeLimits::default();
+        codec::decode_batch(&self.body, true, limits, Timestamp::now()).map(|b| b.events)
+    }
+}
 
 /// What the indexer answered for one batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -47,4 +85,23 @@ impl SinkError {
 pub trait Sink: Send + Sync + 'static {
     /// Delivers one batch; Ok only once the receiver has acknowledged it durably.
     fn send(&self, events: Vec<Event>) -> BoxFuture<'_, Result<Ack, SinkError>>;
+
+    /// Delivers one already encoded batch (from the disk buffer). The default decodes it
+    /// (off the async runtime) and calls [`send`](Self::send); [`HttpSink`] posts it as is.
+    fn send_encoded(&self, batch: EncodedBatch) -> BoxFuture<'_, Result<Ack, SinkError>> {
+        async move {
+            let decoded = tokio::task::spawn_blocking(move || batch.decode())
+                .await
+                .map_err(|e| {
+                    SinkError::Retryable(format!("decoding a buffered batch failed: {e}"))
+                })?;
+            match decoded {
+                Ok(events) => self.send(events).await,
+                Err(e) => Err(SinkError::Rejected(format!(
+                    "buffered batch is unreadable: {e}"
+                ))),
+            }
+        }
+        .boxed()
+    }
 }

@@ -93,9 +93,10 @@ pub async fn search(
         cursor: p.cursor,
     };
     let indexer = state.indexer.clone();
-    let res = tokio::task::spawn_blocking(move || indexer.search(&req))
-        .await
-        .map_err(|e| ApiError::internal(format!("search task failed: {e}")))??;
+    let res = crate::limits::run_blocking(state.limits.query_timeout, "search", move || {
+        indexer.search(&req).map_err(ApiError::from)
+    })
+    .await?;
     Ok(Json(SearchBody {
         hits: res.hits,
         total: res.total,

@@ -29,15 +29,25 @@ pub struct TailParams {
 }
 
 /// Opens a live tail.
+///
+/// Past `max_tail_subscribers` open tails the answer is 503 `too_many_subscribers`; the
+/// slot is held by the stream and freed when the client goes away.
 pub async fn tail(
     State(state): State<AppState>,
+    guards: Option<axum::Extension<Arc<crate::limits::Guards>>>,
     params: Result<QueryParams<TailParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
     let QueryParams(p) =
         params.map_err(|e| ApiError::bad_request("bad_parameters", e.body_text()))?;
     let query = shiplog_core::query::parse(&p.q).map_err(|e| ApiError::query(&e))?;
+    let slot = guards.map(|g| g.tail_slot()).transpose()?;
     let rx = state.indexer.subscribe();
-    let stream = events(rx, query).take_until(state.shutdown.clone().cancelled_owned());
+    let stream = events(rx, query)
+        .take_until(state.shutdown.clone().cancelled_owned())
+        .map(move |item| {
+            let _held = &slot;
+            item
+        });
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
 

@@ -1,0 +1,305 @@
+//! The collector's disk buffer with the real binary: `shiplog serve` is stopped for about
+//! ten seconds while a container writes numbered lines and `shiplog collect` keeps reading;
+//! after `serve` is back (same data dir, same port) every line is indexed exactly once and
+//! the buffer has drained to zero.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use shiplog_core::Event;
+use shiplog_tests::{Container, docker_or_skip, shiplog_bin};
+
+const LINES: usize = 2500;
+
+/// A `shiplog` process whose stderr goes to a file; SIGTERM (then SIGKILL) on drop.
+struct Proc {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Proc {
+    fn start(args: &[&str], log: PathBuf) -> Proc {
+        let file = std::fs::File::create(&log).unwrap();
+        let child = Command::new(shiplog_bin())
+            .args(args)
+            .env("RUST_LOG", "info,shiplog_collector=debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .expect("start shiplog");
+        Proc { child, log }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGTERM, and wait up to 30 s for the exit.
+    fn stop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(30) {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            self.stop();
+        }
+    }
+}
+
+/// A port that was free a moment ago.
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+fn http() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+fn wait_until(limit: Duration, what: &str, logs: &[&Proc], mut check: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if check() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let logs: Vec<String> = logs.iter().map(|p| p.log()).collect();
+    panic!(
+        "timed out after {limit:?} waiting for {what}; logs:\n{}",
+        logs.join("\n-----\n")
+    );
+}
+
+fn serve(port: u16, data: &Path, log: PathBuf) -> Proc {
+    let listen = format!("127.0.0.1:{port}");
+    let proc = Proc::start(
+        &[
+            "serve",
+            "--listen",
+            &listen,
+            "--data-dir",
+            data.to_str().unwrap(),
+        ],
+        log,
+    );
+    let url = format!("http://{listen}/healthz");
+    wait_until(Duration::from_secs(60), "serve to answer", &[&proc], || {
+        http()
+            .get(&url)
+            .send()
+            .is_ok_and(|r| r.status().is_success())
+    });
+    proc
+}
+
+/// Bytes in the collector's buffer directory.
+fn buffer_dir_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir).map_or(0, |entries| {
+        entries
+            .filter_map(Result::ok)
+            .filter_map(|e| e.metadata().ok())
+            .map(|m| m.len())
+            .sum()
+    })
+}
+
+/// A gauge's value from the Prometheus text.
+fn gauge(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[test]
+fn lines_written_while_the_indexer_is_down_are_buffered_and_indexed_exactly_once() {
+    if !docker_or_skip("collector_buffer") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let serve_data = dir.path().join("serve");
+    let collect_data = dir.path().join("collect");
+    let buffer_dir = collect_data.join("collector/buffer");
+    let port = free_port();
+    let metrics_port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let metrics_url = format!("http://127.0.0.1:{metrics_port}/metrics");
+    let prefix = format!("shiplog-buftest-{}", std::process::id());
+    let config = dir.path().join("collect.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = {:?}\n\n[collector]\ninclude_names = [\"^{prefix}\"]\nmetrics_interval = \"0s\"\n\
+             telemetry_interval = \"3s\"\nbuffer_spill_after = \"2s\"\n",
+            collect_data.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+
+    let started = Instant::now();
+    let mut server = serve(port, &serve_data, dir.path().join("serve-1.log"));
+    let collector = Proc::start(
+        &[
+            "collect",
+            "--url",
+            &base,
+            "--config",
+            config.to_str().unwrap(),
+            "--metrics-listen",
+            &format!("127.0.0.1:{metrics_port}"),
+        ],
+        dir.path().join("collect.log"),
+    );
+    wait_until(
+        Duration::from_secs(30),
+        "collector metrics",
+        &[&collector],
+        || {
+            http()
+                .get(&metrics_url)
+                .send()
+                .is_ok_and(|r| r.status().is_success())
+        },
+    );
+    // About 200 lines a second for about 12 seconds.
+    let container = Container::sh(
+        &prefix,
+        &format!(
+            "i=1; while [ $i -le {LINES} ]; do echo \"line $i\"; i=$((i+1)); usleep 5000; done"
+        ),
+    );
+    // Its log lines only (registrations of the container match its name too).
+    let query = format!("container_name:{} AND kind:log", container.name);
+    let count = |http: &reqwest::blocking::Client| -> Option<u64> {
+        let v: serde_json::Value = http
+            .get(format!("{base}/api/v1/search"))
+            .query(&[("q", query.as_str()), ("limit", "1"), ("since", "1h")])
+            .send()
+            .ok()?
+            .json()
+            .ok()?;
+        v["total"].as_u64()
+    };
+    wait_until(
+        Duration::from_secs(30),
+        "first lines indexed",
+        &[&server, &collector],
+        || count(&http()).is_some_and(|n| n > 0),
+    );
+    let before_outage = count(&http()).unwrap_or(0);
+    println!(
+        "{before_outage} lines indexed {:?} after start; stopping serve",
+        started.elapsed()
+    );
+
+    server.stop();
+    let outage = Instant::now();
+    std::thread::sleep(Duration::from_secs(10));
+    let buffered_bytes = buffer_dir_bytes(&buffer_dir);
+    let metrics_during = http().get(&metrics_url).send().unwrap().text().unwrap();
+    let buffered_gauge = gauge(&metrics_during, "shiplog_collector_buffer_bytes").unwrap();
+    println!(
+        "outage of {:?}: buffer dir {buffered_bytes} bytes, gauge {buffered_gauge} bytes",
+        outage.elapsed()
+    );
+    let server = serve(port, &serve_data, dir.path().join("serve-2.log"));
+    let restarted = Instant::now();
+
+    assert_eq!(container.wait(), 0, "the line writer finished");
+    wait_until(
+        Duration::from_secs(120),
+        "every line indexed",
+        &[&server, &collector],
+        || count(&http()).is_some_and(|n| n >= LINES as u64),
+    );
+    println!(
+        "all {LINES} lines indexed {:?} after serve came back",
+        restarted.elapsed()
+    );
+    wait_until(
+        Duration::from_secs(60),
+        "the buffer to drain",
+        &[&collector],
+        || {
+            let text = http().get(&metrics_url).send().and_then(|r| r.text());
+            text.is_ok_and(|t| gauge(&t, "shiplog_collector_buffer_bytes") == Some(0.0))
+                && buffer_dir_bytes(&buffer_dir) == 0
+        },
+    );
+    println!(
+        "buffer drained {:?} after serve came back",
+        restarted.elapsed()
+    );
+
+    // Exactly once: the total and the distinct lines both match.
+    let v: serde_json::Value = http()
+        .get(format!("{base}/api/v1/search"))
+        .query(&[("q", query.as_str()), ("limit", "10000"), ("since", "1h")])
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let hits: Vec<Event> = serde_json::from_value(v["hits"].clone()).unwrap();
+    assert_eq!(
+        v["total"].as_u64(),
+        Some(LINES as u64),
+        "no duplicates: {}",
+        v["total"]
+    );
+    let lines: HashSet<&str> = hits.iter().map(|e| e.message.as_str()).collect();
+    assert_eq!(lines.len(), LINES, "every line once");
+    for n in 1..=LINES {
+        assert!(
+            lines.contains(format!("line {n}").as_str()),
+            "line {n} is missing"
+        );
+    }
+    assert!(
+        buffered_bytes > 0 || buffered_gauge > 0.0,
+        "the outage went through the disk buffer; collector log:\n{}",
+        collector.log()
+    );
+
+    // The collector ships its own metrics as events of service shiplog.
+    wait_until(
+        Duration::from_secs(30),
+        "self-telemetry events",
+        &[&collector],
+        || {
+            http()
+                .get(format!("{base}/api/v1/search"))
+                .query(&[("q", "service:shiplog"), ("limit", "1"), ("since", "1h")])
+                .send()
+                .and_then(|r| r.json::<serde_json::Value>())
+                .is_ok_and(|v| v["total"].as_u64().is_some_and(|n| n > 0))
+        },
+    );
+    let metrics = http().get(&metrics_url).send().unwrap().text().unwrap();
+    println!(
+        "collector: {} lines read, {} retries, {} batches buffered; total {:?}",
+        gauge(&metrics, "shiplog_collector_lines_read_total").unwrap_or(-1.0),
+        gauge(&metrics, "shiplog_collector_send_retries_total").unwrap_or(-1.0),
+        gauge(&metrics, "shiplog_collector_batches_buffered_total").unwrap_or(-1.0),
+        started.elapsed()
+    );
+}

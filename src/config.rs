@@ -11,7 +11,7 @@
 //! [indexer]
 //! writer_memory = "256MiB"
 //! writer_threads = 2
-//! commit_interval = "1s"
+//! commit_interval = "500ms"
 //! queue_batches = 64
 //!
 //! [collector]

@@ -44,7 +44,7 @@ impl Default for IndexerConfig {
             data_dir: PathBuf::from("shiplog-data"),
             writer_memory_bytes: 256 * 1024 * 1024,
             writer_threads: 2,
-            commit_interval: Duration::from_secs(1),
+            commit_interval: Duration::from_millis(500),
             min_commit_interval: Duration::from_millis(200),
             queue_batches: 64,
             dedupe_ids: 2_000_000,

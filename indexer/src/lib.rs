@@ -5,7 +5,7 @@
 //! ([`dedupe`]), appends the rest to the write-ahead log with one fsync per group of batches,
 //! publishes them to live tail, hands them to the writer thread in [`writer`], and only then
 //! acknowledges the ingest. The writer turns each event into a tantivy document ([`schema`])
-//! in the index of its day ([`store`]) and commits at least once a second; each commit moves
+//! in the index of its day ([`store`]) and commits at least every `commit_interval` (500 ms); each commit moves
 //! the WAL checkpoint so covered segments are deleted. At start, records past the checkpoint
 //! are replayed (events already in the index are skipped by id). [`search`] compiles our query tree ([`compile`]) and reads every day in the
 //! window, newest first. tantivy types never leave this crate.

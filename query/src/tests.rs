@@ -457,3 +457,134 @@ async fn metrics_are_bucketed_into_series() {
     let (status, _) = call(&st, get("/api/v1/metrics?bogus=1")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
+
+/// Reads from a socket until `done` holds for what arrived, or fails after 10 s.
+async fn read_until(stream: &mut tokio::net::TcpStream, done: impl Fn(&[u8]) -> bool) -> Vec<u8> {
+    use tokio::io::AsyncReadExt;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 8192];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !done(&got) {
+        let n = tokio::time::timeout_at(deadline, stream.read(&mut buf))
+            .await
+            .expect("timed out reading the tail")
+            .unwrap();
+        assert!(
+            n > 0,
+            "the server closed the stream: {}",
+            String::from_utf8_lossy(&got)
+        );
+        got.extend_from_slice(&buf[..n]);
+    }
+    got
+}
+
+async fn serve_for_test(st: &AppState) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(serve(listener, st.clone()));
+    addr
+}
+
+#[tokio::test]
+async fn tail_since_sends_the_stored_window_oldest_first_then_live_events_once() {
+    use tokio::io::AsyncWriteExt;
+    let dir = tempfile::tempdir().unwrap();
+    let st = state(dir.path());
+    let stored = events(3);
+    st.indexer.ingest(stored.clone()).await.unwrap();
+    st.indexer.flush().unwrap();
+    let addr = serve_for_test(&st).await;
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(
+            b"GET /api/v1/tail?since=15m HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let got = read_until(&mut stream, |b| {
+        String::from_utf8_lossy(b).matches("event: log").count() >= 3
+    })
+    .await;
+    let text = String::from_utf8_lossy(&got).to_string();
+    let order: Vec<usize> = ["hello 0 error", "hello 1 error", "hello 2 error"]
+        .iter()
+        .map(|m| text.find(m).unwrap())
+        .collect();
+    assert!(
+        order.windows(2).all(|w| w[0] < w[1]),
+        "oldest first: {text}"
+    );
+    // A live event arrives after the backlog; a retried backlog event is not sent again.
+    let mut fresh = Event::log(Timestamp::now(), "live one");
+    fresh.id = EventId(999);
+    st.indexer.ingest(vec![fresh]).await.unwrap();
+    let got = read_until(&mut stream, |b| {
+        String::from_utf8_lossy(b).contains("live one")
+    })
+    .await;
+    assert!(
+        !String::from_utf8_lossy(&got).contains("hello 0 error"),
+        "no repeat of the backlog"
+    );
+    let (status, v) = call(&st, get("/api/v1/tail?since=15m&backlog=20000")).await;
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("bad_backlog"))
+    );
+    st.shutdown.cancel();
+}
+
+#[tokio::test]
+async fn tail_over_a_websocket_sends_json_messages() {
+    use tokio::io::AsyncWriteExt;
+    let dir = tempfile::tempdir().unwrap();
+    let st = state(dir.path());
+    let addr = serve_for_test(&st).await;
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(
+            b"GET /api/v1/tail?q=service:web HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+              Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let head = read_until(&mut stream, |b| b.windows(4).any(|w| w == b"\r\n\r\n")).await;
+    let head_text = String::from_utf8_lossy(&head).to_string();
+    assert!(head_text.starts_with("HTTP/1.1 101"), "{head_text}");
+    assert!(
+        head_text.contains("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="),
+        "the accept key of RFC 6455's example: {head_text}"
+    );
+    let after_head = head.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let mut frames = head[after_head..].to_vec();
+    for _ in 0..100 {
+        if st.indexer.subscribers() > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    st.indexer.ingest(events(2)).await.unwrap();
+    // One unmasked text frame: 0x81, a length, the payload (service:web passes event 0 only).
+    let rest = read_until(&mut stream, |b| {
+        let all = [frames.as_slice(), b].concat();
+        all.len() >= 4 && {
+            let (len, start) = match all[1] {
+                126 => (usize::from(u16::from_be_bytes([all[2], all[3]])), 4),
+                n => (usize::from(n), 2),
+            };
+            all.len() >= start + len
+        }
+    })
+    .await;
+    frames.extend_from_slice(&rest);
+    assert_eq!(frames[0], 0x81, "a final text frame");
+    let (len, start) = match frames[1] {
+        126 => (usize::from(u16::from_be_bytes([frames[2], frames[3]])), 4),
+        n => (usize::from(n), 2),
+    };
+    let msg: Value = serde_json::from_slice(&frames[start..start + len]).unwrap();
+    assert_eq!(msg["type"], "log");
+    assert_eq!(msg["event"]["message"], "hello 0 error");
+    st.shutdown.cancel();
+}

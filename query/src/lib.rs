@@ -60,3 +60,6 @@ mod tests;
 
 #[cfg(test)]
 mod tests_api;
+
+#[cfg(test)]
+mod tests_openapi;

@@ -36,6 +36,7 @@ fn routes(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(routes::health::healthz))
         .route("/metrics", get(routes::prom::metrics))
+        .route("/api/v1/openapi.json", get(routes::openapi::openapi))
         .route("/api/v1/aggregate", post(routes::aggregate::aggregate))
         .route("/api/v1/search", get(routes::search::search))
         .route("/api/v1/tail", get(routes::tail::tail))

@@ -5,6 +5,7 @@ pub mod compat;
 pub mod health;
 pub mod ingest;
 pub mod metrics;
+pub mod openapi;
 pub mod prom;
 pub mod retention;
 pub mod search;

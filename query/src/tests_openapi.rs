@@ -1,0 +1,110 @@
+//! The OpenAPI document stays in step with the router: every route is documented, and every
+//! documented path and method is served.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use serde_json::Value;
+use tower::ServiceExt;
+
+use super::*;
+
+fn document() -> Value {
+    serde_json::from_str(routes::openapi::OPENAPI_JSON).expect("openapi.json is valid JSON")
+}
+
+/// Paths the router declares, read from its source.
+fn routed_paths() -> BTreeSet<String> {
+    include_str!("router.rs")
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix(".route(\""))
+        .filter_map(|rest| rest.split('"').next())
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn every_route_is_documented_with_a_summary_and_responses() {
+    let doc = document();
+    assert_eq!(doc["openapi"], "3.1.0");
+    let paths = doc["paths"].as_object().unwrap();
+    let routed = routed_paths();
+    assert!(
+        routed.len() >= 20,
+        "the router source was not read: {routed:?}"
+    );
+    for path in &routed {
+        assert!(
+            paths.contains_key(path),
+            "route {path} is missing from query/api/openapi.json"
+        );
+    }
+    for (path, ops) in paths {
+        assert!(routed.contains(path), "{path} is documented but not routed");
+        for (method, op) in ops.as_object().unwrap() {
+            assert!(
+                op["summary"].as_str().is_some_and(|s| !s.is_empty()),
+                "{method} {path} has no summary"
+            );
+            assert!(
+                op["responses"].as_object().is_some_and(|r| !r.is_empty()),
+                "{method} {path} has no responses"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_documented_operation_is_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let st = AppState::new(std::sync::Arc::new(
+        shiplog_indexer::Indexer::open(shiplog_indexer::IndexerConfig {
+            data_dir: dir.path().to_path_buf(),
+            writer_memory_bytes: 64 * 1024 * 1024,
+            writer_threads: 1,
+            ..shiplog_indexer::IndexerConfig::default()
+        })
+        .unwrap(),
+    ));
+    let doc = document();
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        let uri = path.replace("{name}", "demo").replace("{index}", "logs");
+        for method in ops.as_object().unwrap().keys() {
+            let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let req = Request::builder()
+                .method(m)
+                .uri(&uri)
+                .body(Body::empty())
+                .unwrap();
+            let resp = router(st.clone()).oneshot(req).await.unwrap();
+            let status = resp.status();
+            assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+            if status == StatusCode::NOT_FOUND {
+                let body = tokio::time::timeout(
+                    Duration::from_secs(5),
+                    axum::body::to_bytes(resp.into_body(), 1 << 20),
+                )
+                .await
+                .unwrap()
+                .unwrap();
+                let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                assert_ne!(
+                    v["error"]["code"], "not_found",
+                    "{method} {path} fell through to the fallback"
+                );
+            }
+        }
+    }
+    let resp = router(st.clone())
+        .oneshot(
+            Request::get("/api/v1/openapi.json")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    st.shutdown.cancel();
+}

@@ -588,3 +588,24 @@ async fn tail_over_a_websocket_sends_json_messages() {
     assert_eq!(msg["event"]["message"], "hello 0 error");
     st.shutdown.cancel();
 }
+
+#[tokio::test]
+async fn search_returns_only_the_requested_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let st = state(dir.path());
+    let mut e = events(1).remove(0);
+    e.fields = serde_json::from_str(r#"{"user":"ann","plan":"pro"}"#).unwrap();
+    st.indexer.ingest(vec![e]).await.unwrap();
+    st.indexer.flush().unwrap();
+    let (status, v) = call(&st, get("/api/v1/search?fields=ts,message,fields.user")).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let hit = v["hits"][0].as_object().unwrap();
+    let mut keys: Vec<_> = hit.keys().cloned().collect();
+    keys.sort();
+    assert_eq!(keys, ["fields", "message", "ts"]);
+    assert_eq!(hit["fields"], serde_json::json!({"user": "ann"}));
+    let (status, v) = call(&st, get("/api/v1/search?fields=ts,colour")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(v["error"]["code"], "bad_fields");
+    assert!(v["error"]["message"].as_str().unwrap().contains("colour"));
+}

@@ -29,13 +29,15 @@ pub struct SearchParams {
     pub limit: Option<usize>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
+    /// Comma-separated keys to return for each hit (`ts,service,message`); all when unset.
+    pub fields: Option<String>,
 }
 
 /// The answer: the contract in DESIGN.md.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct SearchBody {
-    /// Hits, newest first.
-    pub hits: Vec<Event>,
+    /// Hits, newest first (events, or the requested keys of each).
+    pub hits: Vec<serde_json::Value>,
     /// Matches in the window.
     pub total: u64,
     /// Whether `total` is exact.
@@ -63,6 +65,82 @@ pub fn time_param(
             })
         })
         .transpose()
+}
+
+/// Keys of an event that `fields=` may name.
+const EVENT_KEYS: &[&str] = &[
+    "id",
+    "ts",
+    "received",
+    "seq",
+    "kind",
+    "node",
+    "container_id",
+    "container_name",
+    "image",
+    "service",
+    "stream",
+    "level",
+    "message",
+    "fields",
+    "flags",
+    "state",
+    "ports",
+    "tags",
+    "labels",
+    "exit_code",
+    "name",
+    "value",
+    "unit",
+];
+
+/// Keeps only the requested keys of each hit (`fields.x` keeps one key of `fields`).
+fn project(hits: Vec<Event>, fields: Option<&str>) -> Result<Vec<serde_json::Value>, ApiError> {
+    let to_value = |e: Event| serde_json::to_value(e).unwrap_or(serde_json::Value::Null);
+    let Some(list) = fields.map(str::trim).filter(|f| !f.is_empty()) else {
+        return Ok(hits.into_iter().map(to_value).collect());
+    };
+    let wanted: Vec<&str> = list
+        .split(',')
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .collect();
+    for k in &wanted {
+        let top = k.split('.').next().unwrap_or(k);
+        if !EVENT_KEYS.contains(&top) || (top != "fields" && k.contains('.')) {
+            return Err(ApiError::bad_request(
+                "bad_fields",
+                format!(
+                    "unknown key '{k}' in fields=: use {} or fields.<key>",
+                    EVENT_KEYS.join(", ")
+                ),
+            ));
+        }
+    }
+    Ok(hits
+        .into_iter()
+        .map(|e| {
+            let full = to_value(e);
+            let mut out = serde_json::Map::new();
+            for k in &wanted {
+                match k.strip_prefix("fields.") {
+                    Some(sub) => {
+                        if let Some(v) = full["fields"].get(sub) {
+                            let entry =
+                                out.entry("fields").or_insert_with(|| serde_json::json!({}));
+                            entry[sub] = v.clone();
+                        }
+                    }
+                    None => {
+                        if let Some(v) = full.get(*k) {
+                            out.insert((*k).to_string(), v.clone());
+                        }
+                    }
+                }
+            }
+            serde_json::Value::Object(out)
+        })
+        .collect())
 }
 
 /// Runs a search.
@@ -97,8 +175,9 @@ pub async fn search(
         indexer.search(&req).map_err(ApiError::from)
     })
     .await?;
+    let hits = project(res.hits, p.fields.as_deref())?;
     Ok(Json(SearchBody {
-        hits: res.hits,
+        hits,
         total: res.total,
         total_exact: res.total_exact,
         next_cursor: res.next_cursor,

@@ -65,3 +65,6 @@ pub fn check_count(state: &AppState, n: usize) -> Result<(), ApiError> {
 mod tests_es;
 #[cfg(test)]
 mod tests_push;
+
+#[cfg(test)]
+mod proptests;

@@ -538,7 +538,8 @@ async fn search_page(
         cursor: None,
     };
     let indexer = state.indexer.clone();
-    Ok(tokio::task::spawn_blocking(move || indexer.search(&req))
-        .await
-        .map_err(|e| ApiError::internal(format!("search task failed: {e}")))??)
+    crate::limits::run_blocking(state.limits.query_timeout, "search", move || {
+        indexer.search(&req).map_err(ApiError::from)
+    })
+    .await
 }

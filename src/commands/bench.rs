@@ -64,19 +64,48 @@ pub fn make_event(corpus: &[(String, Vec<String>)], i: usize, base: Timestamp) -
     e
 }
 
-/// Bytes in every file under `path`.
-pub fn dir_size(path: &Path) -> u64 {
-    let mut total = 0;
-    if let Ok(entries) = std::fs::read_dir(path) {
-        for e in entries.flatten() {
-            match e.metadata() {
-                Ok(m) if m.is_dir() => total += dir_size(&e.path()),
-                Ok(m) => total += m.len(),
-                Err(_) => {}
-            }
-        }
+/// A node (indexer and API on a loopback port) inside the benchmark's own process.
+pub struct LocalNode {
+    /// The indexer behind the API.
+    pub indexer: Arc<Indexer>,
+    /// `http://127.0.0.1:<port>`
+    pub url: String,
+    shutdown: CancellationToken,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl LocalNode {
+    /// Opens a data directory with default settings and serves the API on a free port.
+    pub async fn start(data_dir: &Path) -> anyhow::Result<Self> {
+        let config = IndexerConfig {
+            data_dir: data_dir.to_path_buf(),
+            ..IndexerConfig::default()
+        };
+        let indexer = Arc::new(tokio::task::spawn_blocking(move || Indexer::open(config)).await??);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let shutdown = CancellationToken::new();
+        let state = AppState {
+            shutdown: shutdown.clone(),
+            ..AppState::new(indexer.clone())
+        };
+        let server = tokio::spawn(shiplog_query::serve(listener, state));
+        Ok(LocalNode {
+            indexer,
+            url,
+            shutdown,
+            server,
+        })
     }
-    total
+
+    /// Stops the API, then commits and closes the indexer.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        let _ = self.server.await;
+        let indexer = self.indexer;
+        tokio::task::spawn_blocking(move || indexer.close()).await?;
+        Ok(())
+    }
 }
 
 /// Runs the ingest benchmark.
@@ -121,7 +150,7 @@ pub fn ingest(args: BenchIngestArgs) -> anyhow::Result<ExitCode> {
     let (elapsed, accepted, retries) =
         runtime.block_on(run_ingest(&data_dir, batches, args.concurrency))?;
     let secs = elapsed.as_secs_f64();
-    let disk = dir_size(&data_dir.join("logs"));
+    let disk = shiplog_indexer::store::dir_bytes(&data_dir.join("logs"));
     println!("events            {accepted}");
     println!(
         "elapsed           {secs:.2} s (first request to all events committed and searchable)"
@@ -158,19 +187,9 @@ async fn run_ingest(
     batches: Vec<Vec<u8>>,
     concurrency: usize,
 ) -> anyhow::Result<(Duration, usize, usize)> {
-    let config = IndexerConfig {
-        data_dir: data_dir.to_path_buf(),
-        ..IndexerConfig::default()
-    };
-    let indexer = Arc::new(tokio::task::spawn_blocking(move || Indexer::open(config)).await??);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}/api/v1/ingest", listener.local_addr()?);
-    let shutdown = CancellationToken::new();
-    let state = AppState {
-        shutdown: shutdown.clone(),
-        ..AppState::new(indexer.clone())
-    };
-    let server = tokio::spawn(shiplog_query::serve(listener, state));
+    let node = LocalNode::start(data_dir).await?;
+    let indexer = node.indexer.clone();
+    let url = format!("{}/api/v1/ingest", node.url);
     let http = reqwest::Client::new();
     let total = batches.len();
     let queue = Arc::new(std::sync::Mutex::new(
@@ -240,8 +259,6 @@ async fn run_ingest(
         acked_after.as_secs_f64(),
         elapsed.as_secs_f64()
     );
-    shutdown.cancel();
-    let _ = server.await;
-    tokio::task::spawn_blocking(move || indexer.close()).await?;
+    node.stop().await?;
     Ok((elapsed, accepted, retries))
 }

@@ -12,8 +12,9 @@ use shiplog_core::codec::{self, DecodeLimits};
 use shiplog_core::{Event, Timestamp};
 use shiplog_indexer::{Indexer, IndexerConfig};
 
-use super::bench::{dir_size, load_corpus, make_event};
+use super::bench::{load_corpus, make_event};
 use crate::cli::BenchIndexArgs;
+use shiplog_indexer::store::dir_bytes as dir_size;
 
 /// CPU time (user + system) this process has used so far.
 pub fn cpu_time() -> Duration {

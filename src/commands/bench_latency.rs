@@ -7,11 +7,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::bail;
 use shiplog_core::{Event, EventId, Timestamp};
-use shiplog_indexer::{Indexer, IndexerConfig};
-use shiplog_query::AppState;
-use tokio_util::sync::CancellationToken;
 
-use super::bench::{load_corpus, make_event};
+use super::bench::{LocalNode, load_corpus, make_event};
 use crate::cli::BenchLatencyArgs;
 
 /// Batches sent per second at every rate.
@@ -54,19 +51,8 @@ async fn one_rate(
     seconds: u64,
 ) -> anyhow::Result<(Vec<Duration>, usize, usize)> {
     let dir = tempfile::tempdir()?;
-    let config = IndexerConfig {
-        data_dir: dir.path().to_path_buf(),
-        ..IndexerConfig::default()
-    };
-    let indexer = Arc::new(tokio::task::spawn_blocking(move || Indexer::open(config)).await??);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let base_url = format!("http://{}", listener.local_addr()?);
-    let shutdown = CancellationToken::new();
-    let state = AppState {
-        shutdown: shutdown.clone(),
-        ..AppState::new(indexer.clone())
-    };
-    let server = tokio::spawn(shiplog_query::serve(listener, state));
+    let node = LocalNode::start(dir.path()).await?;
+    let base_url = node.url.clone();
     let http = reqwest::Client::new();
     let per_batch = rate / BATCHES_PER_SECOND;
     let total_batches = BATCHES_PER_SECOND * seconds as usize;
@@ -139,8 +125,6 @@ async fn one_rate(
             delays.push(d);
         }
     }
-    shutdown.cancel();
-    let _ = server.await;
-    tokio::task::spawn_blocking(move || indexer.close()).await?;
+    node.stop().await?;
     Ok((delays, sent, late))
 }

@@ -327,6 +327,27 @@ pub struct Event {
     /// Metrics: the value's unit (`percent`, `bytes`, `count`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unit: Option<String>,
+    /// Predictions: the model that answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Predictions: the model's version.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model_version: Option<String>,
+    /// Predictions: the request the model answered, as the caller knows it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// Predictions: how long the model took, in milliseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<f64>,
+    /// Predictions: what the model was given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input: Option<Value>,
+    /// Predictions: what the model answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output: Option<Value>,
+    /// Predictions: how the request ended (`ok`, `error`, or whatever the server says).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
 }
 
 fn is_zero(v: &u32) -> bool {
@@ -355,6 +376,10 @@ impl Event {
             K::Stream => self.stream?.as_str(),
             K::Level => self.level?.as_str(),
             K::Kind => self.kind.as_str(),
+            K::Model => self.model.as_deref()?,
+            K::ModelVersion => self.model_version.as_deref()?,
+            K::RequestId => self.request_id.as_deref()?,
+            K::Status => self.status.as_deref()?,
         })
     }
 
@@ -409,6 +434,13 @@ mod tests {
             "name",
             "value",
             "unit",
+            "model",
+            "model_version",
+            "request_id",
+            "latency_ms",
+            "input",
+            "output",
+            "status",
         ] {
             assert!(plain.get(key).is_none(), "{key} is skipped when unset");
         }
@@ -448,6 +480,27 @@ mod tests {
         assert_eq!(v["name"], "cpu_percent");
         assert_eq!(v["value"], 12.5);
         assert_eq!(serde_json::from_value::<Event>(v).unwrap(), m);
+        let p = Event {
+            kind: Kind::Prediction,
+            model: Some("churn".into()),
+            model_version: Some("v3".into()),
+            request_id: Some("req-1".into()),
+            latency_ms: Some(12.5),
+            input: Some(serde_json::json!({"customer_id": 123})),
+            output: Some(serde_json::json!({"score": 0.9})),
+            status: Some("ok".into()),
+            ..Event::default()
+        };
+        let v = serde_json::to_value(&p).unwrap();
+        assert_eq!(v["kind"], "prediction");
+        assert_eq!(v["model"], "churn");
+        assert_eq!(v["model_version"], "v3");
+        assert_eq!(v["request_id"], "req-1");
+        assert_eq!(v["latency_ms"], 12.5);
+        assert_eq!(v["input"]["customer_id"], 123);
+        assert_eq!(v["output"]["score"], 0.9);
+        assert_eq!(v["status"], "ok");
+        assert_eq!(serde_json::from_value::<Event>(v).unwrap(), p);
         for state in RegistrationState::ALL {
             let text = serde_json::to_value(state).unwrap();
             assert_eq!(text, state.as_str());

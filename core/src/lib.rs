@@ -6,13 +6,20 @@
 //! - [`codec`] turns batches of events into zstd NDJSON and back, with size caps.
 //! - [`query`] parses the search language into a tree that the indexer compiles to tantivy
 //!   and that live tail evaluates in memory.
+//! - [`prediction_config`] turns the `[predictions]` config section into the
+//!   [`prediction`] mapping and [`redact`] rules that collector and API both apply.
 //!
-//! Nothing here does I/O beyond in-memory compression.
+//! Nothing here does I/O beyond in-memory compression (and reading the environment
+//! variable a `[predictions]` section may name for its hash key).
 
 pub mod codec;
+pub mod digest;
 pub mod event;
 pub mod id;
+pub mod prediction;
+pub mod prediction_config;
 pub mod query;
+pub mod redact;
 pub mod timestamp;
 pub mod units;
 

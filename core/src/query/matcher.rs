@@ -1,9 +1,9 @@
 //! Evaluates a [`Query`] against one event in memory, for live tail.
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::analysis::{self, Term};
-use super::{PatternField, Query};
+use super::{JsonRoot, PatternField, Query};
 use crate::event::Event;
 
 impl Query {
@@ -11,6 +11,13 @@ impl Query {
     pub fn matches(&self, event: &Event) -> bool {
         let mut terms = None;
         self.eval(event, &mut terms)
+    }
+
+    /// Like [`Query::matches`], reusing the event's analysed message terms across several
+    /// queries over the same event (pass `None` first; it is filled on first need), so many
+    /// alert rules analyse each message once.
+    pub fn matches_reusing(&self, event: &Event, terms: &mut Option<Vec<Term>>) -> bool {
+        self.eval(event, terms)
     }
 
     fn eval(&self, event: &Event, terms: &mut Option<Vec<Term>>) -> bool {
@@ -24,7 +31,9 @@ impl Query {
                 let have = terms.get_or_insert_with(|| analysis::analyze(&event.message));
                 contains_phrase(have, wanted)
             }
-            Query::Json { path, value } => json_leaves(event, path).any(|v| json_equals(v, value)),
+            Query::Json { root, path, value } => {
+                json_leaves(event, *root, path).any(|v| json_equals(v, value))
+            }
             Query::Pattern {
                 field: PatternField::Message,
                 pattern,
@@ -39,7 +48,12 @@ impl Query {
                 .keyword(*field)
                 .is_some_and(|v| !v.is_empty() && pattern.is_match(v)),
             Query::Time(range) => range.contains(event.ts),
-            Query::Number { path, range } => json_leaves(event, path).any(
+            Query::Number {
+                root: JsonRoot::Latency,
+                range,
+                ..
+            } => event.latency_ms.is_some_and(|f| range.contains(f)),
+            Query::Number { root, path, range } => json_leaves(event, *root, path).any(
                 |v| matches!(v, Value::Number(n) if n.as_f64().is_some_and(|f| range.contains(f))),
             ),
             Query::And(qs) => qs.iter().all(|q| q.eval(event, terms)),
@@ -62,14 +76,25 @@ fn contains_phrase(have: &[Term], wanted: &[String]) -> bool {
     })
 }
 
-/// The scalar values at a path in `fields`, as the index sees them: arrays are flattened at
-/// every level, so `a.b` reaches `{"a": [{"b": 1}, {"b": [2, 3]}]}`'s 1, 2 and 3.
-fn json_leaves<'a>(event: &'a Event, path: &str) -> impl Iterator<Item = &'a Value> {
+/// The scalar values at a path in `fields`, `input` or `output`, as the index sees them:
+/// arrays are flattened at every level, so `a.b` reaches `{"a": [{"b": 1}, {"b": [2, 3]}]}`'s
+/// 1, 2 and 3.
+fn json_leaves<'a>(
+    event: &'a Event,
+    root: JsonRoot,
+    path: &str,
+) -> impl Iterator<Item = &'a Value> {
+    let top: Option<&Map<String, Value>> = match root {
+        JsonRoot::Fields => Some(&event.fields),
+        JsonRoot::Input => event.input.as_ref().and_then(Value::as_object),
+        JsonRoot::Output => event.output.as_ref().and_then(Value::as_object),
+        JsonRoot::Latency => None,
+    };
     let mut nodes: Vec<&Value> = Vec::new();
     for (i, key) in path.split('.').enumerate() {
         let mut next = Vec::new();
         if i == 0 {
-            next.extend(event.fields.get(key));
+            next.extend(top.and_then(|m| m.get(key)));
         } else {
             for node in nodes {
                 collect_key(node, key, &mut next);
@@ -175,6 +200,72 @@ mod tests {
         ];
         for q in no {
             assert!(!parse(q).unwrap().matches(&e), "should not match: {q}");
+        }
+    }
+
+    #[test]
+    fn matches_prediction_keys_input_output_and_latency() {
+        let e = Event {
+            kind: crate::event::Kind::Prediction,
+            model: Some("churn".into()),
+            model_version: Some("v3".into()),
+            request_id: Some("req-17".into()),
+            status: Some("ok".into()),
+            latency_ms: Some(250.5),
+            input: Some(serde_json::json!({"customer_id": 123, "email": "a@b.c"})),
+            output: Some(serde_json::json!({"score": 0.91, "labels": ["x", "y"]})),
+            ..Event::default()
+        };
+        let yes = [
+            "kind:prediction",
+            "model:churn",
+            "model:ch*",
+            "version:v3 AND model_version:v3",
+            "request_id:req-17",
+            "request_id:/req-[0-9]+/",
+            "status:ok",
+            "latency_ms:>250",
+            "latency_ms:250.5",
+            "latency_ms:[200 TO 300]",
+            "input.customer_id:123",
+            "input.customer_id:[100 TO 200]",
+            "output.score:>0.9",
+            "output.labels:y",
+        ];
+        for q in yes {
+            assert!(parse(q).unwrap().matches(&e), "should match: {q}");
+        }
+        let no = [
+            "model:fraud",
+            "status:error",
+            "latency_ms:<250",
+            "latency_ms:250",
+            "input.customer_id:124",
+            "output.customer_id:123",
+            "fields.customer_id:123",
+            "request_id:req-1",
+        ];
+        for q in no {
+            assert!(!parse(q).unwrap().matches(&e), "should not match: {q}");
+        }
+        let log = Event::log(Timestamp(0), "x");
+        for q in ["latency_ms:>0", "model:*", "input.a:1"] {
+            assert!(!parse(q).unwrap().matches(&log), "a log has none: {q}");
+        }
+        for (q, want) in [
+            ("latency_ms:fast", "bad number 'fast' for latency_ms"),
+            (
+                "latency_ms:/1/",
+                "regexes apply to the message and keyword fields, not to latency_ms",
+            ),
+            ("input.:1", "'input.' is not a valid path"),
+            (
+                "output.a:x*",
+                "wildcards apply to the message and keyword fields, not to output.a",
+            ),
+        ] {
+            let err = parse(q).unwrap_err().message;
+            assert!(err.contains(want), "{q}: {err}");
         }
     }
 

@@ -77,11 +77,19 @@ pub enum KeywordField {
     Level,
     /// `kind`
     Kind,
+    /// `model`: the model of a prediction
+    Model,
+    /// `model_version` or `version`
+    ModelVersion,
+    /// `request_id`
+    RequestId,
+    /// `status`: how a prediction ended
+    Status,
 }
 
 impl KeywordField {
     /// Every keyword field, for error messages and schema building.
-    pub const ALL: [KeywordField; 8] = [
+    pub const ALL: [KeywordField; 12] = [
         KeywordField::Service,
         KeywordField::Node,
         KeywordField::ContainerName,
@@ -90,6 +98,10 @@ impl KeywordField {
         KeywordField::Stream,
         KeywordField::Level,
         KeywordField::Kind,
+        KeywordField::Model,
+        KeywordField::ModelVersion,
+        KeywordField::RequestId,
+        KeywordField::Status,
     ];
 
     /// The field's name in events and in the index.
@@ -103,6 +115,10 @@ impl KeywordField {
             KeywordField::Stream => "stream",
             KeywordField::Level => "level",
             KeywordField::Kind => "kind",
+            KeywordField::Model => "model",
+            KeywordField::ModelVersion => "model_version",
+            KeywordField::RequestId => "request_id",
+            KeywordField::Status => "status",
         }
     }
 
@@ -117,8 +133,47 @@ impl KeywordField {
             "stream" => KeywordField::Stream,
             "level" => KeywordField::Level,
             "kind" => KeywordField::Kind,
+            "model" => KeywordField::Model,
+            "model_version" | "version" => KeywordField::ModelVersion,
+            "request_id" => KeywordField::RequestId,
+            "status" => KeywordField::Status,
             _ => return None,
         })
+    }
+}
+
+/// Where a structured path starts: the `fields` object, a prediction's `input` or
+/// `output`, or a prediction's `latency_ms` number (no path below it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum JsonRoot {
+    /// `fields.<path>`
+    Fields,
+    /// `input.<path>`
+    Input,
+    /// `output.<path>`
+    Output,
+    /// `latency_ms`
+    Latency,
+}
+
+impl JsonRoot {
+    /// The root's name in events and in the index.
+    pub fn name(self) -> &'static str {
+        match self {
+            JsonRoot::Fields => "fields",
+            JsonRoot::Input => "input",
+            JsonRoot::Output => "output",
+            JsonRoot::Latency => "latency_ms",
+        }
+    }
+
+    /// How a path under this root is written in a query (`fields.a.b`, `latency_ms`).
+    pub fn describe(self, path: &str) -> String {
+        if path.is_empty() {
+            self.name().to_string()
+        } else {
+            format!("{}.{path}", self.name())
+        }
     }
 }
 
@@ -150,7 +205,9 @@ pub enum Query {
     },
     /// A value inside the JSON `fields` object, by dotted path.
     Json {
-        /// Path below `fields`, dot-separated.
+        /// Which structured value the path starts in.
+        root: JsonRoot,
+        /// Path below the root, dot-separated.
         path: String,
         /// The value as typed; matches a string equal to it or a number equal to it.
         value: String,
@@ -166,7 +223,10 @@ pub enum Query {
     Time(TimeRange),
     /// A number inside the JSON `fields` object lies in a range.
     Number {
-        /// Path below `fields`, dot-separated.
+        /// Which structured value the path starts in ([`JsonRoot::Latency`]: the number
+        /// itself, with an empty path).
+        root: JsonRoot,
+        /// Path below the root, dot-separated.
         path: String,
         /// The range.
         range: NumberRange,

@@ -5,7 +5,7 @@ use std::ops::Bound;
 use super::lexer::{Lexed, RawBound, RawRange, Tok, err, lex};
 use super::pattern::{GlobToken, Pattern};
 use super::range::{self, NumberRange, Side, TimeRange};
-use super::{KeywordField, PatternField, Query, analysis};
+use super::{JsonRoot, KeywordField, PatternField, Query, analysis};
 use crate::event::{Kind, Level};
 use crate::timestamp::Timestamp;
 
@@ -31,7 +31,7 @@ pub struct ParseError {
 enum Target {
     Message,
     Keyword(KeywordField),
-    Json(String),
+    Json(JsonRoot, String),
     Time,
 }
 
@@ -40,7 +40,7 @@ impl Target {
         match self {
             Target::Message => "the message".to_string(),
             Target::Keyword(f) => f.name().to_string(),
-            Target::Json(path) => format!("fields.{path}"),
+            Target::Json(root, path) => root.describe(path),
             Target::Time => "ts".to_string(),
         }
     }
@@ -196,11 +196,29 @@ impl Parser {
                 field: PatternField::Keyword(*field),
                 pattern: regex(&re, lower_case_values(*field), pos)?,
             }),
-            (Target::Json(path), Value::Word(v) | Value::Quoted(v)) => Ok(Query::Json {
+            // latency_ms is a number, never a string: equality is a one-point range.
+            (Target::Json(JsonRoot::Latency, _), Value::Word(v) | Value::Quoted(v)) => {
+                let at = |side| {
+                    range::number_bound(&v, side).map_err(|reason| {
+                        err(pos, format!("bad number '{v}' for latency_ms: {reason}"))
+                    })
+                };
+                Ok(Query::Number {
+                    root: JsonRoot::Latency,
+                    path: String::new(),
+                    range: NumberRange {
+                        lower: at(Side::LowerIncluded)?,
+                        upper: at(Side::UpperIncluded)?,
+                    },
+                })
+            }
+            (Target::Json(root, path), Value::Word(v) | Value::Quoted(v)) => Ok(Query::Json {
+                root: *root,
                 path: path.clone(),
                 value: v,
             }),
-            (Target::Json(path), Value::Range(r)) => Ok(Query::Number {
+            (Target::Json(root, path), Value::Range(r)) => Ok(Query::Number {
+                root: *root,
                 path: path.clone(),
                 range: NumberRange {
                     lower: bound(&r.lower, true, range::number_bound, &target.describe())?,
@@ -228,12 +246,12 @@ impl Parser {
             (target @ (Target::Message | Target::Keyword(_)), Value::Range(_)) => Err(err(
                 pos,
                 format!(
-                    "ranges apply to ts and fields.<path>, not to {}: quote the value to search \
-                     for it literally",
+                    "ranges apply to ts, latency_ms and fields./input./output.<path>, not to {}: \
+                     quote the value to search for it literally",
                     target.describe()
                 ),
             )),
-            (target @ (Target::Json(_) | Target::Time), Value::Wildcard(_)) => Err(err(
+            (target @ (Target::Json(..) | Target::Time), Value::Wildcard(_)) => Err(err(
                 pos,
                 format!(
                     "wildcards apply to the message and keyword fields, not to {}: quote the \
@@ -241,7 +259,7 @@ impl Parser {
                     target.describe()
                 ),
             )),
-            (target @ (Target::Json(_) | Target::Time), Value::Regex(_)) => Err(err(
+            (target @ (Target::Json(..) | Target::Time), Value::Regex(_)) => Err(err(
                 pos,
                 format!(
                     "regexes apply to the message and keyword fields, not to {}",
@@ -342,11 +360,6 @@ fn bound<T>(
         (false, false) => Side::UpperExcluded,
     };
     read(text, side).map_err(|reason| {
-        let field = if field == "ts" {
-            "ts".to_string()
-        } else {
-            format!("fields.{field}")
-        };
         err(
             *pos,
             format!("bad bound '{text}' in a range on {field}: {reason}"),
@@ -366,14 +379,24 @@ fn resolve_field(name: &str, pos: usize) -> Result<Target, ParseError> {
     if name == "ts" || name == "timestamp" {
         return Ok(Target::Time);
     }
-    if let Some(path) = name.strip_prefix("fields.") {
+    if name == "latency_ms" {
+        return Ok(Target::Json(JsonRoot::Latency, String::new()));
+    }
+    for root in [JsonRoot::Fields, JsonRoot::Input, JsonRoot::Output] {
+        let Some(path) = name
+            .strip_prefix(root.name())
+            .and_then(|rest| rest.strip_prefix('.'))
+        else {
+            continue;
+        };
         if path.is_empty() || path.split('.').any(str::is_empty) {
+            let root = root.name();
             return Err(err(
                 pos,
-                format!("'{name}' is not a valid path: use fields.key or fields.a.b"),
+                format!("'{name}' is not a valid path: use {root}.key or {root}.a.b"),
             ));
         }
-        return Ok(Target::Json(path.to_string()));
+        return Ok(Target::Json(root, path.to_string()));
     }
     KeywordField::from_name(name)
         .map(Target::Keyword)
@@ -382,7 +405,8 @@ fn resolve_field(name: &str, pos: usize) -> Result<Target, ParseError> {
             err(
                 pos,
                 format!(
-                    "unknown field '{name}': use message, {}, or fields.<path>",
+                    "unknown field '{name}': use message, ts, latency_ms, {}, or \
+                     fields./input./output.<path>",
                     known.join(", ")
                 ),
             )
@@ -519,6 +543,7 @@ mod tests {
         assert_eq!(
             parse("fields.user.id:42").unwrap(),
             Query::Json {
+                root: JsonRoot::Fields,
                 path: "user.id".into(),
                 value: "42".into()
             }
@@ -531,7 +556,7 @@ mod tests {
         );
         assert_eq!(
             parse("http://x").unwrap_err().message,
-            "unknown field 'http': use message, service, node, container_name, container_id, image, stream, level, kind, or fields.<path>"
+            "unknown field 'http': use message, ts, latency_ms, service, node, container_name, container_id, image, stream, level, kind, model, model_version, request_id, status, or fields./input./output.<path>"
         );
     }
 
@@ -665,6 +690,7 @@ mod tests {
         assert_eq!(
             at("fields.latency_ms:>250"),
             Query::Number {
+                root: JsonRoot::Fields,
                 path: "latency_ms".into(),
                 range: NumberRange {
                     lower: Bound::Excluded(250.0),
@@ -676,6 +702,7 @@ mod tests {
             at("fields.status:[200 TO 299} AND error"),
             Query::And(vec![
                 Query::Number {
+                    root: JsonRoot::Fields,
                     path: "status".into(),
                     range: NumberRange {
                         lower: Bound::Included(200.0),
@@ -723,12 +750,12 @@ mod tests {
             (
                 "service:>3",
                 8,
-                "ranges apply to ts and fields.<path>, not to service",
+                "ranges apply to ts, latency_ms and fields./input./output.<path>, not to service",
             ),
             (
                 "error OR message:[a TO b]",
                 17,
-                "ranges apply to ts and fields.<path>, not to the message",
+                "ranges apply to ts, latency_ms and fields./input./output.<path>, not to the message",
             ),
             ("service:/web(", 8, "unterminated regex"),
             (

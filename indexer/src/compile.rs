@@ -3,9 +3,9 @@
 use std::ops::Bound;
 
 use shiplog_core::Timestamp;
-use shiplog_core::query::{NumberRange, Pattern, PatternField, Query, TimeRange};
+use shiplog_core::query::{JsonRoot, NumberRange, Pattern, PatternField, Query, TimeRange};
 use tantivy::query::{
-    AllQuery, BitSetDocSet, BooleanQuery, ConstScorer, EnableScoring, Explanation,
+    AllQuery, BitSetDocSet, BooleanQuery, ConstScorer, EmptyQuery, EnableScoring, Explanation,
     InvertedIndexRangeQuery, Occur, PhraseQuery, Query as TQuery, RangeQuery, Scorer, TermQuery,
     Weight,
 };
@@ -34,7 +34,10 @@ pub fn compile(fields: &Fields, q: &Query) -> Box<dyn TQuery> {
             let term = Term::from_field_text(fields.keyword(*field), value);
             Box::new(TermQuery::new(term, IndexRecordOption::Basic))
         }
-        Query::Json { path, value } => json_query(fields, path, value),
+        Query::Json { root, path, value } => match json_field(fields, *root) {
+            Some(field) => json_query(field, path, value),
+            None => Box::new(EmptyQuery),
+        },
         Query::Pattern { field, pattern } => {
             let field = match field {
                 PatternField::Message => fields.message,
@@ -46,7 +49,10 @@ pub fn compile(fields: &Fields, q: &Query) -> Box<dyn TQuery> {
             })
         }
         Query::Time(range) => time_query(fields, range),
-        Query::Number { path, range } => number_query(fields, path, range),
+        Query::Number { root, path, range } => match json_field(fields, *root) {
+            Some(field) => number_query(field, path, range),
+            None => latency_query(fields, range),
+        },
         Query::And(qs) => {
             let mut clauses: Vec<(Occur, Box<dyn TQuery>)> = Vec::with_capacity(qs.len() + 1);
             for sub in qs {
@@ -74,8 +80,8 @@ pub fn compile(fields: &Fields, q: &Query) -> Box<dyn TQuery> {
 
 /// A value inside `fields` matches as a string, and also as a number or boolean when it
 /// reads as one, so `fields.user_id:42` finds both `"42"` and `42`.
-fn json_query(fields: &Fields, path: &str, value: &str) -> Box<dyn TQuery> {
-    let base = Term::from_field_json_path(fields.fields, path, false);
+fn json_query(field: Field, path: &str, value: &str) -> Box<dyn TQuery> {
+    let base = Term::from_field_json_path(field, path, false);
     let mut alternatives: Vec<(Occur, Box<dyn TQuery>)> = Vec::new();
     let mut push = |term: Term| {
         alternatives.push((
@@ -113,6 +119,30 @@ fn json_query(fields: &Fields, path: &str, value: &str) -> Box<dyn TQuery> {
     Box::new(BooleanQuery::new(alternatives))
 }
 
+/// The JSON field a root names; `None` for `latency_ms`, which is a plain number field.
+fn json_field(fields: &Fields, root: JsonRoot) -> Option<Field> {
+    match root {
+        JsonRoot::Fields => Some(fields.fields),
+        JsonRoot::Input => Some(fields.input),
+        JsonRoot::Output => Some(fields.output),
+        JsonRoot::Latency => None,
+    }
+}
+
+/// `latency_ms` ranges on its indexed f64 field.
+fn latency_query(fields: &Fields, range: &NumberRange) -> Box<dyn TQuery> {
+    let term = |b: Bound<f64>| b.map(|v| Term::from_field_f64(fields.latency_ms, v));
+    let (lower, upper) = (term(range.lower), term(range.upper));
+    if lower == Bound::Unbounded && upper == Bound::Unbounded {
+        // Any latency at all: an open range over every f64.
+        return Box::new(RangeQuery::new(
+            Bound::Included(Term::from_field_f64(fields.latency_ms, f64::MIN)),
+            Bound::Included(Term::from_field_f64(fields.latency_ms, f64::MAX)),
+        ));
+    }
+    Box::new(RangeQuery::new(lower, upper))
+}
+
 fn time_query(fields: &Fields, range: &TimeRange) -> Box<dyn TQuery> {
     let term = |t: &Timestamp| {
         Term::from_field_date(fields.ts, DateTime::from_timestamp_nanos(t.as_nanos()))
@@ -130,8 +160,8 @@ fn time_query(fields: &Fields, range: &TimeRange) -> Box<dyn TQuery> {
 /// term when it is a larger whole number, and an f64 term otherwise; each type's terms sort
 /// in numeric order, so the range becomes one term range per type. Numbers compare as f64
 /// in the tail, so the integer ranges are exactly the integers whose f64 falls in the range.
-fn number_query(fields: &Fields, path: &str, range: &NumberRange) -> Box<dyn TQuery> {
-    let base = Term::from_field_json_path(fields.fields, path, false);
+fn number_query(field: Field, path: &str, range: &NumberRange) -> Box<dyn TQuery> {
+    let base = Term::from_field_json_path(field, path, false);
     let term_range = |lower: Term, upper: Term| -> Box<dyn TQuery> {
         Box::new(InvertedIndexRangeQuery::new(
             Bound::Included(lower),

@@ -44,6 +44,9 @@ pub enum IndexerError {
     /// Writing the WAL failed for another reason; nothing was acknowledged.
     #[error("write-ahead log unavailable: {0}")]
     Wal(String),
+    /// The audit chain or legal holds could not be used.
+    #[error(transparent)]
+    Audit(#[from] crate::audit::AuditError),
     /// A search cursor could not be decoded.
     #[error("invalid cursor '{0}': pass next_cursor from a previous response unchanged")]
     BadCursor(String),

@@ -11,6 +11,7 @@
 //! window, newest first. tantivy types never leave this crate.
 
 pub mod aggregate;
+pub mod audit;
 pub mod baseline;
 pub mod catalog;
 pub mod compile;
@@ -18,12 +19,14 @@ pub mod config;
 pub mod dedupe;
 pub mod error;
 pub mod metrics_store;
+pub mod observer;
 pub mod retention;
 pub mod rollup;
 pub mod schema;
 pub mod search;
 pub mod stats;
 pub mod store;
+pub mod upgrade;
 pub mod wal;
 pub mod writer;
 
@@ -48,11 +51,13 @@ use crate::writer::{Durable, WriterHandle, WriterMsg};
 
 /// An open data directory: ingest, search and live tail.
 pub struct Indexer {
+    data_dir: std::path::PathBuf,
     retention: retention::RetentionPolicy,
     store: Arc<Store>,
     wal: WalHandle,
     writer: WriterHandle,
     tail: broadcast::Sender<Arc<Event>>,
+    observers: observer::Observers,
     stats: Arc<Stats>,
 }
 
@@ -138,6 +143,7 @@ impl Indexer {
             );
         }
         let (tail, _) = broadcast::channel(config.tail_buffer.max(16));
+        let observers = observer::Observers::default();
         let wal = WalHandle::start(WalParts {
             dir: wal_dir,
             next_seq: scan.last_seq + 1,
@@ -150,19 +156,27 @@ impl Indexer {
             writer: writer.sender(),
             covered,
             stats: stats.clone(),
+            observers: observers.clone(),
         })?;
         tracing::info!(data_dir = %config.data_dir.display(), days = store.all_days().len(), "indexer opened");
         Ok((
             Indexer {
+                data_dir: config.data_dir.clone(),
                 retention: config.retention,
                 store,
                 wal,
                 writer,
                 tail,
+                observers,
                 stats,
             },
             recovery,
         ))
+    }
+
+    /// The data directory this indexer keeps everything in.
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self.data_dir
     }
 
     /// Stores a batch; resolves once it is in the write-ahead log and fsynced, with how many
@@ -225,6 +239,13 @@ impl Indexer {
     /// configured tail buffer is told how many it missed.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
         self.tail.subscribe()
+    }
+
+    /// Registers a lossless consumer of every event accepted from now on (see
+    /// [`observer`]); unlike [`Indexer::subscribe`], nothing is skipped when it is slow, so
+    /// it must not block.
+    pub fn add_observer(&self, observer: Arc<dyn observer::Observer>) {
+        self.observers.add(observer);
     }
 
     /// Number of live-tail subscribers.

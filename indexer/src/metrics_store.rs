@@ -103,6 +103,7 @@ impl MetricsRequest {
         }
         if let Some(name) = self.name.as_deref().filter(|n| !n.is_empty()) {
             clauses.push(Query::Json {
+                root: shiplog_core::query::JsonRoot::Fields,
                 path: "metric".into(),
                 value: name.to_string(),
             });

@@ -7,6 +7,11 @@
 //! over `max_total_bytes`, whole days are dropped oldest first until it fits, whatever they
 //! hold: size pressure wins over ages.
 //!
+//! A day under legal hold (`<data_dir>/audit/holds.json`, see [`crate::audit::holds`]) is
+//! never touched: where retention would drop, delete from or roll up a held day, the plan
+//! says `held` instead, and the size cap passes over it to the next day (its bytes still
+//! count, since they stay on disk).
+//!
 //! A dropped day leaves the store's map before its files are removed; searches already
 //! running keep the day's open readers (the files stay readable until closed), so a search
 //! sees a day whole or not at all.
@@ -77,6 +82,15 @@ pub enum RetentionStep {
         /// Raw samples to roll up.
         samples: u64,
     },
+    /// Leave a day alone that retention would otherwise change: it is under legal hold.
+    Held {
+        /// `yyyy-mm-dd`
+        day: String,
+        /// Bytes it takes on disk.
+        bytes: u64,
+        /// Events in it.
+        events: u64,
+    },
     /// Delete one kind of events from a day.
     DeleteKind {
         /// `yyyy-mm-dd`
@@ -118,8 +132,24 @@ const KINDS: [Kind; 4] = [
 /// Decides what goes. `days` oldest first. A day's events are all older than the end of
 /// the day, so a kind expires for a day once the day's end is older than its keep time.
 pub fn plan(days: &[DayFacts], policy: &RetentionPolicy, now: Timestamp) -> RetentionPlan {
+    plan_with_holds(days, policy, now, &|_| false)
+}
+
+/// Like [`plan`], leaving every day for which `held` is true as it is (a `Held` step says
+/// so when retention would otherwise have changed it).
+pub fn plan_with_holds(
+    days: &[DayFacts],
+    policy: &RetentionPolicy,
+    now: Timestamp,
+    held: &dyn Fn(&str) -> bool,
+) -> RetentionPlan {
     let mut steps = Vec::new();
     let mut kept: Vec<&DayFacts> = Vec::new();
+    let held_step = |d: &DayFacts| RetentionStep::Held {
+        day: d.day.clone(),
+        bytes: d.bytes,
+        events: d.counts.iter().map(|(_, n)| n).sum(),
+    };
     for d in days {
         let Ok(start) = Timestamp::parse_rfc3339(&d.day) else {
             continue;
@@ -129,44 +159,65 @@ pub fn plan(days: &[DayFacts], policy: &RetentionPolicy, now: Timestamp) -> Rete
             let keep = i64::try_from(policy.keep(k).as_nanos()).unwrap_or(i64::MAX);
             end.as_nanos() <= now.as_nanos().saturating_sub(keep)
         };
+        let mut day_steps = Vec::new();
         let present: Vec<(Kind, u64)> = d.counts.iter().copied().filter(|(_, n)| *n > 0).collect();
-        if present.iter().all(|(k, _)| expired(*k)) {
+        let dropped = present.iter().all(|(k, _)| expired(*k));
+        if dropped {
             let events = present.iter().map(|(_, n)| n).sum();
-            steps.push(RetentionStep::DropDay {
+            day_steps.push(RetentionStep::DropDay {
                 day: d.day.clone(),
                 bytes: d.bytes,
                 events,
                 reason: "age",
             });
-            continue;
-        }
-        for k in KINDS {
-            if let Some((_, n)) = present.iter().find(|(pk, _)| *pk == k)
-                && expired(k)
-            {
-                steps.push(RetentionStep::DeleteKind {
+        } else {
+            for k in KINDS {
+                if let Some((_, n)) = present.iter().find(|(pk, _)| *pk == k)
+                    && expired(k)
+                {
+                    day_steps.push(RetentionStep::DeleteKind {
+                        day: d.day.clone(),
+                        kind: k,
+                        events: *n,
+                    });
+                }
+            }
+            let roll_up_before = now
+                .as_nanos()
+                .saturating_sub(crate::rollup::ROLL_UP_AFTER_NANOS);
+            if end.as_nanos() <= roll_up_before && d.raw_metrics > 0 && !expired(Kind::Metric) {
+                day_steps.push(RetentionStep::RollUpMetrics {
                     day: d.day.clone(),
-                    kind: k,
-                    events: *n,
+                    samples: d.raw_metrics,
                 });
             }
         }
-        let roll_up_before = now
-            .as_nanos()
-            .saturating_sub(crate::rollup::ROLL_UP_AFTER_NANOS);
-        if end.as_nanos() <= roll_up_before && d.raw_metrics > 0 && !expired(Kind::Metric) {
-            steps.push(RetentionStep::RollUpMetrics {
-                day: d.day.clone(),
-                samples: d.raw_metrics,
-            });
+        if held(&d.day) {
+            if !day_steps.is_empty() {
+                steps.push(held_step(d));
+            }
+            kept.push(d);
+            continue;
         }
-        kept.push(d);
+        steps.extend(day_steps);
+        if !dropped {
+            kept.push(d);
+        }
     }
     if let Some(max) = policy.max_total_bytes {
         let mut total: u64 = kept.iter().map(|d| d.bytes).sum();
         for d in kept {
             if total <= max {
                 break;
+            }
+            if held(&d.day) {
+                let noted = steps
+                    .iter()
+                    .any(|s| matches!(s, RetentionStep::Held { day, .. } if *day == d.day));
+                if !noted {
+                    steps.push(held_step(d));
+                }
+                continue;
             }
             // The size cap drops whole days; any kind deletions planned for it are moot.
             steps.retain(|s| {
@@ -291,5 +342,49 @@ mod tests {
                 .steps
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn held_days_are_never_dropped_deleted_from_or_rolled_up() {
+        let now = Timestamp::parse_rfc3339("2026-11-22T12:00:00Z").unwrap();
+        let mut metrics = facts("2026-11-20", 100, &[(Kind::Metric, 50)]);
+        metrics.raw_metrics = 50;
+        let days = [
+            facts("2026-10-01", 100, &[(Kind::Log, 5)]),
+            facts("2026-11-01", 100, &[(Kind::Log, 5), (Kind::Prediction, 1)]),
+            facts("2026-11-10", 300, &[(Kind::Prediction, 3)]),
+            metrics,
+            facts("2026-11-21", 300, &[(Kind::Prediction, 3)]),
+        ];
+        let held = |d: &str| d != "2026-11-21";
+        let policy = RetentionPolicy {
+            max_total_bytes: Some(100),
+            ..RetentionPolicy::default()
+        };
+        let p = plan_with_holds(&days, &policy, now, &held);
+        let held_days: Vec<&str> = p
+            .steps
+            .iter()
+            .filter_map(|s| match s {
+                RetentionStep::Held { day, .. } => Some(day.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            held_days,
+            ["2026-10-01", "2026-11-01", "2026-11-20", "2026-11-10"],
+            "age, kind, roll-up, then size: every change to a held day is held instead"
+        );
+        assert_eq!(
+            p.steps.last(),
+            Some(&RetentionStep::DropDay {
+                day: "2026-11-21".into(),
+                bytes: 300,
+                events: 3,
+                reason: "size"
+            }),
+            "the size cap passes over held days to the next one"
+        );
+        assert_eq!(p.steps.len(), 5);
     }
 }

@@ -10,7 +10,7 @@ use shiplog_core::query::KeywordField;
 use shiplog_core::query::analysis::MAX_TERM_BYTES;
 use tantivy::schema::{
     BytesOptions, DateOptions, DateTimePrecision, FAST, Field, IndexRecordOption,
-    JsonObjectOptions, OwnedValue, STORED, Schema, TextFieldIndexing, TextOptions,
+    JsonObjectOptions, NumericOptions, OwnedValue, STORED, Schema, TextFieldIndexing, TextOptions,
 };
 use tantivy::tokenizer::{LowerCaser, RemoveLongFilter, SimpleTokenizer, TextAnalyzer};
 use tantivy::{DateTime, Index, TantivyDocument};
@@ -33,9 +33,15 @@ pub struct Fields {
     pub message: Field,
     /// The JSON `fields` object, values indexed as exact terms.
     pub fields: Field,
+    /// A prediction's `input`, indexed like `fields` (`input.customer_id:123`).
+    pub input: Field,
+    /// A prediction's `output`, indexed like `fields`.
+    pub output: Field,
+    /// A prediction's `latency_ms`: indexed for ranges, fast for percentiles.
+    pub latency_ms: Field,
     /// The whole event as JSON.
     pub source: Field,
-    keywords: [(KeywordField, Field); 8],
+    keywords: [(KeywordField, Field); KeywordField::ALL.len()],
 }
 
 impl Fields {
@@ -72,9 +78,13 @@ impl Fields {
             .set_tokenizer("raw")
             .set_index_option(IndexRecordOption::Basic)
             .set_fieldnorms(false);
-        let fields = b.add_json_field(
-            "fields",
-            JsonObjectOptions::default().set_indexing_options(json_indexing),
+        let json_opts = JsonObjectOptions::default().set_indexing_options(json_indexing);
+        let fields = b.add_json_field("fields", json_opts.clone());
+        let input = b.add_json_field("input", json_opts.clone());
+        let output = b.add_json_field("output", json_opts);
+        let latency_ms = b.add_f64_field(
+            "latency_ms",
+            NumericOptions::default().set_indexed().set_fast(),
         );
         let source = b.add_bytes_field("_source", STORED);
         Fields {
@@ -84,6 +94,9 @@ impl Fields {
             seq,
             message,
             fields,
+            input,
+            output,
+            latency_ms,
             source,
             keywords,
         }
@@ -126,6 +139,21 @@ impl Fields {
                 .map(|(k, v)| (k.clone(), OwnedValue::from(v.clone())))
                 .collect();
             doc.add_object(self.fields, object);
+        }
+        // Only objects can be indexed by path; a scalar or array input stays in `_source`.
+        for (field, value) in [(self.input, &event.input), (self.output, &event.output)] {
+            if let Some(serde_json::Value::Object(map)) = value
+                && !map.is_empty()
+            {
+                let object: BTreeMap<String, OwnedValue> = map
+                    .iter()
+                    .map(|(k, v)| (k.clone(), OwnedValue::from(v.clone())))
+                    .collect();
+                doc.add_object(field, object);
+            }
+        }
+        if let Some(ms) = event.latency_ms.filter(|v| v.is_finite()) {
+            doc.add_f64(self.latency_ms, ms);
         }
         doc.add_bytes(self.source, source);
         doc

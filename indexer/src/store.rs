@@ -28,7 +28,8 @@ pub struct Store {
     days: RwLock<BTreeMap<String, Arc<DayIndex>>>,
 }
 
-fn io<'a>(
+/// Maps an I/O error to [`IndexerError::Io`] naming the action and path.
+pub(crate) fn io<'a>(
     action: &'static str,
     path: &'a Path,
 ) -> impl FnOnce(std::io::Error) -> IndexerError + 'a {
@@ -48,6 +49,7 @@ impl Store {
     pub fn open(data_dir: &Path, fields: Fields) -> Result<Self> {
         let root = data_dir.join("logs");
         std::fs::create_dir_all(&root).map_err(io("create", &root))?;
+        crate::upgrade::upgrade_days(&root, &fields)?;
         let store = Store {
             root: root.clone(),
             fields,
@@ -196,6 +198,7 @@ impl Store {
                 value: "metric".into(),
             },
             shiplog_core::query::Query::Not(Box::new(shiplog_core::query::Query::Json {
+                root: shiplog_core::query::JsonRoot::Fields,
                 path: "resolution".into(),
                 value: crate::rollup::RESOLUTION.into(),
             })),

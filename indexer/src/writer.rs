@@ -87,6 +87,16 @@ impl WriterHandle {
     ) -> Result<Self> {
         let (tx, rx) = crossbeam_channel::bounded(config.queue_batches.max(1));
         let added_through = covered.load(Ordering::Acquire);
+        let (audit, report) = crate::audit::AuditLog::open(
+            &crate::audit::audit_dir(&config.data_dir),
+            shiplog_core::Timestamp::now(),
+        )?;
+        for cut in &report.cut {
+            tracing::warn!(cut = ?cut, "audit chain had a torn tail (never acknowledged); it was set aside");
+        }
+        if !report.closed.is_empty() {
+            tracing::info!(days = ?report.closed, "closed audit chain days left open");
+        }
         let mut worker = Worker {
             store,
             rx,
@@ -103,6 +113,7 @@ impl WriterHandle {
             min_commit_interval: config.min_commit_interval,
             writer_memory: writer_memory(config),
             writer_threads: config.writer_threads.max(1),
+            audit,
         };
         let thread = std::thread::Builder::new()
             .name("shiplog-writer".into())
@@ -187,6 +198,10 @@ struct Worker {
     min_commit_interval: Duration,
     writer_memory: usize,
     writer_threads: usize,
+    /// The prediction hash chain: every prediction indexed is appended here first, and the
+    /// chain is synced before each commit, so no prediction is in the index and missing
+    /// from the chain after a crash (a replay appends again; the chain skips known ids).
+    audit: crate::audit::AuditLog,
 }
 
 impl Worker {
@@ -260,8 +275,27 @@ impl Worker {
                 return;
             }
         }
+        if let Err(e) = self.chain(d.events.iter().map(|e| &**e).zip(&d.sources)) {
+            tracing::error!(error = %e, seq = d.seq, "cannot append predictions to the audit chain; the batch will be re-read from the WAL");
+            self.needs_recovery = true;
+            return;
+        }
         self.added_through = d.seq;
         self.first_pending.get_or_insert_with(Instant::now);
+    }
+
+    /// Appends the predictions among `events` to the audit chain (not yet synced).
+    fn chain<'a>(&mut self, events: impl Iterator<Item = (&'a Event, &'a Vec<u8>)>) -> Result<()> {
+        let records: Vec<(shiplog_core::EventId, &[u8])> = events
+            .filter(|(e, _)| e.kind == shiplog_core::Kind::Prediction)
+            .map(|(e, s)| (e.id, s.as_slice()))
+            .collect();
+        if records.is_empty() {
+            return Ok(());
+        }
+        self.audit
+            .append(shiplog_core::Timestamp::now(), &records)?;
+        Ok(())
     }
 
     fn add_event(&mut self, event: &Event, source: &[u8]) -> Result<()> {
@@ -321,6 +355,22 @@ impl Worker {
             self.recover()?;
         }
         let through = self.added_through;
+        // The chain is durable before the index, never behind it.
+        if let Err(e) = self.audit.sync() {
+            tracing::warn!(error = %e, "cannot sync the audit chain; nothing is committed until it can be");
+            self.needs_recovery = true;
+            return Err(e.into());
+        }
+        let today = shiplog_core::Timestamp::now().day_string();
+        match self.audit.close_days_before(&today) {
+            Ok(closed) if !closed.is_empty() => {
+                tracing::info!(days = ?closed, "closed audit chain days")
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot close audit chain days; retried at the next commit")
+            }
+        }
         let mut failure = None;
         // Each day commits on its own: a day that fails is rolled back and re-read from the
         // WAL later; the days that succeeded remember how far they are committed, so the
@@ -373,7 +423,16 @@ impl Worker {
             .iter()
             .map(|d| self.store.facts(d))
             .collect::<Result<Vec<_>>>()?;
-        let plan = crate::retention::plan(&facts, policy, shiplog_core::Timestamp::now());
+        // The WAL lives in `<data_dir>/wal`, the holds in `<data_dir>/audit`. A holds file
+        // that cannot be read stops retention: deleting a held day cannot be undone.
+        let data_dir = self.wal_dir.parent().unwrap_or(&self.wal_dir);
+        let holds = crate::audit::Holds::load(&crate::audit::audit_dir(data_dir))?;
+        let plan = crate::retention::plan_with_holds(
+            &facts,
+            policy,
+            shiplog_core::Timestamp::now(),
+            &|day| holds.contains(day),
+        );
         if dry_run {
             return Ok(plan);
         }
@@ -390,6 +449,9 @@ impl Worker {
                     }
                     self.store.remove_day(day)?;
                     tracing::info!(day = %day, bytes, events, reason, "retention dropped a day");
+                }
+                RetentionStep::Held { day, .. } => {
+                    tracing::info!(day = %day, "retention kept a day under legal hold");
                 }
                 RetentionStep::RollUpMetrics { day, samples } => {
                     let made = self.roll_up_metrics(day)?;
@@ -480,6 +542,9 @@ impl Worker {
         let mut skipped = 0;
         for r in &scan {
             let (events, sources) = wal::replay::decode(r)?;
+            // Every prediction of the batch, committed to its day or not: the chain skips
+            // the ones it has.
+            self.chain(events.iter().zip(&sources))?;
             for (e, s) in events.iter().zip(&sources) {
                 let day = e.ts.day_string();
                 if self

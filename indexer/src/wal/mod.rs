@@ -131,6 +131,8 @@ pub struct WalParts {
     pub covered: Arc<AtomicU64>,
     /// Counters.
     pub stats: Arc<Stats>,
+    /// Lossless consumers of durable batches (see [`crate::observer`]).
+    pub observers: crate::observer::Observers,
 }
 
 impl WalHandle {
@@ -471,6 +473,7 @@ impl Worker {
                 for e in &events {
                     let _ = self.parts.tail.send(e.clone());
                 }
+                self.parts.observers.publish(&events);
                 self.parts
                     .stats
                     .events

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use regex::Regex;
+pub use shiplog_core::prediction_config::PredictionsConfig;
 
 pub use crate::buffer::WhenFull;
 use crate::error::{Error, Result};
@@ -81,6 +82,9 @@ pub struct CollectorConfig {
     /// How often the collector's own metrics are shipped as events of service `shiplog`;
     /// zero turns that off (they are still served by `render_prometheus`).
     pub telemetry_interval: Duration,
+    /// Which containers write predictions, how their JSON lines map onto predictions, and
+    /// the redactions those containers' events get before they leave the node.
+    pub predictions: PredictionsConfig,
 }
 
 /// Which containers a rule applies to: each pattern given must match; none given: all.
@@ -142,6 +146,7 @@ impl Default for CollectorConfig {
             buffer_when_full: WhenFull::Block,
             buffer_spill_after: crate::pipeline::DEFAULT_SPILL_AFTER,
             telemetry_interval: DEFAULT_TELEMETRY_INTERVAL,
+            predictions: PredictionsConfig::default(),
         }
     }
 }
@@ -236,6 +241,7 @@ impl CollectorConfig {
                 });
             }
         }
+        self.predictions.validate().map_err(Error::Predictions)?;
         Ok(())
     }
 }

@@ -29,6 +29,9 @@ pub enum Error {
         /// Why it does not compile.
         reason: String,
     },
+    /// The `[predictions]` section is unusable (a rule, a pattern, the hash key).
+    #[error("{0}")]
+    Predictions(#[source] shiplog_core::prediction_config::PredictionConfigError),
     /// The state directory cannot be created or read.
     #[error("cannot use state directory '{path}': {source}: check that it is writable")]
     StateDir {

@@ -17,8 +17,9 @@
 //!   it also registers every container's lifecycle changes (Registrator style: service,
 //!   ports, tags, health) and samples each running container's metrics, into the same
 //!   bounded channel.
-//! - [`transforms`] join multi-line events, lift JSON lines, add regex captures and redact,
-//!   on each container's log task, before anything leaves the node.
+//! - [`transforms`] join multi-line events, lift JSON lines, read a model container's JSON
+//!   lines as predictions, add regex captures and redact, on each container's log task,
+//!   before anything leaves the node.
 //! - [`checkpoint::CheckpointStore`] keeps, per container and stream, the last line the sink
 //!   acknowledged, so a restarted collector neither loses nor repeats lines.
 //! - [`pipeline::Batcher`] groups events into batches (by count, bytes, age, or at once when
@@ -38,7 +39,6 @@ pub mod checkpoint;
 pub mod config;
 pub mod error;
 pub mod pipeline;
-mod sha256;
 pub mod sink;
 pub mod sources;
 pub mod telemetry;

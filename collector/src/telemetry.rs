@@ -23,6 +23,9 @@
 //! | `shiplog_collector_buffer_batches` | gauge | batches in the disk buffer |
 //! | `shiplog_collector_events_dropped_total{reason}` | counter | events lost, by reason |
 //! | `shiplog_collector_lag_seconds{container}` | gauge | now − time of the last shipped line |
+//! | `shiplog_collector_predictions_total` | counter | JSON lines of prediction containers read as predictions |
+//! | `shiplog_collector_predictions_malformed_total` | counter | such lines kept as logs for lacking a required key |
+//! | `shiplog_collector_predictions_redacted_total` | counter | events of prediction containers a `[predictions]` rule changed |
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -92,6 +95,18 @@ struct Telemetry {
     dropped: [AtomicU64; 4],
     lag: Mutex<LagBook>,
     drop_log: Mutex<DropLog>,
+    predictions: AtomicU64,
+    predictions_malformed: AtomicU64,
+    predictions_redacted: AtomicU64,
+    malformed_log: Mutex<MalformedLog>,
+}
+
+/// Malformed predictions not reported yet, so a model server writing nothing but
+/// malformed records is one warning per interval, not one per line.
+#[derive(Debug, Default)]
+struct MalformedLog {
+    last: Option<Instant>,
+    unlogged: u64,
 }
 
 /// Per container: its name and the time of its last shipped line.
@@ -260,6 +275,66 @@ impl InternalEvent for EventsDropped<'_> {
     }
 }
 
+/// A JSON line of a prediction container, read as a prediction or kept as a malformed one.
+#[derive(Debug, Clone, Copy)]
+pub struct PredictionRead<'a> {
+    /// Why it is malformed; `None` for a well-formed prediction.
+    pub malformed: Option<&'a str>,
+    /// The container it came from.
+    pub container: &'a str,
+}
+
+impl InternalEvent for PredictionRead<'_> {
+    fn emit(self) {
+        let Some(reason) = self.malformed else {
+            add(&TELEMETRY.predictions, 1);
+            return;
+        };
+        add(&TELEMETRY.predictions_malformed, 1);
+        debug!(container = %self.container, reason, "malformed prediction kept as a log");
+        let mut log = TELEMETRY
+            .malformed_log
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        log.unlogged += 1;
+        if log.last.is_none_or(|t| t.elapsed() >= DROP_LOG_INTERVAL) {
+            log.last = Some(Instant::now());
+            warn!(
+                events = log.unlogged,
+                container = %self.container,
+                last_reason = reason,
+                "malformed predictions kept as logs since the last report (fields._prediction_error holds each reason); see shiplog_collector_predictions_malformed_total"
+            );
+            log.unlogged = 0;
+        }
+    }
+}
+
+/// An event of a prediction container that a `[predictions]` redaction changed.
+#[derive(Debug, Clone, Copy)]
+pub struct PredictionRedacted {
+    /// Whether it was a prediction (else a log of that container).
+    pub prediction: bool,
+}
+
+impl InternalEvent for PredictionRedacted {
+    fn emit(self) {
+        trace!(
+            prediction = self.prediction,
+            "prediction container event redacted"
+        );
+        add(&TELEMETRY.predictions_redacted, 1);
+    }
+}
+
+/// Predictions read and malformed ones kept as logs so far.
+pub fn predictions() -> (u64, u64) {
+    (
+        get(&TELEMETRY.predictions),
+        get(&TELEMETRY.predictions_malformed),
+    )
+}
+
 /// Records the names of containers, for the `container` label of lag.
 pub fn learn_names<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) {
     let mut book = TELEMETRY.lag.lock().unwrap_or_else(|e| e.into_inner());
@@ -354,6 +429,24 @@ fn samples(now: Timestamp) -> Vec<Sample> {
             "Batches written to the disk buffer.",
             "count",
             get(&t.batches_buffered),
+        ),
+        counter(
+            "shiplog_collector_predictions_total",
+            "JSON lines of prediction containers read as predictions.",
+            "count",
+            get(&t.predictions),
+        ),
+        counter(
+            "shiplog_collector_predictions_malformed_total",
+            "JSON lines of prediction containers kept as logs for lacking a required key.",
+            "count",
+            get(&t.predictions_malformed),
+        ),
+        counter(
+            "shiplog_collector_predictions_redacted_total",
+            "Events of prediction containers a [predictions] redaction changed.",
+            "count",
+            get(&t.predictions_redacted),
         ),
         Sample {
             kind: "gauge",

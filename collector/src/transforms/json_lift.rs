@@ -49,55 +49,13 @@ pub fn lift(line: &str) -> Option<Lifted> {
     let time = TIME_KEYS
         .iter()
         .find_map(|k| fields.get(*k))
-        .and_then(source_time);
+        .and_then(Timestamp::from_json);
     Some(Lifted {
         fields,
         message,
         level,
         time,
     })
-}
-
-/// A JSON time value: an RFC 3339 string or a number of epoch seconds, milliseconds,
-/// microseconds or nanoseconds (told apart by magnitude, as Vector does).
-fn source_time(value: &Value) -> Option<Timestamp> {
-    match value {
-        Value::String(s) => Timestamp::parse_rfc3339(s).ok(),
-        Value::Number(n) => {
-            // Integers exactly (an f64 cannot hold nanoseconds of today), fractions as f64.
-            if let Some(v) = n.as_i64() {
-                let per_unit: i64 = if v < 100_000_000_000 {
-                    1_000_000_000
-                } else if v < 100_000_000_000_000 {
-                    1_000_000
-                } else if v < 100_000_000_000_000_000 {
-                    1_000
-                } else {
-                    1
-                };
-                return (v >= 0)
-                    .then(|| v.checked_mul(per_unit))
-                    .flatten()
-                    .map(Timestamp);
-            }
-            let v = n.as_f64()?;
-            if !v.is_finite() || v < 0.0 {
-                return None;
-            }
-            // Seconds up to year 5138, then milliseconds, microseconds, nanoseconds.
-            let nanos = if v < 1e11 {
-                v * 1e9
-            } else if v < 1e14 {
-                v * 1e6
-            } else if v < 1e17 {
-                v * 1e3
-            } else {
-                v
-            };
-            (nanos < i64::MAX as f64).then_some(Timestamp(nanos as i64))
-        }
-        _ => None,
-    }
 }
 
 #[cfg(test)]

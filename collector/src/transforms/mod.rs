@@ -6,15 +6,18 @@
 //!    because it works on lines and needs the stream's timing);
 //! 2. [`json_lift`] reads JSON lines into `fields`, message and level (when the event is
 //!    built);
+//!    In a prediction container, [`predictions`] then reads each JSON line as a prediction
+//!    (or a malformed one, kept as a log);
 //! 3. [`parse`] rules add named regex captures to `fields`;
-//! 4. [`redact`] rules mask or hash sensitive matches, last, so nothing a parse rule
-//!    copied out escapes them.
+//! 4. [`redact`] rules mask or hash sensitive matches, so nothing a parse rule copied out
+//!    escapes them; in a prediction container the `[predictions]` redactions run last.
 //!
 //! [`Transforms`] is compiled once from the config; [`Transforms::for_container`] picks the
 //! rules that apply to one container when its log task starts, so matching a container
 //! costs nothing per line. Transforms run on each container's own log task: they are
 //! linear-time regexes over capped input, cheap enough for the async side.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,10 +30,12 @@ use crate::error::Result;
 pub mod json_lift;
 pub mod multiline;
 pub mod parse;
+pub mod predictions;
 pub mod redact;
 
 use multiline::{DEFAULT_FLUSH_TIMEOUT, MultilineRules};
 use parse::Parse;
+use predictions::{PredictionCapture, Predictions};
 use redact::{Redact, Replacement};
 
 /// Compiled container patterns of a rule.
@@ -66,16 +71,19 @@ pub struct Transforms {
     redact: Vec<(ContainerPatterns, Redact)>,
     multiline: Arc<MultilineRules>,
     multiline_timeout: Duration,
+    predictions: Predictions,
 }
 
 impl Default for Transforms {
-    /// No parse or redact rules; multiline on with the known forms.
+    /// No parse or redact rules; multiline on with the known forms; labelled prediction
+    /// containers read with the default mapping, without redaction.
     fn default() -> Self {
         Transforms {
             parse: Vec::new(),
             redact: Vec::new(),
             multiline: Arc::new(MultilineRules::Known),
             multiline_timeout: DEFAULT_FLUSH_TIMEOUT,
+            predictions: Predictions::default(),
         }
     }
 }
@@ -119,6 +127,7 @@ impl Transforms {
             redact,
             multiline: Arc::new(multiline),
             multiline_timeout: config.multiline_flush_timeout,
+            predictions: Predictions::from_config(&config.predictions)?,
         })
     }
 
@@ -132,9 +141,15 @@ impl Transforms {
         self.multiline_timeout
     }
 
-    /// The parse and redact rules that apply to the container `name` running `image`.
-    pub fn for_container(&self, name: &str, image: &str) -> ContainerTransforms {
+    /// The rules that apply to the container `name` running `image` with `labels`.
+    pub fn for_container(
+        &self,
+        name: &str,
+        image: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> ContainerTransforms {
         ContainerTransforms {
+            predictions: self.predictions.for_container(name, image, labels),
             parse: self
                 .parse
                 .iter()
@@ -151,15 +166,18 @@ impl Transforms {
     }
 }
 
-/// The parse and redact rules of one container.
+/// The parse, redact and prediction rules of one container.
 #[derive(Debug, Clone, Default)]
 pub struct ContainerTransforms {
     parse: Vec<Parse>,
     redact: Vec<Redact>,
+    predictions: Option<PredictionCapture>,
 }
 
 impl ContainerTransforms {
-    /// Runs the parse rules, then the redact rules, on `event`.
+    /// Runs the parse rules, then the redact rules, then (in a prediction container) the
+    /// `[predictions]` redactions on `event`. The prediction mapping itself runs earlier,
+    /// where the JSON lift is known (see [`ContainerTransforms::predictions`]).
     pub fn apply(&self, event: &mut Event) {
         for rule in &self.parse {
             rule.apply(event);
@@ -167,11 +185,19 @@ impl ContainerTransforms {
         if !self.redact.is_empty() {
             redact::redact_all(&self.redact, event);
         }
+        if let Some(capture) = &self.predictions {
+            capture.redact(event);
+        }
+    }
+
+    /// The prediction capture, when the container writes predictions.
+    pub fn predictions(&self) -> Option<&PredictionCapture> {
+        self.predictions.as_ref()
     }
 
     /// Whether no rule applies.
     pub fn is_empty(&self) -> bool {
-        self.parse.is_empty() && self.redact.is_empty()
+        self.parse.is_empty() && self.redact.is_empty() && self.predictions.is_none()
     }
 }
 
@@ -202,8 +228,9 @@ mod tests {
             ..CollectorConfig::default()
         };
         let transforms = Transforms::from_config(&config).unwrap();
-        let web = transforms.for_container("web-1", "shop/web:1");
-        let db = transforms.for_container("db-1", "postgres:16");
+        let none = BTreeMap::new();
+        let web = transforms.for_container("web-1", "shop/web:1", &none);
+        let db = transforms.for_container("db-1", "postgres:16", &none);
         assert!(!web.is_empty() && !db.is_empty());
 
         let mut event = Event::log(Timestamp(0), "login user=ada@example.com");

@@ -100,14 +100,17 @@ pub(super) async fn follow(
         ..LogsOptions::default()
     };
     let mut frames = docker.logs(&id, Some(options));
-    let transforms = context.transforms.for_container(&meta.name, &meta.image);
+    let transforms = context
+        .transforms
+        .for_container(&meta.name, &meta.image, &meta.labels);
     let mut log = ContainerLog::new(
         meta,
         Arc::clone(&context.node),
         resume,
         context.transforms.multiline(),
         context.transforms.multiline_timeout(),
-    );
+    )
+    .with_predictions(transforms.predictions().cloned());
     let mut events = Vec::new();
     loop {
         let deadline = log.next_deadline().map(tokio::time::Instant::from_std);

@@ -1,6 +1,6 @@
 //! Turning one container's log frames into [`Event`]s: per-stream line assembly, sequence
-//! numbers, the resume cut-off, multiline joining, deterministic ids, JSON lift and level
-//! detection.
+//! numbers, the resume cut-off, multiline joining, deterministic ids, JSON lift, level
+//! detection and, in a prediction container, reading JSON lines as predictions.
 //!
 //! Every line gets its sequence number (its order among lines of the stream with the same
 //! Docker time) before anything is dropped or joined, so a re-read from a whole second
@@ -18,6 +18,7 @@ use crate::checkpoint::{Position, SourcePosition, StreamPositions};
 use crate::sources::SourceEvent;
 use crate::transforms::json_lift::{self, SOURCE_TIME_FIELD};
 use crate::transforms::multiline::{JoinLine, Joined, Joiner, MultilineRules};
+use crate::transforms::predictions::PredictionCapture;
 
 /// Re-reads start this long before the latest shipped line: lines of stdout and stderr can
 /// reach Docker's log slightly out of time order, and a resume must not miss one of them.
@@ -109,6 +110,8 @@ pub struct ContainerLog {
     resume: Resume,
     /// Per stream, the end of the last event emitted.
     emitted: StreamPositions,
+    /// Set when the container writes predictions.
+    predictions: Option<PredictionCapture>,
 }
 
 impl ContainerLog {
@@ -135,7 +138,14 @@ impl ContainerLog {
             stderr: stream(),
             resume,
             emitted: StreamPositions::default(),
+            predictions: None,
         }
+    }
+
+    /// Reads the container's JSON lines as predictions with `capture` (none: plain logs).
+    pub fn with_predictions(mut self, capture: Option<PredictionCapture>) -> Self {
+        self.predictions = capture;
+        self
     }
 
     /// The container facts events are stamped with.
@@ -268,7 +278,10 @@ impl ContainerLog {
         let mut fields = meta.fields.clone();
         let mut level = None;
         let mut message = group.message;
+        // `Some(has a msg/message key)` when the line was a JSON object.
+        let mut lifted_json = None;
         if let Some(lifted) = json_lift::lift(&message) {
+            lifted_json = Some(lifted.message.is_some());
             level = lifted.level;
             if let Some(time) = lifted.time {
                 fields.insert(SOURCE_TIME_FIELD.into(), Value::String(time.to_rfc3339()));
@@ -280,7 +293,7 @@ impl ContainerLog {
                 message = text;
             }
         }
-        Event {
+        let mut event = Event {
             id: EventId::for_source(&self.node, &meta.id, stream.as_str(), group.ts, group.seq),
             ts: group.ts,
             received: Some(received),
@@ -297,7 +310,11 @@ impl ContainerLog {
             fields,
             flags: group.flags,
             ..Event::default()
+        };
+        if let (Some(capture), Some(has_message_key)) = (&self.predictions, lifted_json) {
+            capture.capture(&mut event, has_message_key);
         }
+        event
     }
 }
 

@@ -204,14 +204,14 @@ impl Auth {
         found
     }
 
-    /// Decides a request: `Ok` to pass it on, or the 401/403 answer.
-    pub fn check(&self, class: RouteClass, headers: &HeaderMap) -> Result<(), ApiError> {
+    /// Decides a request: who is calling, to pass it on, or the 401/403 answer.
+    pub fn check(&self, class: RouteClass, headers: &HeaderMap) -> Result<Caller, ApiError> {
         if !self.is_enabled() {
-            return Ok(());
+            return Ok(Caller::unauthenticated());
         }
         let needed = match class {
-            RouteClass::Open => return Ok(()),
-            RouteClass::Metrics if !self.metrics_need_token => return Ok(()),
+            RouteClass::Open => return Ok(Caller::anonymous()),
+            RouteClass::Metrics if !self.metrics_need_token => return Ok(Caller::anonymous()),
             RouteClass::Metrics => Some(Role::Read),
             RouteClass::AnyToken => None,
             RouteClass::Needs(role) => Some(role),
@@ -230,7 +230,71 @@ impl Auth {
                     role.as_str()
                 )))
             }
-            _ => Ok(()),
+            _ => Ok(Caller {
+                name: known.name.clone(),
+                roles: known.roles.clone(),
+            }),
+        }
+    }
+}
+
+/// The caller of a request, from the extension [`require`] sets; a handler reached
+/// without it (no auth layer) is treated as [`Caller::anonymous`], so it fails closed.
+pub fn caller(ext: Option<axum::Extension<Caller>>) -> Caller {
+    ext.map(|e| e.0).unwrap_or_else(Caller::anonymous)
+}
+
+/// Who made a request, as auth established it; handlers find it in the request's
+/// extensions (audit records name the token, searches hide predictions from tokens
+/// without the `audit` role).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The token's name; `unauthenticated` when auth is off, `anonymous` on open routes.
+    pub name: String,
+    /// The token's roles.
+    pub roles: Vec<Role>,
+}
+
+impl Caller {
+    /// A request to a server without tokens: it may do anything (auth is off, which
+    /// `shiplog up` allows only on loopback unless told otherwise).
+    pub fn unauthenticated() -> Self {
+        Caller {
+            name: "unauthenticated".to_string(),
+            roles: vec![Role::Admin],
+        }
+    }
+
+    /// A request to an open route of a server with tokens.
+    pub fn anonymous() -> Self {
+        Caller {
+            name: "anonymous".to_string(),
+            roles: Vec::new(),
+        }
+    }
+
+    /// Whether the caller holds `role` (admin holds every role).
+    pub fn has(&self, role: Role) -> bool {
+        self.roles.contains(&role) || self.roles.contains(&Role::Admin)
+    }
+
+    /// Narrows a read query to what this caller may see: predictions only with `audit`.
+    pub fn scope(&self, query: shiplog_core::query::Query) -> shiplog_core::query::Query {
+        use shiplog_core::query::{KeywordField, Query};
+        if self.has(Role::Audit) {
+            return query;
+        }
+        let no_predictions = Query::Not(Box::new(Query::Keyword {
+            field: KeywordField::Kind,
+            value: "prediction".to_string(),
+        }));
+        match query {
+            Query::All => Query::And(vec![no_predictions]),
+            Query::And(mut parts) => {
+                parts.push(no_predictions);
+                Query::And(parts)
+            }
+            other => Query::And(vec![other, no_predictions]),
         }
     }
 }
@@ -292,6 +356,14 @@ pub fn route_class(method: &Method, route: &str, query: Option<&str>) -> RouteCl
         "/" | "/_cluster/health" => RouteClass::AnyToken,
         "/api/v1/ingest" | "/_bulk" | "/{index}/_bulk" | "/v1/logs" | "/loki/api/v1/push"
         | "/_refresh" | "/{index}/_refresh" => RouteClass::Needs(Role::Ingest),
+        // Changing what alerts say or who hears them is an operator's call.
+        "/api/v1/alerts/reload" | "/api/v1/silences/{id}" => RouteClass::Needs(Role::Admin),
+        "/api/v1/silences" if method == Method::POST => RouteClass::Needs(Role::Admin),
+        "/api/v1/predictions" if method == Method::POST => RouteClass::Needs(Role::Ingest),
+        "/api/v1/predictions" | "/api/v1/predictions/exports/{id}" => {
+            RouteClass::Needs(Role::Audit)
+        }
+        "/api/v1/audit/access" => RouteClass::Needs(Role::Admin),
         "/api/v1/retention" => {
             // A dry run only reads; applying retention deletes data.
             let applies = method == Method::POST
@@ -311,8 +383,9 @@ pub fn route_class(method: &Method, route: &str, query: Option<&str>) -> RouteCl
 
 /// Middleware: answers 401/403 before the handler runs when the token does not allow the
 /// route.
-pub async fn require(State(auth): State<Arc<Auth>>, req: Request, next: Next) -> Response {
+pub async fn require(State(auth): State<Arc<Auth>>, mut req: Request, next: Next) -> Response {
     if !auth.is_enabled() {
+        req.extensions_mut().insert(Caller::unauthenticated());
         return next.run(req).await;
     }
     let route = req
@@ -322,7 +395,10 @@ pub async fn require(State(auth): State<Arc<Auth>>, req: Request, next: Next) ->
         .unwrap_or_else(|| req.uri().path().to_string());
     let class = route_class(req.method(), &route, req.uri().query());
     match auth.check(class, req.headers()) {
-        Ok(()) => next.run(req).await,
+        Ok(caller) => {
+            req.extensions_mut().insert(caller);
+            next.run(req).await
+        }
         Err(e) => {
             let challenge = e.status == axum::http::StatusCode::UNAUTHORIZED;
             let mut resp = e.into_response();
@@ -434,6 +510,21 @@ mod tests {
             route_class(&post, "/api/v1/retention", Some("dry_run=true")),
             RouteClass::Needs(Role::Read)
         );
+        for (m, route, role) in [
+            (&get, "/api/v1/alerts", Role::Read),
+            (&get, "/api/v1/alerts/history", Role::Read),
+            (&get, "/api/v1/alerts/rules", Role::Read),
+            (&get, "/api/v1/silences", Role::Read),
+            (&post, "/api/v1/alerts/reload", Role::Admin),
+            (&post, "/api/v1/silences", Role::Admin),
+            (&Method::DELETE, "/api/v1/silences/{id}", Role::Admin),
+        ] {
+            assert_eq!(
+                route_class(m, route, None),
+                RouteClass::Needs(role),
+                "{m} {route}"
+            );
+        }
     }
 
     #[test]

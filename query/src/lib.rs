@@ -5,9 +5,11 @@
 //! graceful shutdown. Search and ingest decoding run on blocking threads; live tail reads
 //! the indexer's broadcast of fresh events.
 
+pub mod alerts;
 pub mod auth;
 pub mod error;
 pub mod limits;
+pub mod predictions;
 pub mod router;
 pub mod routes;
 pub mod state;
@@ -63,3 +65,8 @@ mod tests_api;
 
 #[cfg(test)]
 mod tests_openapi;
+
+#[cfg(test)]
+mod tests_alerts;
+#[cfg(test)]
+mod tests_predictions;

@@ -2,12 +2,13 @@
 
 use std::sync::Arc;
 
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Extension, Router, middleware};
 
 use crate::auth::{self, Auth};
 use crate::limits::{self, Guards};
 use crate::routes;
+use crate::routes::predictions;
 use crate::state::AppState;
 use crate::telemetry::{self, Telemetry};
 
@@ -45,6 +46,20 @@ fn routes(state: AppState) -> Router {
         .route("/api/v1/services/{name}", get(routes::services::detail))
         .route("/api/v1/metrics", get(routes::metrics::metrics))
         .route("/api/v1/retention", post(routes::retention::retention))
+        .route("/api/v1/alerts", get(routes::alerts::list))
+        .route("/api/v1/alerts/history", get(routes::alerts::history))
+        .route("/api/v1/alerts/rules", get(routes::alerts::rules))
+        .route("/api/v1/alerts/reload", post(routes::alerts::reload))
+        .route("/api/v1/silences", get(routes::alerts::silences))
+        .route("/api/v1/silences", post(routes::alerts::add_silence))
+        .route("/api/v1/silences/{id}", delete(routes::alerts::expire))
+        .route("/api/v1/predictions", routes::predictions::route())
+        .route("/api/v1/predictions/summary", get(predictions::summary))
+        .route(
+            "/api/v1/predictions/exports/{id}",
+            get(predictions::manifest),
+        )
+        .route("/api/v1/audit/access", get(routes::predictions::access))
         .route("/", get(routes::compat::es::info))
         .route("/_cluster/health", get(routes::compat::es::cluster_health))
         .route("/_bulk", routes::compat::es::bulk_route())

@@ -47,6 +47,10 @@ pub struct AppState {
     pub limits: ApiLimits,
     /// Cancelled when the server stops, so endless streams (tail) end and shutdown drains.
     pub shutdown: CancellationToken,
+    /// The alert engine, when the node runs one (`/api/v1/alerts` answers 503 without).
+    pub alerts: Option<Arc<crate::alerts::Alerts>>,
+    /// Prediction mapping, redaction, counters and the audit access record.
+    pub predictions: Arc<crate::predictions::PredictionService>,
 }
 
 impl AppState {
@@ -54,10 +58,16 @@ impl AppState {
     /// catalog (see [`Indexer::start_catalog`]) so it is current by the first request.
     pub fn new(indexer: Arc<Indexer>) -> Self {
         indexer.start_catalog();
+        let predictions = Arc::new(crate::predictions::PredictionService::new(
+            indexer.data_dir(),
+            shiplog_core::prediction_config::PredictionRules::default(),
+        ));
         AppState {
+            predictions,
             indexer,
             limits: ApiLimits::default(),
             shutdown: CancellationToken::new(),
+            alerts: None,
         }
     }
 }

@@ -17,11 +17,17 @@ fn document() -> Value {
 
 /// Paths the router declares, read from its source.
 fn routed_paths() -> BTreeSet<String> {
-    include_str!("router.rs")
+    // rustfmt puts a long `.route(` call's arguments on the lines after it.
+    let source = include_str!("router.rs").replace(".route(\n", ".route(");
+    source
         .lines()
-        .filter_map(|l| l.trim().strip_prefix(".route(\""))
-        .filter_map(|rest| rest.split('"').next())
-        .map(str::to_string)
+        .map(str::trim)
+        .filter_map(|l| {
+            let rest = l.trim_start_matches(".route(").trim_start();
+            (l.starts_with(".route(") && rest.starts_with('"'))
+                .then(|| rest[1..].split('"').next().map(str::to_string))
+                .flatten()
+        })
         .collect()
 }
 

@@ -373,10 +373,12 @@ fn query_text(q: &str) -> Result<Query, ApiError> {
 /// Runs the aggregations of the body.
 pub async fn aggregate(
     State(state): State<AppState>,
+    caller: Option<axum::Extension<crate::auth::Caller>>,
     body: Bytes,
 ) -> Result<Json<AggregateBody>, ApiError> {
     let started = Instant::now();
-    let req = parse_request(&body, Timestamp::now())?;
+    let mut req = parse_request(&body, Timestamp::now())?;
+    req.query = crate::auth::caller(caller).scope(req.query);
     let (since, until) = (req.since, req.until);
     let indexer = state.indexer.clone();
     let res = crate::limits::run_blocking(state.limits.query_timeout, "aggregation", move || {

@@ -14,7 +14,7 @@ use shiplog_indexer::IngestAck;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-fn encoding(headers: &HeaderMap) -> Result<bool, ApiError> {
+pub(crate) fn encoding(headers: &HeaderMap) -> Result<bool, ApiError> {
     let Some(value) = headers.get(header::CONTENT_ENCODING) else {
         return Ok(false);
     };
@@ -35,7 +35,7 @@ fn encoding(headers: &HeaderMap) -> Result<bool, ApiError> {
     }
 }
 
-fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
+pub(crate) fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(value) = headers.get(header::CONTENT_TYPE) else {
         return Ok(());
     };
@@ -63,6 +63,24 @@ fn codec_error(e: CodecError) -> ApiError {
     }
 }
 
+/// Reads a request body up to the configured limit (400 `body_too_large` past it).
+pub(crate) async fn read_body(state: &AppState, body: Body) -> Result<axum::body::Bytes, ApiError> {
+    let limit = state.limits.max_body_bytes;
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let too_large = std::error::Error::source(&e)
+            .is_some_and(|s| s.to_string().contains("length limit"))
+            || e.to_string().contains("length limit");
+        if too_large {
+            ApiError::bad_request(
+                "body_too_large",
+                format!("request body exceeds the limit of {limit} bytes: send smaller batches"),
+            )
+        } else {
+            ApiError::bad_request("bad_body", format!("could not read the request body: {e}"))
+        }
+    })
+}
+
 /// Query-string parameters of ingest.
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -85,20 +103,7 @@ pub async fn ingest(
         params.map_err(|e| ApiError::bad_request("bad_parameters", e.body_text()))?;
     let compressed = encoding(&headers)?;
     check_content_type(&headers)?;
-    let limit = state.limits.max_body_bytes;
-    let bytes = axum::body::to_bytes(body, limit).await.map_err(|e| {
-        let too_large = std::error::Error::source(&e)
-            .is_some_and(|s| s.to_string().contains("length limit"))
-            || e.to_string().contains("length limit");
-        if too_large {
-            ApiError::bad_request(
-                "body_too_large",
-                format!("request body exceeds the limit of {limit} bytes: send smaller batches"),
-            )
-        } else {
-            ApiError::bad_request("bad_body", format!("could not read the request body: {e}"))
-        }
-    })?;
+    let bytes = read_body(&state, body).await?;
     let decode_limits = state.limits.decode;
     let batch = tokio::task::spawn_blocking(move || {
         codec::decode_batch(&bytes, compressed, decode_limits, Timestamp::now())

@@ -12,6 +12,15 @@
 //! | `shiplog_wal_bytes` | gauge | bytes in write-ahead log segments |
 //! | `shiplog_index_bytes{day}` | gauge | bytes on disk per day index |
 //! | `shiplog_tail_subscribers` | gauge | open live tails |
+//! | `shiplog_predictions_received_total` | counter | prediction records received by the API (direct and OTLP), resent duplicates included |
+//! | `shiplog_predictions_malformed_total` | counter | records kept as logs for lack of a required key |
+//! | `shiplog_predictions_redacted_total` | counter | records a redaction rule changed |
+//! | `shiplog_alerts_events_total` | counter | events counted into alert windows |
+//! | `shiplog_alerts_events_dropped_total` | counter | events left out because the alert queue was full (windows are then rebuilt from the index) |
+//! | `shiplog_alerts_rebuilds_total` | counter | alert windows rebuilt from the index |
+//! | `shiplog_alerts_groups_refused_total` | counter | events of groups past a rule's `max_groups` |
+//! | `shiplog_alerts_notifications_total` | counter | notifications delivered |
+//! | `shiplog_alerts_notification_failures_total` | counter | failed delivery attempts |
 
 use std::fmt::Write;
 use std::sync::Arc;
@@ -89,6 +98,65 @@ pub async fn metrics(
         "Live tail streams open.",
         guards.tail_subscribers() as u64,
     );
+    let p = state.predictions.counters();
+    one(
+        "shiplog_predictions_received_total",
+        "counter",
+        "Prediction records received by POST /api/v1/predictions and OTLP since start (resent duplicates included).",
+        p.accepted,
+    );
+    one(
+        "shiplog_predictions_malformed_total",
+        "counter",
+        "Prediction records kept as logs for lack of a required key since start.",
+        p.malformed,
+    );
+    one(
+        "shiplog_predictions_redacted_total",
+        "counter",
+        "Prediction records a redaction rule changed since start.",
+        p.redacted,
+    );
+    if let Some(alerts) = &state.alerts {
+        use std::sync::atomic::Ordering::Relaxed;
+        let st = alerts.stats();
+        let (delivered, failures) = alerts.deliveries();
+        for (name, help, value) in [
+            (
+                "shiplog_alerts_events_total",
+                "Events counted into alert windows.",
+                st.events.load(Relaxed),
+            ),
+            (
+                "shiplog_alerts_events_dropped_total",
+                "Events left out of alert windows because the engine queue was full.",
+                st.dropped.load(Relaxed),
+            ),
+            (
+                "shiplog_alerts_rebuilds_total",
+                "Alert windows rebuilt from the index.",
+                st.rebuilds.load(Relaxed),
+            ),
+            (
+                "shiplog_alerts_groups_refused_total",
+                "Events of groups past a rule's max_groups.",
+                alerts.refused_groups(),
+            ),
+            (
+                "shiplog_alerts_notifications_total",
+                "Alert notifications delivered.",
+                delivered,
+            ),
+            (
+                "shiplog_alerts_notification_failures_total",
+                "Failed alert delivery attempts.",
+                failures,
+            ),
+        ] {
+            family(&mut out, name, "counter", help);
+            let _ = writeln!(out, "{name} {value}");
+        }
+    }
     family(
         &mut out,
         "shiplog_index_bytes",

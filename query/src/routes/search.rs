@@ -92,6 +92,13 @@ const EVENT_KEYS: &[&str] = &[
     "name",
     "value",
     "unit",
+    "model",
+    "model_version",
+    "request_id",
+    "latency_ms",
+    "input",
+    "output",
+    "status",
 ];
 
 /// Keeps only the requested keys of each hit (`fields.x` keeps one key of `fields`).
@@ -146,12 +153,14 @@ fn project(hits: Vec<Event>, fields: Option<&str>) -> Result<Vec<serde_json::Val
 /// Runs a search.
 pub async fn search(
     State(state): State<AppState>,
+    caller: Option<axum::Extension<crate::auth::Caller>>,
     params: Result<QueryParams<SearchParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<SearchBody>, ApiError> {
     let started = Instant::now();
     let QueryParams(p) =
         params.map_err(|e| ApiError::bad_request("bad_parameters", e.body_text()))?;
     let query = shiplog_core::query::parse(&p.q).map_err(|e| ApiError::query(&e))?;
+    let query = crate::auth::caller(caller).scope(query);
     let now = Timestamp::now();
     let since = time_param("since", p.since.as_deref(), now)?;
     let until = time_param("until", p.until.as_deref(), now)?;

@@ -60,12 +60,14 @@ pub enum TailItem {
 pub async fn tail(
     State(state): State<AppState>,
     guards: Option<axum::Extension<Arc<crate::limits::Guards>>>,
+    caller: Option<axum::Extension<crate::auth::Caller>>,
     ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
     params: Result<QueryParams<TailParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let QueryParams(p) =
         params.map_err(|e| ApiError::bad_request("bad_parameters", e.body_text()))?;
     let query = shiplog_core::query::parse(&p.q).map_err(|e| ApiError::query(&e))?;
+    let query = crate::auth::caller(caller).scope(query);
     let since = crate::routes::search::time_param("since", p.since.as_deref(), Timestamp::now())?;
     let limit = p.backlog.unwrap_or(1_000);
     if limit > MAX_BACKLOG {

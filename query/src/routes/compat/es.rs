@@ -224,22 +224,26 @@ pub(super) fn check_index_name(name: &str) -> Result<(), String> {
 /// `GET|POST /_search`: every index.
 pub async fn search(
     State(state): State<AppState>,
+    caller: Option<axum::Extension<crate::auth::Caller>>,
     UrlQuery(params): UrlQuery<HashMap<String, String>>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    respond(run_search(&state, "_all", &params, &headers, body).await)
+    let caller = crate::auth::caller(caller);
+    respond(run_search(&state, &caller, "_all", &params, &headers, body).await)
 }
 
 /// `GET|POST /{index}/_search`: the named indexes (comma-separated), `_all` or `*`.
 pub async fn search_index(
     State(state): State<AppState>,
     Path(index): Path<String>,
+    caller: Option<axum::Extension<crate::auth::Caller>>,
     UrlQuery(params): UrlQuery<HashMap<String, String>>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    respond(run_search(&state, &index, &params, &headers, body).await)
+    let caller = crate::auth::caller(caller);
+    respond(run_search(&state, &caller, &index, &params, &headers, body).await)
 }
 
 /// What a `_search` asks for, once read from the URL and the body.
@@ -279,6 +283,7 @@ fn index_scope(index: &str) -> Result<Option<Query>, ApiError> {
         }
         check_index_name(name).map_err(|e| ApiError::bad_request("bad_index", e))?;
         alternatives.push(Query::Json {
+            root: shiplog_core::query::JsonRoot::Fields,
             path: "_index".into(),
             value: name.to_string(),
         });
@@ -458,6 +463,7 @@ pub fn parse_search(
 
 async fn run_search(
     state: &AppState,
+    caller: &crate::auth::Caller,
     index: &str,
     params: &HashMap<String, String>,
     headers: &HeaderMap,
@@ -465,7 +471,8 @@ async fn run_search(
 ) -> Result<Value, ApiError> {
     let started = Instant::now();
     let bytes = body::read(state, headers, raw).await?;
-    let req = parse_search(index, params, &bytes, Timestamp::now())?;
+    let mut req = parse_search(index, params, &bytes, Timestamp::now())?;
+    req.query = caller.scope(std::mem::replace(&mut req.query, Query::All));
     if req.aggs.is_some() {
         return Err(ApiError::bad_request(
             "unsupported_aggregation",

@@ -21,7 +21,8 @@ use std::ops::Bound;
 
 use serde_json::{Map, Value};
 use shiplog_core::query::{
-    KeywordField, MAX_CLAUSES, NumberRange, Pattern, PatternField, Query, TimeRange, analysis,
+    JsonRoot, KeywordField, MAX_CLAUSES, NumberRange, Pattern, PatternField, Query, TimeRange,
+    analysis,
 };
 use shiplog_core::timestamp::parse_duration_nanos;
 use shiplog_core::{Level, Timestamp};
@@ -61,6 +62,9 @@ pub fn target(field: &str) -> Target {
         "container.image.name" | "image" => Target::Keyword(KeywordField::Image),
         "stream" => Target::Keyword(KeywordField::Stream),
         "kind" => Target::Keyword(KeywordField::Kind),
+        "model" => Target::Keyword(KeywordField::Model),
+        "model_version" => Target::Keyword(KeywordField::ModelVersion),
+        "request_id" => Target::Keyword(KeywordField::RequestId),
         other => Target::Json(other.strip_prefix("fields.").unwrap_or(other).to_string()),
     }
 }
@@ -241,6 +245,7 @@ fn exact(target: &Target, value: &Value) -> Result<Query, ApiError> {
             value: keyword_value(*field, &v)?,
         },
         Target::Json(path) => Query::Json {
+            root: JsonRoot::Fields,
             path: path.clone(),
             value: v,
         },
@@ -367,7 +372,11 @@ fn range_query(body: &Value, now: Timestamp) -> Result<Query, ApiError> {
                     _ => range.upper = Bound::Included(n),
                 }
             }
-            Ok(Query::Number { path, range })
+            Ok(Query::Number {
+                root: JsonRoot::Fields,
+                path,
+                range,
+            })
         }
         _ => Err(bad(format!(
             "[range] on [{field}] is not supported: ranges apply to @timestamp and numeric fields"

@@ -97,10 +97,36 @@ async fn export(state: &AppState, headers: &HeaderMap, raw: Body) -> Result<Form
             })?
         }
     };
-    let events = to_events(&request, Timestamp::now())?;
+    let mut events = to_events(&request, Timestamp::now())?;
+    lift_predictions(&state.predictions, &mut events);
     check_count(state, events.len())?;
     store(state, events).await?;
     Ok(fmt)
+}
+
+/// Records that carry a model attribute (under any key of the prediction mapping) are
+/// read as predictions, then redacted like those sent to `/api/v1/predictions`; one that
+/// lacks another required attribute stays a log and is counted as malformed.
+pub fn lift_predictions(svc: &crate::predictions::PredictionService, events: &mut [Event]) {
+    let (mut ok, mut malformed, mut redacted) = (0, 0, 0);
+    for e in events.iter_mut() {
+        let carries_model = svc.rules.mapping.model.iter().any(|k| {
+            e.fields
+                .get(k)
+                .is_some_and(|v| v.is_string() || v.is_number())
+        });
+        if !carries_model {
+            continue;
+        }
+        match svc.rules.capture(e) {
+            Ok(()) => ok += 1,
+            Err(_) => malformed += 1,
+        }
+        if svc.rules.redact(e) {
+            redacted += 1;
+        }
+    }
+    svc.count(ok, malformed, redacted);
 }
 
 /// Maps every log record of a request to an event.

@@ -1,40 +1,49 @@
-//! The application state and how keys and client messages change it. No I/O here: the main
-//! loop feeds [`App::on_key`] and [`App::on_client`], and the views draw from `&App`.
+//! The application state and how keys, mouse wheels, client messages and answers change
+//! it. No I/O here: the main loop feeds [`App::on_key`], [`App::on_client`],
+//! [`App::on_reply`] and [`App::tick`], carries out the [`Command`]s that come back, and the
+//! views draw from `&App`.
+//!
+//! Keys go first to an open overlay (help, detail), then to the active view when it has a
+//! text input open, then to the global keys (quit, help, switch views), then to the view.
 
-use std::collections::VecDeque;
+use std::time::Instant;
 
-use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
-use shiplog_core::Event;
-use shiplog_core::query::{self, ParseError, Query};
+use ratatui::crossterm::event::{
+    KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseEvent, MouseEventKind,
+};
+use serde_json::Value;
+use shiplog_core::Timestamp;
 
 use crate::client::ClientMsg;
+use crate::clock::Clock;
+use crate::fetch::{FetchError, Reply, Request};
+use crate::views::Tab;
+use crate::views::alerts::Alerts;
+use crate::views::metrics::Metrics;
+use crate::views::predictions::Predictions;
+use crate::views::search::Search;
+use crate::views::services::Services;
+use crate::views::tail::Tail;
 
-/// Every key the UI understands, as (keys, what they do); the help overlay lists these.
-pub const KEYS: &[(&str, &str)] = &[
+/// Keys that work in every view, as (keys, what they do); the help overlay lists these
+/// first, then the active view's own, then every other view's.
+pub const GLOBAL_KEYS: &[(&str, &str)] = &[
     ("q, Ctrl-C", "quit"),
-    ("/ or f", "edit the filter"),
-    ("Enter", "apply the filter (in the filter box)"),
-    ("Esc", "cancel the filter edit / close help"),
-    ("Space", "pause or resume the tail"),
-    ("Up, k", "scroll back one line"),
-    ("Down, j", "scroll forward one line"),
-    ("PageUp", "scroll back one page"),
-    ("PageDown", "scroll forward one page"),
-    ("Home, g", "jump to the oldest line"),
-    ("End, G", "follow the newest lines"),
     ("?", "show or hide this help"),
+    ("1-6, Tab, S-Tab", "switch view"),
+    ("u", "show times in UTC or local time"),
+    ("Esc", "close an overlay, input or pane"),
+    ("wheel", "scroll (like Up and Down)"),
 ];
 
-/// One row of the tail: an event, or a notice that the server skipped some.
-#[derive(Debug, Clone, PartialEq)]
-pub enum TailLine {
-    /// A log event.
-    Event(Box<Event>),
-    /// The server dropped this many events because we fell behind.
-    Gap(u64),
-}
+/// Keys of the detail overlay.
+pub const DETAIL_KEYS: &[(&str, &str)] = &[
+    ("j, k, PgUp, PgDn", "scroll the detail"),
+    ("y", "copy the record as JSON (OSC 52)"),
+    ("Esc, Enter, q", "close the detail"),
+];
 
-/// The state of the connection to the server, as last reported by the client thread.
+/// The state of the live tail connection, as last reported by the client thread.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Connection {
     /// Not connected yet.
@@ -45,547 +54,414 @@ pub enum Connection {
     Disconnected(String),
 }
 
-/// Whether the list follows new lines or stays where it is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum View {
-    /// The newest line is at the bottom.
-    Follow,
-    /// Paused: the line with this sequence number stays at the bottom.
-    Frozen {
-        /// Sequence number of the bottom visible line.
-        bottom: u64,
-    },
-}
-
-/// The filter being typed, checked on every keystroke.
+/// What the main loop must do after a key or a tick, beyond redrawing.
 #[derive(Debug, Clone, PartialEq)]
-pub struct FilterEdit {
-    /// The text typed so far.
-    pub text: String,
-    /// Cursor position, in characters.
-    pub cursor: usize,
-    /// Why the text does not parse, if it does not.
-    pub error: Option<ParseError>,
-}
-
-impl FilterEdit {
-    fn new(text: &str) -> Self {
-        let mut edit = FilterEdit {
-            text: text.to_string(),
-            cursor: text.chars().count(),
-            error: None,
-        };
-        edit.validate();
-        edit
-    }
-
-    fn validate(&mut self) {
-        self.error = query::parse(&self.text).err();
-    }
-
-    fn byte_at(&self, char_index: usize) -> usize {
-        self.text
-            .char_indices()
-            .nth(char_index)
-            .map_or(self.text.len(), |(i, _)| i)
-    }
-
-    /// Applies an editing key; returns false for keys it does not handle.
-    fn edit(&mut self, key: KeyEvent) -> bool {
-        let len = self.text.chars().count();
-        match key.code {
-            KeyCode::Char('u') if key.modifiers.contains(KeyModifiers::CONTROL) => {
-                self.text.clear();
-                self.cursor = 0;
-            }
-            KeyCode::Char(c) if !key.modifiers.contains(KeyModifiers::CONTROL) => {
-                let at = self.byte_at(self.cursor);
-                self.text.insert(at, c);
-                self.cursor += 1;
-            }
-            KeyCode::Backspace if self.cursor > 0 => {
-                self.cursor -= 1;
-                let at = self.byte_at(self.cursor);
-                self.text.remove(at);
-            }
-            KeyCode::Delete if self.cursor < len => {
-                let at = self.byte_at(self.cursor);
-                self.text.remove(at);
-            }
-            KeyCode::Left => self.cursor = self.cursor.saturating_sub(1),
-            KeyCode::Right => self.cursor = (self.cursor + 1).min(len),
-            KeyCode::Home => self.cursor = 0,
-            KeyCode::End => self.cursor = len,
-            KeyCode::Backspace | KeyCode::Delete => {}
-            _ => return false,
-        }
-        self.validate();
-        true
-    }
-}
-
-/// What the main loop must do after a key, beyond redrawing.
-#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     /// Reconnect the tail with this filter.
     ApplyFilter(String),
+    /// Ask the server (on a worker thread).
+    Fetch(Request),
+    /// Put this text on the clipboard with OSC 52.
+    Copy(String),
 }
 
-/// Everything the Tail view shows.
+/// A full record shown over the view: every field, pretty JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Detail {
+    /// Title of the box.
+    pub title: String,
+    /// The pretty JSON, one entry per line.
+    pub lines: Vec<String>,
+    /// First line shown.
+    pub scroll: usize,
+}
+
+impl Detail {
+    /// A detail box for a JSON record.
+    pub fn json(title: impl Into<String>, value: &Value) -> Detail {
+        let text = serde_json::to_string_pretty(value).unwrap_or_else(|e| e.to_string());
+        Detail {
+            title: title.into(),
+            lines: text.lines().map(str::to_string).collect(),
+            scroll: 0,
+        }
+    }
+
+    /// The record as one line of JSON, for the clipboard.
+    pub fn compact(&self) -> String {
+        let text = self.lines.join("\n");
+        serde_json::from_str::<Value>(&text)
+            .map(|v| v.to_string())
+            .unwrap_or(text)
+    }
+}
+
+/// Another view to switch to, with its input filled in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Jump {
+    /// Tail with this filter.
+    Tail(String),
+    /// Search with this query, run at once.
+    Search(String),
+}
+
+/// What a view's key or answer handler asks of the app.
+#[derive(Debug, Default)]
+pub struct Ctx {
+    /// The clock (now, UTC or local).
+    pub clock: Clock,
+    /// Rows of the body in the last frame (for paging).
+    pub rows: usize,
+    /// Commands for the main loop.
+    pub commands: Vec<Command>,
+    /// A detail box to open.
+    pub detail: Option<Detail>,
+    /// A view to switch to.
+    pub jump: Option<Jump>,
+    /// A short message for the status bar.
+    pub notice: Option<String>,
+}
+
+impl Ctx {
+    /// Asks the server for something.
+    pub fn fetch(&mut self, request: Request) {
+        self.commands.push(Command::Fetch(request));
+    }
+}
+
+/// Everything the UI shows.
 #[derive(Debug)]
 pub struct App {
     /// Base URL of the server.
     pub url: String,
     /// Whether to use colours (false when `NO_COLOR` is set).
     pub color: bool,
-    /// The buffered lines, oldest first; at most `capacity`.
-    lines: VecDeque<TailLine>,
-    capacity: usize,
-    /// Sequence number of `lines[0]`; numbers only grow, so a frozen view can hold on to one.
-    first_seq: u64,
-    /// The applied filter text and its parsed form (used to drop stale lines after a change).
-    filter: String,
-    query: Query,
-    /// Connection state.
+    /// The view shown.
+    pub tab: Tab,
+    /// Now, and UTC or local.
+    pub clock: Clock,
+    /// The live tail.
+    pub tail: Tail,
+    /// Search.
+    pub search: Search,
+    /// Service catalog.
+    pub services: Services,
+    /// Container metrics.
+    pub metrics: Metrics,
+    /// Model predictions.
+    pub predictions: Predictions,
+    /// Alerts.
+    pub alerts: Alerts,
+    /// The tail stream's connection.
     pub connection: Connection,
-    /// Events received under the current filter.
-    pub received: u64,
-    /// Events the server reported as missed under the current filter.
-    pub missed: u64,
-    /// Lines dropped from the front of the buffer to respect its bound.
-    pub evicted: u64,
-    /// Follow or frozen.
-    pub view: View,
-    /// Lines that arrived while paused.
-    pub new_while_paused: u64,
-    /// The filter box, when open.
-    pub filter_edit: Option<FilterEdit>,
-    /// Whether the help overlay is shown.
-    pub show_help: bool,
+    /// Why the last request could not reach the server, while it cannot.
+    pub api_down: Option<String>,
+    /// Whether the help overlay is shown, and its first line.
+    pub help: Option<usize>,
+    /// The detail overlay.
+    pub detail: Option<Detail>,
+    /// A short message for the status bar (copied, silenced, ...).
+    pub notice: Option<String>,
     /// Set when the user asked to quit.
     pub should_quit: bool,
-    /// Rows available for lines in the last drawn frame (for paging).
-    pub viewport_rows: usize,
+    /// Rows of the view body in the last frame (for paging).
+    pub body_rows: usize,
+    commands: Vec<Command>,
 }
 
 impl App {
-    /// A fresh state for a server, keeping at most `capacity` lines.
+    /// A fresh state for a server, keeping at most `capacity` tail lines.
     pub fn new(url: impl Into<String>, capacity: usize, color: bool) -> Self {
         App {
             url: url.into(),
             color,
-            lines: VecDeque::new(),
-            capacity: capacity.max(1),
-            first_seq: 0,
-            filter: String::new(),
-            query: Query::All,
+            tab: Tab::Tail,
+            clock: Clock::default(),
+            tail: Tail::new(capacity),
+            search: Search::default(),
+            services: Services::default(),
+            metrics: Metrics::default(),
+            predictions: Predictions::default(),
+            alerts: Alerts::default(),
             connection: Connection::Connecting,
-            received: 0,
-            missed: 0,
-            evicted: 0,
-            view: View::Follow,
-            new_while_paused: 0,
-            filter_edit: None,
-            show_help: false,
+            api_down: None,
+            help: None,
+            detail: None,
+            notice: None,
             should_quit: false,
-            viewport_rows: 20,
+            body_rows: 20,
+            commands: Vec::new(),
         }
     }
 
-    /// The applied filter.
-    pub fn filter(&self) -> &str {
-        &self.filter
+    /// Commands produced since the last call, oldest first.
+    pub fn take_commands(&mut self) -> Vec<Command> {
+        std::mem::take(&mut self.commands)
     }
 
-    /// The buffered lines, oldest first.
-    pub fn lines(&self) -> &VecDeque<TailLine> {
-        &self.lines
-    }
-
-    /// Whether the view is paused (frozen or scrolled back).
-    pub fn paused(&self) -> bool {
-        matches!(self.view, View::Frozen { .. })
-    }
-
-    /// Sequence number one past the newest line.
-    fn end_seq(&self) -> u64 {
-        self.first_seq + self.lines.len() as u64
-    }
-
-    /// The index range of `lines` to show in `rows` rows, oldest first.
-    pub fn visible_range(&self, rows: usize) -> std::ops::Range<usize> {
-        if self.lines.is_empty() || rows == 0 {
-            return 0..0;
+    fn ctx(&self) -> Ctx {
+        Ctx {
+            clock: self.clock,
+            rows: self.body_rows.max(1),
+            ..Ctx::default()
         }
-        let last = self.lines.len() - 1;
-        let bottom = match self.view {
-            View::Follow => last,
-            View::Frozen { bottom } => {
-                let b = usize::try_from(bottom.saturating_sub(self.first_seq)).unwrap_or(last);
-                if self.evicted > 0 {
-                    // The buffer is full and drops its oldest lines: keep the screen full
-                    // even when the frozen line itself was dropped.
-                    b.min(last).max((rows - 1).min(last))
-                } else {
-                    b.min(last)
+    }
+
+    fn apply(&mut self, ctx: Ctx) {
+        self.commands.extend(ctx.commands);
+        if let Some(detail) = ctx.detail {
+            self.detail = Some(detail);
+        }
+        if let Some(notice) = ctx.notice {
+            self.notice = Some(notice);
+        }
+        match ctx.jump {
+            Some(Jump::Tail(filter)) => {
+                self.tab = Tab::Tail;
+                if let Some(filter) = self.tail.apply_filter(filter) {
+                    self.connection = Connection::Connecting;
+                    self.commands.push(Command::ApplyFilter(filter));
                 }
             }
-        };
-        let top = (bottom + 1).saturating_sub(rows);
-        top..bottom + 1
+            Some(Jump::Search(query)) => {
+                self.tab = Tab::Search;
+                let mut ctx = self.ctx();
+                self.search.run_query(&query, &mut ctx);
+                self.apply(ctx);
+            }
+            None => {}
+        }
     }
 
-    /// Handles one message from the client thread.
-    pub fn on_client(&mut self, msg: ClientMsg) {
-        match msg {
-            ClientMsg::Event(event) => {
-                // Lines from a connection with the previous filter may still be queued.
-                if !self.query.matches(&event) {
+    /// Whether the active view has a text input open (global keys are text then).
+    fn editing(&self) -> bool {
+        match self.tab {
+            Tab::Tail => self.tail.editing(),
+            Tab::Search => self.search.editing(),
+            Tab::Services => false,
+            Tab::Metrics => false,
+            Tab::Predictions => self.predictions.editing(),
+            Tab::Alerts => self.alerts.editing(),
+        }
+    }
+
+    /// Switches view; the new one asks for fresh data at once.
+    pub fn switch_to(&mut self, tab: Tab) {
+        self.tab = tab;
+        match tab {
+            Tab::Services => self.services.refresh.now(),
+            Tab::Metrics => self.metrics.refresh.now(),
+            Tab::Predictions => self.predictions.refresh.now(),
+            Tab::Alerts => self.alerts.refresh.now(),
+            Tab::Tail | Tab::Search => {}
+        }
+    }
+
+    /// Handles one key press.
+    pub fn on_key(&mut self, key: KeyEvent) {
+        if key.kind == KeyEventKind::Release {
+            return;
+        }
+        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        if ctrl && key.code == KeyCode::Char('c') {
+            self.should_quit = true;
+            return;
+        }
+        self.notice = None;
+        if let Some(scroll) = &mut self.help {
+            match key.code {
+                KeyCode::Char('?') | KeyCode::Esc | KeyCode::Enter => self.help = None,
+                KeyCode::Char('q') => self.should_quit = true,
+                KeyCode::Down | KeyCode::Char('j') => *scroll += 1,
+                KeyCode::Up | KeyCode::Char('k') => *scroll = scroll.saturating_sub(1),
+                KeyCode::PageDown => *scroll += self.body_rows.max(1),
+                KeyCode::PageUp => *scroll = scroll.saturating_sub(self.body_rows.max(1)),
+                _ => {}
+            }
+            return;
+        }
+        if let Some(detail) = &mut self.detail {
+            let page = self.body_rows.saturating_sub(2).max(1);
+            let last = detail.lines.len().saturating_sub(1);
+            match key.code {
+                KeyCode::Esc | KeyCode::Enter | KeyCode::Char('q') => self.detail = None,
+                KeyCode::Down | KeyCode::Char('j') => detail.scroll = (detail.scroll + 1).min(last),
+                KeyCode::Up | KeyCode::Char('k') => detail.scroll = detail.scroll.saturating_sub(1),
+                KeyCode::PageDown | KeyCode::Char(' ') => {
+                    detail.scroll = (detail.scroll + page).min(last);
+                }
+                KeyCode::PageUp => detail.scroll = detail.scroll.saturating_sub(page),
+                KeyCode::Home | KeyCode::Char('g') => detail.scroll = 0,
+                KeyCode::End | KeyCode::Char('G') => detail.scroll = last,
+                KeyCode::Char('y') => {
+                    let text = detail.compact();
+                    self.notice = Some(format!("copied {} bytes of JSON", text.len()));
+                    self.commands.push(Command::Copy(text));
+                }
+                _ => {}
+            }
+            return;
+        }
+        if !self.editing() {
+            match key.code {
+                KeyCode::Char('q') => {
+                    self.should_quit = true;
                     return;
                 }
-                self.received += 1;
-                self.push(TailLine::Event(event));
+                KeyCode::Char('?') => {
+                    self.help = Some(0);
+                    return;
+                }
+                KeyCode::Char('u') => {
+                    self.clock.utc = !self.clock.utc;
+                    return;
+                }
+                KeyCode::Tab => {
+                    self.switch_to(self.tab.next());
+                    return;
+                }
+                KeyCode::BackTab => {
+                    self.switch_to(self.tab.prev());
+                    return;
+                }
+                KeyCode::Char(c @ '1'..='9') => {
+                    if let Some(tab) = Tab::from_digit(c) {
+                        self.switch_to(tab);
+                    }
+                    return;
+                }
+                _ => {}
             }
-            ClientMsg::Gap(missed) => {
-                self.missed += missed;
-                self.push(TailLine::Gap(missed));
+        }
+        let mut ctx = self.ctx();
+        match self.tab {
+            Tab::Tail => {
+                if let Some(filter) = self.tail.on_key(key, &mut ctx) {
+                    self.connection = Connection::Connecting;
+                    ctx.commands.push(Command::ApplyFilter(filter));
+                }
             }
+            Tab::Search => self.search.on_key(key, &mut ctx),
+            Tab::Services => self.services.on_key(key, &mut ctx),
+            Tab::Metrics => self.metrics.on_key(key, &mut ctx),
+            Tab::Predictions => self.predictions.on_key(key, &mut ctx),
+            Tab::Alerts => self.alerts.on_key(key, &mut ctx),
+        }
+        self.apply(ctx);
+    }
+
+    /// Handles the mouse: the wheel scrolls whatever is in front, three lines a notch.
+    pub fn on_mouse(&mut self, mouse: MouseEvent) {
+        let code = match mouse.kind {
+            MouseEventKind::ScrollUp => KeyCode::Up,
+            MouseEventKind::ScrollDown => KeyCode::Down,
+            _ => return,
+        };
+        if self.editing() && self.help.is_none() && self.detail.is_none() {
+            return;
+        }
+        for _ in 0..3 {
+            self.on_key(KeyEvent::new(code, KeyModifiers::NONE));
+        }
+    }
+
+    /// Handles one message from the tail thread.
+    pub fn on_client(&mut self, msg: ClientMsg) {
+        match msg {
+            ClientMsg::Event(event) => self.tail.push_event(event),
+            ClientMsg::Gap(missed) => self.tail.push_gap(missed),
             ClientMsg::Connected => self.connection = Connection::Connected,
             ClientMsg::Disconnected(why) => self.connection = Connection::Disconnected(why),
         }
     }
 
-    /// Adds a line at the end, dropping the oldest past the bound.
-    pub fn push(&mut self, line: TailLine) {
-        if self.paused() {
-            self.new_while_paused += 1;
-        }
-        while self.lines.len() >= self.capacity {
-            self.lines.pop_front();
-            self.first_seq += 1;
-            self.evicted += 1;
-        }
-        self.lines.push_back(line);
-        debug_assert!(self.lines.len() <= self.capacity);
-    }
-
-    /// Handles one key press; returns what the main loop must do, if anything.
-    pub fn on_key(&mut self, key: KeyEvent) -> Option<Command> {
-        if key.kind == KeyEventKind::Release {
-            return None;
-        }
-        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
-        if ctrl && key.code == KeyCode::Char('c') {
-            self.should_quit = true;
-            return None;
-        }
-        if self.show_help {
-            match key.code {
-                KeyCode::Char('?') | KeyCode::Esc | KeyCode::Enter => self.show_help = false,
-                KeyCode::Char('q') => self.should_quit = true,
-                _ => {}
+    /// Handles an answer from a fetch worker.
+    pub fn on_reply(&mut self, reply: Reply, now: Instant) {
+        match &reply.result {
+            Err(FetchError::Connection(why)) => {
+                self.api_down = Some(why.clone());
             }
-            return None;
+            _ => self.api_down = None,
         }
-        if let Some(edit) = &mut self.filter_edit {
-            match key.code {
-                KeyCode::Esc => self.filter_edit = None,
-                KeyCode::Enter => {
-                    if edit.error.is_some() {
-                        return None;
-                    }
-                    let text = edit.text.trim().to_string();
-                    return Some(self.apply_filter(text));
-                }
-                _ => {
-                    edit.edit(key);
-                }
+        let mut ctx = self.ctx();
+        let Reply { request, result } = reply;
+        match &request {
+            Request::Search { .. } | Request::Histogram { .. } => {
+                self.search.on_reply(&request, result, now, &mut ctx);
             }
-            return None;
-        }
-        match key.code {
-            KeyCode::Char('q') => self.should_quit = true,
-            KeyCode::Char('/') | KeyCode::Char('f') => {
-                self.filter_edit = Some(FilterEdit::new(&self.filter));
+            Request::Services | Request::ServiceDetail { .. } => {
+                self.services.on_reply(&request, result, now, &mut ctx);
             }
-            KeyCode::Char('?') => self.show_help = true,
-            KeyCode::Char(' ') => self.toggle_pause(),
-            KeyCode::Up | KeyCode::Char('k') => self.scroll_back(1),
-            KeyCode::Down | KeyCode::Char('j') => self.scroll_forward(1),
-            KeyCode::PageUp => self.scroll_back(self.page()),
-            KeyCode::PageDown => self.scroll_forward(self.page()),
-            KeyCode::Home | KeyCode::Char('g') => self.scroll_back(usize::MAX),
-            KeyCode::End | KeyCode::Char('G') => self.follow(),
-            _ => {}
+            Request::Metrics { .. } => self.metrics.on_reply(result, now, &mut ctx),
+            Request::Alerts | Request::Silence(_) => {
+                self.alerts.on_reply(&request, result, now, &mut ctx);
+            }
+            Request::PredictionSummary { .. }
+            | Request::Predictions { .. }
+            | Request::PredictionRecord { .. } => {
+                self.predictions.on_reply(&request, result, now, &mut ctx);
+            }
         }
-        None
+        self.apply(ctx);
     }
 
-    fn page(&self) -> usize {
-        self.viewport_rows.saturating_sub(1).max(1)
-    }
-
-    fn apply_filter(&mut self, text: String) -> Command {
-        // The box only lets valid text through, so this parse succeeds.
-        self.query = query::parse(&text).unwrap_or(Query::All);
-        self.filter.clone_from(&text);
-        self.filter_edit = None;
-        self.first_seq = self.end_seq();
-        self.lines.clear();
-        self.received = 0;
-        self.missed = 0;
-        self.evicted = 0;
-        self.follow();
-        self.connection = Connection::Connecting;
-        Command::ApplyFilter(text)
-    }
-
-    fn follow(&mut self) {
-        self.view = View::Follow;
-        self.new_while_paused = 0;
-    }
-
-    fn toggle_pause(&mut self) {
-        match self.view {
-            View::Follow => self.freeze_at(self.end_seq().saturating_sub(1)),
-            View::Frozen { .. } => self.follow(),
+    /// Moves the clock and asks for whatever is due: the active view's data, and the
+    /// alert list for the count in the tab bar.
+    pub fn tick(&mut self, now: Instant, wall: Timestamp) {
+        self.clock.now = wall;
+        let mut ctx = self.ctx();
+        match self.tab {
+            Tab::Services => self.services.poll(now, &mut ctx),
+            Tab::Metrics => self.metrics.poll(now, &mut ctx),
+            Tab::Predictions => self.predictions.poll(now, &mut ctx),
+            Tab::Tail | Tab::Search | Tab::Alerts => {}
         }
-    }
-
-    fn freeze_at(&mut self, bottom: u64) {
-        if !self.paused() {
-            self.new_while_paused = 0;
-        }
-        self.view = View::Frozen { bottom };
-    }
-
-    /// The sequence number at the bottom of the screen right now.
-    fn bottom_seq(&self) -> u64 {
-        let range = self.visible_range(self.viewport_rows.max(1));
-        self.first_seq + range.end.saturating_sub(1) as u64
-    }
-
-    fn scroll_back(&mut self, n: usize) {
-        if self.lines.is_empty() {
-            return;
-        }
-        // The top line may not go above the oldest one.
-        let rows = self.viewport_rows.max(1) as u64;
-        let lowest = (self.first_seq + rows - 1).min(self.end_seq() - 1);
-        let bottom = self.bottom_seq().saturating_sub(n as u64).max(lowest);
-        self.freeze_at(bottom);
-    }
-
-    fn scroll_forward(&mut self, n: usize) {
-        let View::Frozen { .. } = self.view else {
-            return;
-        };
-        let newest = self.end_seq().saturating_sub(1);
-        let bottom = self.bottom_seq().saturating_add(n as u64).min(newest);
-        self.freeze_at(bottom);
+        self.alerts.poll(now, &mut ctx);
+        self.apply(ctx);
     }
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use shiplog_core::{Level, Timestamp};
 
     pub(crate) fn key(code: KeyCode) -> KeyEvent {
         KeyEvent::new(code, KeyModifiers::NONE)
     }
 
-    fn event(n: u64) -> ClientMsg {
-        let mut e = Event::log(Timestamp(n as i64), format!("line {n}"));
-        e.service = "web".into();
-        e.level = Some(Level::Info);
-        ClientMsg::Event(Box::new(e))
-    }
-
-    fn message_at(app: &App, index: usize) -> String {
-        match &app.lines()[index] {
-            TailLine::Event(e) => e.message.clone(),
-            TailLine::Gap(n) => format!("gap {n}"),
-        }
-    }
-
-    fn type_text(app: &mut App, text: &str) {
+    pub(crate) fn type_text(app: &mut App, text: &str) {
         for c in text.chars() {
             app.on_key(key(KeyCode::Char(c)));
         }
     }
 
     #[test]
-    fn buffer_keeps_only_the_newest_lines() {
-        let mut app = App::new("http://x", 3, false);
-        for n in 0..5 {
-            app.on_client(event(n));
-        }
-        assert_eq!(app.lines().len(), 3);
-        assert_eq!(message_at(&app, 0), "line 2");
-        assert_eq!(message_at(&app, 2), "line 4");
-        assert_eq!(app.evicted, 2);
-        assert_eq!(app.received, 5);
-    }
-
-    #[test]
-    fn pause_freezes_the_view_and_counts_new_lines() {
-        let mut app = App::new("http://x", 100, false);
-        app.viewport_rows = 2;
-        for n in 0..3 {
-            app.on_client(event(n));
-        }
-        app.on_key(key(KeyCode::Char(' ')));
-        assert!(app.paused());
-        for n in 3..10 {
-            app.on_client(event(n));
-        }
-        assert_eq!(app.new_while_paused, 7);
-        // The screen still shows lines 1 and 2 at the bottom, and a tall screen does not
-        // grow to show the new ones.
-        assert_eq!(app.visible_range(2), 1..3);
-        assert_eq!(app.visible_range(50), 0..3);
-        app.on_client(ClientMsg::Gap(5));
-        assert_eq!(app.new_while_paused, 8);
-        app.on_key(key(KeyCode::Char(' ')));
-        assert!(!app.paused());
-        assert_eq!(app.new_while_paused, 0);
-        assert_eq!(app.visible_range(2), 9..11);
-        assert_eq!(message_at(&app, 10), "gap 5");
-        assert_eq!(app.missed, 5);
-    }
-
-    #[test]
-    fn scrolling_back_pauses_and_end_follows_again() {
-        let mut app = App::new("http://x", 100, false);
-        app.viewport_rows = 4;
-        for n in 0..20 {
-            app.on_client(event(n));
-        }
-        app.on_key(key(KeyCode::Up));
-        assert_eq!(app.view, View::Frozen { bottom: 18 });
-        app.on_key(key(KeyCode::PageUp));
-        assert_eq!(app.view, View::Frozen { bottom: 15 });
-        app.on_key(key(KeyCode::Char('g')));
-        assert_eq!(app.visible_range(4), 0..4);
-        app.on_key(key(KeyCode::Char('k')));
-        assert_eq!(
-            app.visible_range(4),
-            0..4,
-            "cannot scroll above the oldest line"
-        );
-        app.on_key(key(KeyCode::PageDown));
-        app.on_key(key(KeyCode::Char('j')));
-        assert_eq!(app.visible_range(4), 4..8);
-        app.on_client(event(20));
-        assert_eq!(app.new_while_paused, 1);
-        app.on_key(key(KeyCode::Char('G')));
-        assert_eq!(app.view, View::Follow);
-        assert_eq!(app.visible_range(4), 17..21);
-        // Down while following does nothing.
-        app.on_key(key(KeyCode::Down));
-        assert_eq!(app.view, View::Follow);
-    }
-
-    #[test]
-    fn a_frozen_view_survives_eviction() {
-        let mut app = App::new("http://x", 5, false);
-        app.viewport_rows = 2;
-        for n in 0..5 {
-            app.on_client(event(n));
-        }
-        app.on_key(key(KeyCode::Char(' ')));
-        for n in 5..20 {
-            app.on_client(event(n));
-        }
-        // The frozen bottom line was dropped; the view clamps to the oldest line kept.
-        assert_eq!(app.visible_range(2), 0..2);
-        assert_eq!(app.lines().len(), 5);
-    }
-
-    #[test]
-    fn filter_box_validates_on_every_keystroke() {
+    fn digits_and_tab_switch_views_unless_typing() {
         let mut app = App::new("http://x", 10, false);
-        app.on_key(key(KeyCode::Char('/')));
-        assert!(app.filter_edit.is_some());
-        type_text(&mut app, "service:");
-        let error = app.filter_edit.as_ref().unwrap().error.clone().unwrap();
-        assert_eq!(error.position, 8);
-        assert!(error.message.contains("expected a value"), "{error}");
-        // Enter with an error keeps the box open and sends nothing.
-        assert_eq!(app.on_key(key(KeyCode::Enter)), None);
-        assert!(app.filter_edit.is_some());
-        type_text(&mut app, "web");
-        assert_eq!(app.filter_edit.as_ref().unwrap().error, None);
-        // Editing in the middle, with multi-byte characters.
-        app.on_key(key(KeyCode::Home));
-        type_text(&mut app, "é colour:red ");
-        let error = app.filter_edit.as_ref().unwrap().error.clone().unwrap();
-        assert_eq!(error.position, 2, "{error}");
-        app.on_key(key(KeyCode::Home));
-        app.on_key(key(KeyCode::Delete));
-        app.on_key(key(KeyCode::Delete));
-        app.on_key(key(KeyCode::End));
-        app.on_key(key(KeyCode::Backspace));
-        assert_eq!(
-            app.filter_edit.as_ref().unwrap().text,
-            "colour:red service:we"
-        );
-        app.on_key(KeyEvent::new(KeyCode::Char('u'), KeyModifiers::CONTROL));
-        assert_eq!(app.filter_edit.as_ref().unwrap().text, "");
-        assert_eq!(app.filter_edit.as_ref().unwrap().error, None);
-    }
-
-    #[test]
-    fn enter_applies_the_filter_and_clears_the_buffer() {
-        let mut app = App::new("http://x", 10, false);
-        app.on_client(ClientMsg::Connected);
-        app.on_client(event(1));
+        app.on_key(key(KeyCode::Char('3')));
+        assert_eq!(app.tab, Tab::Services);
+        app.on_key(key(KeyCode::Tab));
+        assert_eq!(app.tab, Tab::Metrics);
+        app.on_key(key(KeyCode::BackTab));
+        app.on_key(key(KeyCode::BackTab));
+        assert_eq!(app.tab, Tab::Search);
+        app.on_key(key(KeyCode::Char('1')));
         app.on_key(key(KeyCode::Char('f')));
-        type_text(&mut app, "level:error");
-        let cmd = app.on_key(key(KeyCode::Enter));
-        assert_eq!(cmd, Some(Command::ApplyFilter("level:error".into())));
-        assert_eq!(app.filter(), "level:error");
-        assert!(app.lines().is_empty());
-        assert_eq!(app.received, 0);
-        assert_eq!(app.connection, Connection::Connecting);
-        // A stale info line from the old connection is dropped; an error line is kept.
-        app.on_client(event(2));
-        assert!(app.lines().is_empty());
-        let mut e = Event::log(Timestamp(3), "boom");
-        e.level = Some(Level::Error);
-        app.on_client(ClientMsg::Event(Box::new(e)));
-        assert_eq!(app.lines().len(), 1);
+        type_text(&mut app, "2q?");
+        assert_eq!(app.tab, Tab::Tail);
+        assert!(!app.should_quit && app.help.is_none());
     }
 
     #[test]
-    fn esc_cancels_the_filter_edit() {
-        let mut app = App::new("http://x", 10, false);
-        app.on_key(key(KeyCode::Char('/')));
-        type_text(&mut app, "q?");
-        assert_eq!(
-            app.filter_edit.as_ref().unwrap().text,
-            "q?",
-            "q and ? are text here"
-        );
-        assert!(!app.should_quit && !app.show_help);
-        assert_eq!(app.on_key(key(KeyCode::Esc)), None);
-        assert!(app.filter_edit.is_none());
-        assert_eq!(app.filter(), "");
-    }
-
-    #[test]
-    fn help_toggles_and_swallows_other_keys() {
+    fn help_toggles_scrolls_and_swallows_other_keys() {
         let mut app = App::new("http://x", 10, false);
         app.on_key(key(KeyCode::Char('?')));
-        assert!(app.show_help);
-        app.on_key(key(KeyCode::Char(' ')));
-        assert!(!app.paused(), "keys under the help overlay do nothing");
+        assert_eq!(app.help, Some(0));
+        app.on_key(key(KeyCode::Char('j')));
+        app.on_key(key(KeyCode::Char('2')));
+        assert_eq!((app.help, app.tab), (Some(1), Tab::Tail));
         app.on_key(key(KeyCode::Char('?')));
-        assert!(!app.show_help);
-        app.on_key(key(KeyCode::Char('?')));
-        app.on_key(key(KeyCode::Esc));
-        assert!(!app.show_help);
+        assert_eq!(app.help, None);
     }
 
     #[test]
@@ -598,18 +474,82 @@ pub(crate) mod tests {
         app.on_key(key(KeyCode::Char('q')));
         assert!(app.should_quit);
         let mut app = App::new("http://x", 10, false);
-        app.on_key(key(KeyCode::Char('/')));
+        app.on_key(key(KeyCode::Char('f')));
         app.on_key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL));
         assert!(app.should_quit);
     }
 
     #[test]
-    fn connection_state_follows_the_client() {
+    fn u_toggles_utc_and_local() {
         let mut app = App::new("http://x", 10, false);
-        assert_eq!(app.connection, Connection::Connecting);
-        app.on_client(ClientMsg::Connected);
-        assert_eq!(app.connection, Connection::Connected);
-        app.on_client(ClientMsg::Disconnected("gone".into()));
-        assert_eq!(app.connection, Connection::Disconnected("gone".into()));
+        assert!(app.clock.utc);
+        app.on_key(key(KeyCode::Char('u')));
+        assert!(!app.clock.utc);
+    }
+
+    #[test]
+    fn detail_scrolls_copies_and_closes() {
+        let mut app = App::new("http://x", 10, false);
+        app.body_rows = 5;
+        app.detail = Some(Detail::json(
+            "x",
+            &serde_json::json!({"a": 1, "b": [1, 2, 3], "c": "d"}),
+        ));
+        app.on_key(key(KeyCode::Char('j')));
+        app.on_key(key(KeyCode::Char('2')));
+        assert_eq!(app.detail.as_ref().unwrap().scroll, 1);
+        assert_eq!(app.tab, Tab::Tail, "keys under the detail do not leak");
+        app.on_key(key(KeyCode::Char('y')));
+        assert_eq!(
+            app.take_commands(),
+            vec![Command::Copy(r#"{"a":1,"b":[1,2,3],"c":"d"}"#.into())]
+        );
+        app.on_key(key(KeyCode::Esc));
+        assert!(app.detail.is_none());
+    }
+
+    #[test]
+    fn connection_failures_show_until_an_answer_comes() {
+        let mut app = App::new("http://x", 10, false);
+        let now = Instant::now();
+        app.on_reply(
+            Reply {
+                request: Request::Services,
+                result: Err(FetchError::Connection(
+                    "cannot connect to the server".into(),
+                )),
+            },
+            now,
+        );
+        assert_eq!(
+            app.api_down.as_deref(),
+            Some("cannot connect to the server")
+        );
+        app.on_reply(
+            Reply {
+                request: Request::Services,
+                result: Ok(crate::fetch::Payload::Services(Default::default())),
+            },
+            now,
+        );
+        assert_eq!(app.api_down, None);
+    }
+
+    #[test]
+    fn the_wheel_scrolls_three_lines() {
+        use ratatui::crossterm::event::MouseEvent;
+        let mut app = App::new("http://x", 100, false);
+        app.body_rows = 5;
+        for n in 0..20 {
+            app.on_client(crate::views::tail::tests::event(n));
+        }
+        app.on_mouse(MouseEvent {
+            kind: MouseEventKind::ScrollUp,
+            column: 0,
+            row: 0,
+            modifiers: KeyModifiers::NONE,
+        });
+        assert!(app.tail.paused());
+        assert_eq!(app.tail.cursor(), Some(17));
     }
 }

@@ -294,7 +294,7 @@ struct GapData {
 /// Turns one SSE message into what the UI needs; unknown types and bad JSON are skipped.
 pub fn to_client_msg(message: &SseMessage) -> Option<ClientMsg> {
     match message.event.as_str() {
-        "log" => match serde_json::from_str::<Event>(&message.data) {
+        "log" => match serde_json::from_str(&message.data).and_then(crate::api::lenient_event) {
             Ok(event) => Some(ClientMsg::Event(Box::new(event))),
             Err(e) => {
                 tracing::debug!(error = %e, "skipping an undecodable tail event");
@@ -312,7 +312,8 @@ pub fn to_client_msg(message: &SseMessage) -> Option<ClientMsg> {
     }
 }
 
-fn describe_request_error(e: &reqwest::Error) -> String {
+/// A short reason for a failed request, without the url.
+pub(crate) fn describe_request_error(e: &reqwest::Error) -> String {
     if e.is_timeout() {
         return format!("no answer within {}s", READ_TIMEOUT.as_secs());
     }
@@ -344,7 +345,8 @@ fn describe_error_response(response: reqwest::blocking::Response) -> String {
     describe_error_body(status, &body)
 }
 
-fn describe_error_body(status: reqwest::StatusCode, body: &[u8]) -> String {
+/// A readable line for a non-2xx answer body.
+pub(crate) fn describe_error_body(status: reqwest::StatusCode, body: &[u8]) -> String {
     let mut text = format!("server answered {}", status.as_u16());
     match serde_json::from_slice::<ApiErrorBody>(body) {
         Ok(ApiErrorBody { error }) => {

@@ -29,3 +29,10 @@ pub enum TuiError {
 
 /// Result with [`TuiError`].
 pub type Result<T, E = TuiError> = std::result::Result<T, E>;
+
+/// Backends that cannot fail (ratatui's `TestBackend`, used by tests and the benchmark).
+impl From<std::convert::Infallible> for TuiError {
+    fn from(never: std::convert::Infallible) -> Self {
+        match never {}
+    }
+}

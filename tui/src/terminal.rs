@@ -1,5 +1,5 @@
-//! Entering and leaving the terminal's raw mode and alternate screen, and making sure we
-//! leave it on quit, on error and on panic.
+//! Entering and leaving the terminal's raw mode, alternate screen and mouse capture, and
+//! making sure we leave them on quit, on error and on panic.
 
 use std::io::{self, Stdout};
 use std::sync::Once;
@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
 use ratatui::crossterm::cursor::Show;
+use ratatui::crossterm::event::{DisableMouseCapture, EnableMouseCapture};
 use ratatui::crossterm::execute;
 use ratatui::crossterm::terminal::{
     EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode,
@@ -23,14 +24,15 @@ pub struct TerminalGuard {
     pub terminal: Terminal<CrosstermBackend<Stdout>>,
 }
 
-/// Switches the terminal to raw mode and the alternate screen, with a panic hook that
+/// Switches the terminal to raw mode and the alternate screen with mouse capture (for the
+/// wheel), with a panic hook that
 /// switches it back before the panic message is printed.
 pub fn enter() -> io::Result<TerminalGuard> {
     install_panic_hook();
     enable_raw_mode()?;
     ACTIVE.store(true, Ordering::SeqCst);
     let mut stdout = io::stdout();
-    if let Err(e) = execute!(stdout, EnterAlternateScreen) {
+    if let Err(e) = execute!(stdout, EnterAlternateScreen, EnableMouseCapture) {
         restore();
         return Err(e);
     }
@@ -50,7 +52,12 @@ pub fn restore() {
     }
     // Best effort: there is nowhere left to report a failure to.
     let _ = disable_raw_mode();
-    let _ = execute!(io::stdout(), LeaveAlternateScreen, Show);
+    let _ = execute!(
+        io::stdout(),
+        DisableMouseCapture,
+        LeaveAlternateScreen,
+        Show
+    );
 }
 
 fn install_panic_hook() {

@@ -92,4 +92,43 @@ impl Theme {
     pub fn key(self) -> Style {
         self.fg(Color::Cyan).add_modifier(Modifier::BOLD)
     }
+
+    /// The active tab in the tab bar.
+    pub fn tab_active(self) -> Style {
+        if self.color {
+            Style::new()
+                .fg(Color::Black)
+                .bg(Color::Cyan)
+                .add_modifier(Modifier::BOLD)
+        } else {
+            Style::new().add_modifier(Modifier::BOLD | Modifier::UNDERLINED)
+        }
+    }
+
+    /// The selected row of a list or table.
+    pub fn selected(self) -> Style {
+        Style::new().add_modifier(Modifier::REVERSED)
+    }
+
+    /// Text matching the highlight.
+    pub fn matched(self) -> Style {
+        if self.color {
+            Style::new()
+                .fg(Color::Black)
+                .bg(Color::Yellow)
+                .add_modifier(Modifier::BOLD)
+        } else {
+            Style::new().add_modifier(Modifier::UNDERLINED | Modifier::BOLD)
+        }
+    }
+
+    /// A chart's bars and sparklines.
+    pub fn chart(self) -> Style {
+        self.fg(Color::Cyan)
+    }
+
+    /// A second series on the same chart (memory next to CPU).
+    pub fn chart_alt(self) -> Style {
+        self.fg(Color::Magenta)
+    }
 }

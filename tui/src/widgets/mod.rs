@@ -1,6 +1,8 @@
-//! Pieces drawn on top of or inside views: the filter box and the help overlay, plus text
-//! helpers that measure and cut strings by terminal columns.
+//! Pieces drawn on top of or inside views: input boxes, the help and detail overlays,
+//! sparklines, and text helpers that measure and cut strings by terminal columns.
 
+pub mod detail;
 pub mod filter_box;
 pub mod help;
+pub mod spark;
 pub mod text;

@@ -57,6 +57,26 @@ pub fn fit(s: &str, cols: usize) -> String {
     out
 }
 
+/// The text cut into pieces of at most `cols` columns each (for wrapping), made safe to print.
+pub fn chunks(s: &str, cols: usize) -> Vec<String> {
+    let cols = cols.max(1);
+    let mut out = Vec::new();
+    let mut current = String::new();
+    let mut used = 0;
+    for c in s.chars() {
+        let c = visible(c);
+        let w = char_width(c);
+        if used + w > cols && !current.is_empty() {
+            out.push(std::mem::take(&mut current));
+            used = 0;
+        }
+        used += w;
+        current.push(c);
+    }
+    out.push(current);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -75,5 +95,12 @@ mod tests {
         assert_eq!(fit("日本語", 5), "日本…");
         assert_eq!(fit("日本語", 4), "日… ");
         assert_eq!(fit("x", 0), "");
+    }
+
+    #[test]
+    fn cuts_into_chunks() {
+        assert_eq!(chunks("abcdefg", 3), ["abc", "def", "g"]);
+        assert_eq!(chunks("", 3), [""]);
+        assert_eq!(chunks("日本語", 4), ["日本", "語"]);
     }
 }

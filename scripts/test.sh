@@ -4,7 +4,8 @@
 #   scripts/test.sh            # everything
 #   scripts/test.sh -p shiplog-indexer   # extra arguments go to the test runner
 #
-# Needs: Debian (apt-get) for busybox-static (the FROM-scratch test image), tmux and python3-venv
+# Needs: Debian (apt-get) for busybox-static (the FROM-scratch test image), prometheus-alertmanager
+# (the Alertmanager the alerting tests send to), tmux and python3-venv
 # (the Python clients of the compatibility tests, from PyPI); a
 # running Docker engine for the end-to-end tests (under CI=true they fail without one,
 # elsewhere they say they were skipped).
@@ -15,6 +16,8 @@ missing=()
 [ -x /bin/busybox ] || [ -x /usr/bin/busybox ] || missing+=(busybox-static)
 command -v tmux >/dev/null 2>&1 || missing+=(tmux)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3 python3-venv)
+# The alerting tests (tests/tests/alerts.rs) start a real Alertmanager on loopback.
+[ -x /usr/bin/prometheus-alertmanager ] || missing+=(prometheus-alertmanager)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   sudo=""

@@ -38,19 +38,170 @@ pub enum Command {
     Search(SearchArgs),
     /// Print new events live as they are stored.
     Tail(TailArgs),
-    /// Open the terminal UI.
-    Tui(RemoteArgs),
+    /// Open the terminal UI: tail, search, services, metrics, predictions and alerts.
+    ///
+    /// Press ? inside for every key.
+    Tui(TuiArgs),
     /// Show what retention removes (by default), or remove it now with --apply.
     ///
     /// Ages per kind and the size cap come from the node's [retention] config; the node
     /// also applies them by itself every `interval`.
     Retention(RetentionArgs),
+    /// Search prediction history by model, version, request id, status, latency and
+    /// input/output fields, or export it with a checksummed manifest (audit role).
+    Predictions(Box<crate::commands::predictions::PredictionsArgs>),
     /// Measure throughput of whole-system paths.
     #[command(subcommand)]
     Bench(BenchCommand),
     /// Check configuration files.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Prove stored predictions untouched: export day roots, verify the hash chain, and
+    /// place legal holds. Works offline on a data directory.
+    ///
+    /// Predictions are chained per day of arrival; each day closes with a root. Export the
+    /// roots regularly (`shiplog audit roots --out roots-2026-11.json`) and keep them where
+    /// you trust; `shiplog audit verify --roots FILE` then catches any edited, inserted,
+    /// deleted or reordered record even if the chain on the node was recomputed.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// List firing and pending alerts (default), their history, or check and reload rules.
+    ///
+    /// Examples: shiplog alerts; shiplog alerts check shiplog.toml; shiplog alerts reload
+    Alerts(AlertsArgs),
+}
+
+/// Flags of `alerts`.
+#[derive(Debug, Args)]
+pub struct AlertsArgs {
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+    /// Print JSON instead of a table.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Option<AlertsCommand>,
+}
+
+/// `alerts` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AlertsCommand {
+    /// Firing and pending alerts (the default).
+    List,
+    /// Recent state changes, newest first.
+    History {
+        /// Most transitions to show.
+        #[arg(long, short = 'n', default_value_t = 50)]
+        limit: usize,
+    },
+    /// Check the [[alert]] rules and [alerting] notifiers of a config file; reports the
+    /// file, line and reason of the first problem and exits 1.
+    Check {
+        /// The config file.
+        file: PathBuf,
+    },
+    /// Make the node read its config file's rules again (a bad file keeps the running
+    /// rules; the node also reloads on SIGHUP).
+    Reload,
+}
+
+/// `audit` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Print (or write with --out) the roots of every closed day as a JSON roots file.
+    Roots(AuditRootsArgs),
+    /// Recompute every day's chain and report the first mismatch; exit 1 if there is one.
+    ///
+    /// Without --roots this catches any change made without recomputing the chain. With
+    /// --roots (a file from `shiplog audit roots`) it also catches changes whose chain and
+    /// .root file were recomputed, and deleted or added days.
+    Verify(AuditVerifyArgs),
+    /// Place a legal hold on a day: retention never deletes it until it is released.
+    Hold(AuditHoldArgs),
+    /// Release the legal hold on a day (the hold stays on record as released).
+    Release(AuditReleaseArgs),
+    /// List legal holds.
+    Holds(AuditHoldsArgs),
+}
+
+/// Where an offline command finds the data directory.
+#[derive(Debug, Args, Clone)]
+pub struct DataDirArgs {
+    /// Data directory [default: ./shiplog-data, or data_dir in the config file].
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// TOML config file, read for data_dir only.
+    #[arg(long, env = "SHIPLOG_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+/// Flags of `audit roots`.
+#[derive(Debug, Args)]
+pub struct AuditRootsArgs {
+    #[command(flatten)]
+    pub data: DataDirArgs,
+    /// Write the roots file here (atomically) instead of to standard output.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Also export the root so far of days still open, marked "open": verify then checks
+    /// that their first `count` records are unchanged.
+    #[arg(long)]
+    pub include_open: bool,
+}
+
+/// Flags of `audit verify`.
+#[derive(Debug, Args)]
+pub struct AuditVerifyArgs {
+    #[command(flatten)]
+    pub data: DataDirArgs,
+    /// Only this day (yyyy-mm-dd).
+    #[arg(long, value_name = "DAY")]
+    pub day: Option<String>,
+    /// Exported roots file to verify against.
+    #[arg(long, value_name = "FILE")]
+    pub roots: Option<PathBuf>,
+}
+
+/// Flags of `audit hold`.
+#[derive(Debug, Args)]
+pub struct AuditHoldArgs {
+    #[command(flatten)]
+    pub data: DataDirArgs,
+    /// The day to hold (yyyy-mm-dd, UTC).
+    #[arg(long, value_name = "DAY")]
+    pub day: String,
+    /// Why: a case or ticket reference, kept with the hold.
+    #[arg(long)]
+    pub reason: String,
+    /// Who places the hold [default: $USER].
+    #[arg(long, env = "USER", hide_env_values = true, default_value = "unknown")]
+    pub by: String,
+}
+
+/// Flags of `audit release`.
+#[derive(Debug, Args)]
+pub struct AuditReleaseArgs {
+    #[command(flatten)]
+    pub data: DataDirArgs,
+    /// The held day (yyyy-mm-dd).
+    #[arg(long, value_name = "DAY")]
+    pub day: String,
+    /// Who releases it [default: $USER].
+    #[arg(long, env = "USER", hide_env_values = true, default_value = "unknown")]
+    pub by: String,
+}
+
+/// Flags of `audit holds`.
+#[derive(Debug, Args)]
+pub struct AuditHoldsArgs {
+    #[command(flatten)]
+    pub data: DataDirArgs,
+    /// Also list released holds.
+    #[arg(long)]
+    pub all: bool,
+    /// Print the holds file's entries as JSON lines.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Where a client command connects.
@@ -62,6 +213,16 @@ pub struct RemoteArgs {
     /// API token sent as a bearer token.
     #[arg(long, env = "SHIPLOG_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+}
+
+/// Flags of `tui`.
+#[derive(Debug, Args)]
+pub struct TuiArgs {
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+    /// Most tail lines kept for scrolling back; the oldest are dropped first.
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub buffer_lines: u64,
 }
 
 /// Flags of `up` and `serve`.
@@ -156,6 +317,43 @@ pub enum BenchCommand {
     Index(BenchIndexArgs),
     /// Delay from an ingest ack to the batch being searchable, at fixed rates.
     Latency(BenchLatencyArgs),
+    /// CPU that alert rules add to ingest, and detection delay to a webhook.
+    Alerts(BenchAlertsArgs),
+    /// Lookups of one prediction by request id among many, and export throughput.
+    Predictions(crate::commands::bench_predictions::BenchPredictionsArgs),
+    /// Audit chain verification throughput: build a day of predictions, then verify it.
+    Verify(BenchVerifyArgs),
+}
+
+/// Flags of `bench alerts`.
+#[derive(Debug, Args)]
+pub struct BenchAlertsArgs {
+    /// Events per second, paced in 100 ms steps.
+    #[arg(long, default_value_t = 50_000)]
+    pub rate: usize,
+    /// Seconds per run.
+    #[arg(long, default_value_t = 20)]
+    pub seconds: u64,
+    /// Alert rules in the second run.
+    #[arg(long, default_value_t = 100)]
+    pub rules: usize,
+    /// Directory of Loghub samples.
+    #[arg(long, default_value = "../shared/data/loghub")]
+    pub corpus: PathBuf,
+}
+
+/// Flags of `bench verify`.
+#[derive(Debug, Args)]
+pub struct BenchVerifyArgs {
+    /// Prediction records in the chain.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub records: usize,
+    /// Times to run verify over the same chain (the best run is reported).
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
+    /// Where to build the chain [default: a temporary directory, removed afterwards].
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
 }
 
 /// Flags of `bench index`.

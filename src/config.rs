@@ -36,6 +36,27 @@
 //! name = "email"
 //! pattern = '[\w.+-]+@[\w-]+\.[\w.]+'
 //!
+//! [predictions]                         # model containers: JSON lines read as predictions
+//! containers = ["^model-"]              # also any container labelled shiplog.predictions=true
+//! images = ["^registry.local/models/"]
+//! builtin_redactions = ["email", "card"]
+//! builtin_action = "mask"
+//! hash_key_env = "SHIPLOG_PREDICTIONS_HASH_KEY"
+//!
+//! [predictions.mapping]
+//! request_id = ["request_id", "id", "trace_id"]
+//! required = ["model", "request_id"]
+//!
+//! [[predictions.redact]]
+//! name = "customer-email"
+//! path = "input.customer.email"
+//! action = "hash"
+//!
+//! [[predictions.redact]]
+//! name = "api-key"
+//! pattern = 'sk_[A-Za-z0-9]{16,}'
+//! action = "drop"
+//!
 //! [api]
 //! max_body = "16MiB"
 //! max_decompressed = "64MiB"
@@ -64,6 +85,70 @@
 //! predictions = "400d"
 //! max_total_size = "50GiB"
 //! interval = "1h"
+//!
+//! [alerting]
+//! repeat_interval = "4h"
+//! eval_interval = "1s"
+//! external_url = "http://shiplog.internal:7070"
+//! queue_batches = 1024
+//! max_backoff = "30s"
+//!
+//! [[alerting.webhook]]
+//! name = "oncall"
+//! url = "http://127.0.0.1:9000/hook"
+//! secret = "change-me"
+//! timeout = "5s"
+//!
+//! [[alerting.alertmanager]]
+//! name = "am"
+//! url = "http://127.0.0.1:9093"
+//! resend_interval = "1m"
+//!
+//! [[alerting.command]]
+//! name = "pager"
+//! program = "/usr/local/bin/page-oncall"
+//! args = ["--team", "ml"]
+//! timeout = "10s"
+//!
+//! [[alert]]
+//! name = "api-error-rate"
+//! kind = "ratio"
+//! query = "level:error OR level:fatal"
+//! window = "1m"
+//! threshold = 0.05
+//! for = "30s"
+//! group_by = ["service"]
+//! severity = "critical"
+//! min_events = 20
+//! labels = { team = "ml" }
+//! annotations = { summary = "more than 5% errors" }
+//!
+//! [[alert]]
+//! name = "model-silent"
+//! kind = "absence"
+//! query = "kind:prediction"
+//! window = "5m"
+//! group_by = ["model"]
+//!
+//! [[alert]]
+//! name = "slow-predictions"
+//! kind = "percentile"
+//! query = "kind:prediction"
+//! field = "latency_ms"
+//! percentile = 99
+//! window = "5m"
+//! threshold = 250
+//! group_by = ["model"]
+//! notify = ["oncall", "am"]
+//!
+//! [[alert]]
+//! name = "memory"
+//! kind = "metric"
+//! metric = "mem_percent"
+//! aggregate = "max"
+//! window = "2m"
+//! threshold = 90
+//! group_by = ["container"]
 //! ```
 
 use std::net::SocketAddr;
@@ -93,6 +178,16 @@ pub struct Config {
     pub retention: RetentionSection,
     /// API tokens.
     pub auth: AuthSection,
+    /// Notifiers and alert engine settings.
+    pub alerting: shiplog_query::alerts::notify::AlertingSettings,
+    /// `[[alert]]` rules (checked with their line by [`parse`]).
+    pub alert: Vec<toml::Spanned<shiplog_query::alerts::rule::RuleSpec>>,
+    /// The file this config came from, read again when alert rules are reloaded.
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
+    /// `[predictions]`: which containers write predictions, their key mapping and the
+    /// redactions they get before leaving the node (and again at the prediction endpoint).
+    pub predictions: shiplog_core::prediction_config::PredictionsConfig,
 }
 
 /// `[auth]`: API tokens. None configured: the API is open and listens on loopback only.
@@ -308,6 +403,10 @@ impl Default for Config {
             api: ApiSection::default(),
             retention: RetentionSection::default(),
             auth: AuthSection::default(),
+            alerting: Default::default(),
+            alert: Vec::new(),
+            source: None,
+            predictions: shiplog_core::prediction_config::PredictionsConfig::default(),
         }
     }
 }
@@ -407,8 +506,23 @@ impl std::fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-/// Parses config text; errors carry the line and column of the bad key or value.
+/// Parses config text; errors carry the line and column of the bad key or value. Alert
+/// rules and notifiers are checked too.
 pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+    let config = parse_toml(path, text)?;
+    config.alert_rules(path, text)?;
+    Ok(config)
+}
+
+/// The 1-based line and column of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+fn parse_toml(path: &Path, text: &str) -> Result<Config, ConfigError> {
     toml::from_str::<Config>(text).map_err(|e| {
         let (line, column) = match e.span() {
             Some(span) => {
@@ -436,6 +550,75 @@ pub fn load(path: &Path) -> anyhow::Result<Config> {
 }
 
 impl Config {
+    /// The `[[alert]]` rules compiled, and the notifiers checked. A rule whose keys do not
+    /// fit together is reported at the line of the key at fault (or of its table).
+    pub fn alert_rules(
+        &self,
+        path: &Path,
+        text: &str,
+    ) -> Result<Vec<shiplog_query::alerts::rule::Rule>, ConfigError> {
+        let error = |offset: Option<usize>, message: String| {
+            let (line, column) = offset.map(|o| line_col(text, o)).unzip();
+            ConfigError {
+                path: path.to_path_buf(),
+                line,
+                column,
+                message,
+            }
+        };
+        if let Err(e) = self.alerting.notifiers() {
+            let at = text.find("[alerting").or_else(|| text.find("[[alerting"));
+            return Err(error(at, e));
+        }
+        let names = self.alerting.names();
+        let mut rules: Vec<shiplog_query::alerts::rule::Rule> =
+            Vec::with_capacity(self.alert.len());
+        for spanned in &self.alert {
+            let span = spanned.span();
+            let spec = spanned.get_ref();
+            let at_key = |key: &str| -> usize {
+                // The table runs from its header to the next header (or the end).
+                let table = &text[span.start.min(text.len())..];
+                let mut offset = 0;
+                for (n, line) in table.split_inclusive('\n').enumerate() {
+                    let t = line.trim_start();
+                    if n > 0 && t.starts_with('[') {
+                        break;
+                    }
+                    if t.starts_with(key) && t[key.len()..].trim_start().starts_with('=') {
+                        return span.start + offset + (line.len() - t.len());
+                    }
+                    offset += line.len();
+                }
+                span.start
+            };
+            let mut one =
+                shiplog_query::alerts::rule::compile_all(std::slice::from_ref(spec), &names)
+                    .map_err(|e| error(Some(at_key(e.key)), e.to_string()))?;
+            let rule = one.remove(0);
+            if rules.iter().any(|r| r.name == rule.name) {
+                return Err(error(
+                    Some(at_key("name")),
+                    format!(
+                        "alert '{}': name: another rule has the same name: names must be unique",
+                        rule.name
+                    ),
+                ));
+            }
+            rules.push(rule);
+        }
+        Ok(rules)
+    }
+
+    /// The `[[alert]]` rules compiled (already checked with their lines by [`parse`]).
+    pub fn compiled_alerts(&self) -> anyhow::Result<Vec<shiplog_query::alerts::rule::Rule>> {
+        let specs: Vec<_> = self.alert.iter().map(|s| s.get_ref().clone()).collect();
+        Ok(shiplog_query::alerts::rule::compile_all(
+            &specs,
+            &self.alerting.names(),
+        )?)
+    }
+
     /// The indexer's settings.
     pub fn indexer(&self) -> shiplog_indexer::IndexerConfig {
         shiplog_indexer::IndexerConfig {
@@ -572,6 +755,134 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.line, Some(4), "{e}");
+    }
+
+    #[test]
+    fn bad_prediction_rules_are_refused_at_their_line() {
+        let cases = [
+            (
+                "[predictions]\ncontainers = [\"^model-\"]\n\n[[predictions.redact]]\nname = \"r\"\npattern = \"(unclosed\"\n",
+                "rule 'r': pattern '(unclosed' is not a valid regex",
+            ),
+            (
+                "[[predictions.redact]]\nname = \"p\"\npath = \"body.email\"\n",
+                "bad redaction path 'body.email'",
+            ),
+            (
+                "[[predictions.redact]]\nname = \"h\"\npath = \"input.x\"\naction = \"hash\"\n",
+                "neither hash_key nor hash_key_env",
+            ),
+            (
+                "[predictions]\nbuiltin_redactions = [\"email\", \"phone\"]\n",
+                "phone",
+            ),
+            (
+                "[predictions]\ncontainers = [\"[\"]\n",
+                "predictions.containers",
+            ),
+            ("[predictions.mapping]\nmodle = [\"m\"]\n", "modle"),
+        ];
+        for (text, want) in cases {
+            let e = parse(Path::new("p.toml"), text).unwrap_err();
+            assert!(e.message.contains(want), "{text}: {e}");
+            assert!(e.line.is_some(), "{text}: {e}");
+        }
+        let e = parse(
+            Path::new("p.toml"),
+            "listen = \"127.0.0.1:1\"\n\n[[predictions.redact]]\nname = \"r\"\npattern = \"(x\"\n",
+        )
+        .unwrap_err();
+        assert!(e.line.is_some_and(|l| l >= 3), "{e}");
+        let ok = parse(
+            Path::new("p.toml"),
+            "[predictions]\nbuiltin_redactions = [\"email\"]\n",
+        )
+        .unwrap();
+        assert_eq!(
+            ok.predictions.builtin_redactions,
+            [shiplog_core::prediction_config::Builtin::Email]
+        );
+        let doc = include_str!("config.rs");
+        let example: String = doc
+            .lines()
+            .skip_while(|l| !l.starts_with("//! ```toml"))
+            .skip(1)
+            .take_while(|l| !l.starts_with("//! ```"))
+            .map(|l| l.trim_start_matches("//!").trim_start().to_string() + "\n")
+            .collect();
+        let c = parse(Path::new("example.toml"), &example).unwrap();
+        assert_eq!(c.predictions.redact.len(), 2);
+        assert_eq!(c.predictions.containers, ["^model-"]);
+        let rules = c.predictions.build_with_env(|_| Some("k".into())).unwrap();
+        assert_eq!(rules.redact.len(), 4);
+    }
+
+    #[test]
+    fn the_documented_alert_example_compiles() {
+        let doc = include_str!("config.rs");
+        let example: String = doc
+            .lines()
+            .skip_while(|l| !l.starts_with("//! ```toml"))
+            .skip(1)
+            .take_while(|l| !l.starts_with("//! ```"))
+            .map(|l| l.trim_start_matches("//!").trim_start().to_string() + "\n")
+            .collect();
+        let c = parse(Path::new("example.toml"), &example).unwrap();
+        let rules = c.compiled_alerts().unwrap();
+        assert_eq!(rules.len(), 4);
+        assert_eq!(c.alerting.notifiers().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn bad_alert_rules_are_reported_at_their_line() {
+        let rule = |extra: &str| {
+            format!(
+                "listen = \"127.0.0.1:1\"\n\n[[alert]]\nname = \"a\"\nkind = \"ratio\"\nwindow = \"1m\"\nthreshold = 0.5\n{extra}"
+            )
+        };
+        let cases = [
+            ("query = \"level:(\"\n", 8, "bad query"),
+            ("colour = \"red\"\n", 8, "unknown field `colour`"),
+            ("for = \"soon\"\n", 8, "invalid time"),
+            (
+                "group_by = [\"service\", \"planet\"]\n",
+                8,
+                "unknown field 'planet'",
+            ),
+            ("field = \"latency_ms\"\n", 8, "only applies to percentile"),
+            ("notify = [\"pager\"]\n", 8, "no notifier named 'pager'"),
+        ];
+        for (extra, line, want) in cases {
+            let e = parse(Path::new("rules.toml"), &rule(extra)).unwrap_err();
+            assert_eq!(e.line, Some(line), "{extra}: {e}");
+            assert!(e.message.contains(want), "{extra}: {e}");
+            assert!(
+                e.to_string().starts_with(&format!("rules.toml:{line}:")),
+                "{e}"
+            );
+        }
+        // A threshold out of range is reported at the threshold's line.
+        let e = parse(
+            Path::new("rules.toml"),
+            &rule("").replace("threshold = 0.5", "threshold = 5"),
+        )
+        .unwrap_err();
+        assert_eq!(e.line, Some(7), "{e}");
+        let two = format!(
+            "{}\n{}",
+            rule(""),
+            rule("").replace("listen = \"127.0.0.1:1\"\n", "")
+        );
+        let e = parse(Path::new("rules.toml"), &two).unwrap_err();
+        assert!(e.message.contains("same name"), "{e}");
+        assert_eq!(e.line, Some(11), "{e}");
+        let e = parse(
+            Path::new("rules.toml"),
+            "[[alerting.webhook]]\nname = \"h\"\nurl = \"ftp://x\"\n",
+        )
+        .unwrap_err();
+        assert!(e.message.contains("must be http"), "{e}");
+        assert_eq!(e.line, Some(1), "{e}");
     }
 
     #[test]

@@ -21,6 +21,7 @@ pub fn resolve_config(args: &NodeArgs) -> anyhow::Result<Config> {
         Some(path) => config::load(path)?,
         None => Config::default(),
     };
+    config.source.clone_from(&args.config);
     if let Some(dir) = &args.data_dir {
         config.data_dir = dir.clone();
     }
@@ -79,6 +80,12 @@ async fn run_async(config: Config, with_collector: bool) -> anyhow::Result<()> {
             .validate()
             .context("invalid [collector] settings")?;
     }
+    // The hash key may come from the environment: check it now, not when the collector
+    // task fails in the background.
+    let prediction_rules = config
+        .predictions
+        .build()
+        .context("invalid [predictions] settings")?;
     let indexer_config = config.indexer();
     let data_dir = config.data_dir.clone();
     let indexer = tokio::task::spawn_blocking(move || Indexer::open(indexer_config))
@@ -93,11 +100,19 @@ async fn run_async(config: Config, with_collector: bool) -> anyhow::Result<()> {
     })?;
     let addr = listener.local_addr()?;
     let retention = tokio::spawn(run_retention(indexer.clone(), config.retention.interval.0));
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let alerts = start_alerts(&config, &indexer, format!("{scheme}://{addr}"))?;
+    let reloads = tokio::spawn(reload_on_sighup(alerts.clone()));
     let api_shutdown = CancellationToken::new();
     let state = AppState {
-        indexer: indexer.clone(),
         limits: config.api_limits(),
         shutdown: api_shutdown.clone(),
+        alerts: Some(alerts.clone()),
+        predictions: Arc::new(shiplog_query::predictions::PredictionService::new(
+            &config.data_dir,
+            prediction_rules,
+        )),
+        ..AppState::new(indexer.clone())
     };
     if auth.is_enabled() {
         tracing::info!("API tokens configured: requests need Authorization: Bearer <token>");
@@ -110,7 +125,6 @@ async fn run_async(config: Config, with_collector: bool) -> anyhow::Result<()> {
             "no API tokens configured and allow_unauthenticated is set: the API is open to anyone who can reach it"
         );
     }
-    let scheme = if tls.is_some() { "https" } else { "http" };
     let server = tokio::spawn(shiplog_query::serve_with(listener, state, auth, tls));
     tracing::info!(api = %format!("{scheme}://{addr}"), data_dir = %config.data_dir.display(), "shiplog is up");
 
@@ -148,9 +162,78 @@ async fn run_async(config: Config, with_collector: bool) -> anyhow::Result<()> {
         Err(_) => tracing::warn!("API did not drain in time"),
         _ => {}
     }
+    reloads.abort();
+    // The engine writes its state file before the indexer closes.
+    tokio::task::spawn_blocking(move || alerts.shutdown()).await?;
     tokio::task::spawn_blocking(move || indexer.close()).await?;
     tracing::info!("stopped cleanly");
     Ok(())
+}
+
+/// Starts the alert engine over the indexer with the config's `[[alert]]` rules; reloads
+/// read the config file again (nodes started without one have nothing to reload).
+fn start_alerts(
+    config: &Config,
+    indexer: &Arc<Indexer>,
+    api_url: String,
+) -> anyhow::Result<Arc<shiplog_query::alerts::Alerts>> {
+    use shiplog_query::alerts::{Alerts, AlertsConfig, Loader};
+    let rules = config.compiled_alerts()?;
+    let loader: Option<Loader> = config.source.clone().map(|path| {
+        Box::new(move || {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let c = config::parse(&path, &text).map_err(|e| e.to_string())?;
+            let rules = c.alert_rules(&path, &text).map_err(|e| e.to_string())?;
+            Ok((rules, c.alerting))
+        }) as Loader
+    });
+    let n = rules.len();
+    let alerts = Alerts::start(
+        indexer.clone(),
+        AlertsConfig {
+            rules,
+            settings: config.alerting.clone(),
+            data_dir: config.data_dir.clone(),
+            default_url: api_url,
+        },
+        loader,
+    )
+    .map_err(|e| anyhow::anyhow!("cannot start alerting: {e}"))?;
+    tracing::info!(
+        rules = n,
+        notifiers = config.alerting.names().len(),
+        "alert engine started"
+    );
+    Ok(alerts)
+}
+
+/// Reloads the alert rules on every SIGHUP; a bad file is logged and the running rules stay.
+async fn reload_on_sighup(alerts: Arc<shiplog_query::alerts::Alerts>) {
+    #[cfg(unix)]
+    {
+        let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGHUP; reload alert rules with POST /api/v1/alerts/reload");
+                return;
+            }
+        };
+        while hup.recv().await.is_some() {
+            let a = alerts.clone();
+            match tokio::task::spawn_blocking(move || a.reload()).await {
+                Ok(Ok(n)) => tracing::info!(rules = n, "SIGHUP: alert rules reloaded"),
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "SIGHUP: alert rules not reloaded; the running rules stay")
+                }
+                Err(e) => tracing::warn!(error = %e, "SIGHUP: reload task failed"),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = alerts;
+    }
 }
 
 /// The collector's settings from the config file; checkpoints live under the data dir.
@@ -182,6 +265,7 @@ pub fn collector_config(config: &Config) -> shiplog_collector::CollectorConfig {
         buffer_when_full: c.buffer_when_full,
         buffer_spill_after: c.buffer_spill_after.0,
         telemetry_interval: c.telemetry_interval.0,
+        predictions: config.predictions.clone(),
         parse_rules: c
             .parse
             .iter()

@@ -17,6 +17,12 @@ pub fn run(args: crate::cli::CollectArgs) -> anyhow::Result<ExitCode> {
     let sink = shiplog_collector::HttpSink::new(&args.remote.url, args.remote.token.clone())
         .with_context(|| format!("cannot ship to {}", args.remote.url))?;
     let cc = crate::node::collector_config(&config);
+    // Refuse bad settings (and an unset hash key variable) before running in the background.
+    cc.validate().context("invalid [collector] settings")?;
+    config
+        .predictions
+        .build()
+        .context("invalid [predictions] settings")?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

@@ -1,10 +1,16 @@
 //! One module per subcommand.
 
+mod alerts;
+mod audit;
 mod bench;
+mod bench_alerts;
 mod bench_index;
 mod bench_latency;
+pub mod bench_predictions;
+mod bench_verify;
 mod collect;
 mod config;
+pub mod predictions;
 mod retention;
 mod search;
 mod tail;
@@ -31,17 +37,23 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Search(args) => search::run(args),
         Command::Tail(args) => tail::run(args),
         Command::Retention(args) => retention::run(args),
-        Command::Tui(remote) => {
+        Command::Predictions(args) => predictions::run(*args),
+        Command::Tui(args) => {
             shiplog_tui::run(shiplog_tui::TuiOptions {
-                url: remote.url,
-                token: remote.token,
-                ..Default::default()
+                url: args.remote.url,
+                token: args.remote.token,
+                buffer_lines: usize::try_from(args.buffer_lines).unwrap_or(usize::MAX),
             })?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench(BenchCommand::Ingest(args)) => bench::ingest(args),
         Command::Bench(BenchCommand::Index(args)) => bench_index::run(args),
         Command::Bench(BenchCommand::Latency(args)) => bench_latency::run(args),
+        Command::Bench(BenchCommand::Alerts(args)) => bench_alerts::run(args),
+        Command::Bench(BenchCommand::Predictions(args)) => bench_predictions::run(args),
+        Command::Bench(BenchCommand::Verify(args)) => bench_verify::run(args),
+        Command::Audit(cmd) => audit::run(cmd),
         Command::Config(cmd) => config::run(cmd),
+        Command::Alerts(args) => alerts::run(args),
     }
 }

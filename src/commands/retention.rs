@@ -47,6 +47,10 @@ pub fn run(args: RetentionArgs) -> anyhow::Result<ExitCode> {
                     "every kind expired"
                 }
             ),
+            Some("held") => println!(
+                "{day:<10}  {:<13}  {:>10}  {:>12}  under legal hold: kept (`shiplog audit holds`)",
+                "held", s["events"], s["bytes"]
+            ),
             Some("roll_up_metrics") => println!(
                 "{day:<10}  {:<13}  {:>10}  {:>12}  metric samples older than a day, one per minute",
                 "roll up", s["samples"], "-"
@@ -60,6 +64,14 @@ pub fn run(args: RetentionArgs) -> anyhow::Result<ExitCode> {
             ),
         }
     }
-    println!("{} step(s) {verb}", steps.len());
+    let held = steps.iter().filter(|s| s["action"] == "held").count();
+    if held > 0 {
+        println!(
+            "{} step(s) {verb}; {held} day(s) under legal hold kept",
+            steps.len() - held
+        );
+    } else {
+        println!("{} step(s) {verb}", steps.len());
+    }
     Ok(ExitCode::SUCCESS)
 }

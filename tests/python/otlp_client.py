@@ -39,9 +39,21 @@ def main(url: str, marker: str) -> None:
     logger.addHandler(LoggingHandler(level=logging.DEBUG, logger_provider=provider))
     logger.error("otlp client %s line 0", marker, extra={"marker": marker, "attempt": 1})
     logger.info("otlp client %s line 1", marker, extra={"marker": marker, "attempt": 2})
+    # A model server logging its answers: attributes that make the record a prediction.
+    logger.info(
+        "scored",
+        extra={
+            "marker": marker,
+            "model": "churn",
+            "model_version": "v7",
+            "request_id": f"otlp-{marker}",
+            "latency_ms": 12.5,
+            "status": "ok",
+        },
+    )
     provider.force_flush()
     provider.shutdown()
-    assert len(results) == 2, results
+    assert len(results) == 3, results
     assert all(r.name == "SUCCESS" for r in results), results
     print(f"otlp client: exported {len(results)} records")
 

@@ -6,9 +6,11 @@
 
 pub mod docker;
 pub mod node;
+pub mod receiver;
 
 pub use docker::{Container, docker_or_skip, test_image};
 pub use node::Node;
+pub use receiver::Receiver;
 
 /// Path of the `shiplog` binary under test: `SHIPLOG_BIN`, else the workspace's
 /// `target/debug/shiplog` (the test script builds it before the suite runs).

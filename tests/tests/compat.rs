@@ -143,7 +143,11 @@ fn real_clients_ship_through_every_compat_surface_and_read_back() {
     // OpenTelemetry SDK: logging handler, OTLP/HTTP protobuf, gzip.
     let m = marker();
     run_client(&python, "otlp_client.py", &node, &m);
-    let hits = read_back(&node, &format!("fields.k8s.pod.name:pod-{m}"), 2);
+    let hits = read_back(
+        &node,
+        &format!("fields.k8s.pod.name:pod-{m} AND kind:log"),
+        2,
+    );
     let mut by_message: Vec<(String, String)> = hits
         .iter()
         .map(|h| {
@@ -164,6 +168,13 @@ fn real_clients_ship_through_every_compat_surface_and_read_back() {
             (format!("otlp client {m} line 1"), "info".to_string()),
         ]
     );
+    // A record carrying model attributes is a prediction.
+    let hits = read_back(&node, &format!("request_id:otlp-{m}"), 1);
+    assert_eq!(hits[0]["kind"], "prediction", "{}", hits[0]);
+    assert_eq!(hits[0]["model"], "churn");
+    assert_eq!(hits[0]["model_version"], "v7");
+    assert_eq!(hits[0]["latency_ms"], 12.5);
+    assert_eq!(hits[0]["service"], "py-otlp");
 
     // python-logging-loki: Loki push v1, JSON.
     let m = marker();

@@ -3,7 +3,7 @@
 use serde_json::{Map, Value};
 
 use super::analysis::{self, Term};
-use super::{JsonRoot, PatternField, Query};
+use super::{JsonRoot, KeywordField, PatternField, Query};
 use crate::event::Event;
 
 impl Query {
@@ -18,6 +18,50 @@ impl Query {
     /// alert rules analyse each message once.
     pub fn matches_reusing(&self, event: &Event, terms: &mut Option<Vec<Term>>) -> bool {
         self.eval(event, terms)
+    }
+
+    /// A keyword field and the values it must equal for the query to match any event, when
+    /// the query implies one: `service:api AND timeout` needs service `api`,
+    /// `service:a OR service:b` needs `a` or `b`. Lets a holder of many queries (the alert
+    /// engine) look up the few that can match an event instead of evaluating them all.
+    /// `None` when no single field constrains every match; service is preferred among
+    /// several, as the field most rules name.
+    pub fn required_keyword(&self) -> Option<(KeywordField, Vec<&str>)> {
+        match self {
+            Query::Keyword { field, value } => Some((*field, vec![value.as_str()])),
+            Query::And(qs) => {
+                let mut best: Option<(KeywordField, Vec<&str>)> = None;
+                for q in qs {
+                    if let Some(r) = q.required_keyword() {
+                        let better = match &best {
+                            None => true,
+                            Some((f, vals)) => {
+                                (r.0 == KeywordField::Service && *f != KeywordField::Service)
+                                    || (r.0 == *f && r.1.len() < vals.len())
+                            }
+                        };
+                        if better {
+                            best = Some(r);
+                        }
+                    }
+                }
+                best
+            }
+            Query::Or(qs) => {
+                let mut field = None;
+                let mut values = Vec::new();
+                for q in qs {
+                    let (f, vals) = q.required_keyword()?;
+                    if field.is_some_and(|have| have != f) {
+                        return None;
+                    }
+                    field = Some(f);
+                    values.extend(vals);
+                }
+                Some((field?, values))
+            }
+            _ => None,
+        }
     }
 
     fn eval(&self, event: &Event, terms: &mut Option<Vec<Term>>) -> bool {
@@ -200,6 +244,42 @@ mod tests {
         ];
         for q in no {
             assert!(!parse(q).unwrap().matches(&e), "should not match: {q}");
+        }
+    }
+
+    #[test]
+    fn required_keyword_names_what_every_match_must_hold() {
+        use super::super::KeywordField as K;
+        let cases: [(&str, Option<(K, Vec<&str>)>); 9] = [
+            ("service:web", Some((K::Service, vec!["web"]))),
+            ("disk AND service:web", Some((K::Service, vec!["web"]))),
+            ("level:error service:web", Some((K::Service, vec!["web"]))),
+            ("level:error OR timeout", None),
+            ("service:web OR service:api", Some((K::Service, vec!["web", "api"]))),
+            ("service:web OR level:error", None),
+            ("NOT service:web", None),
+            ("service:web*", None),
+            ("kind:log AND (disk OR full)", Some((K::Kind, vec!["log"]))),
+        ];
+        for (q, want) in &cases {
+            let parsed = parse(q).unwrap();
+            assert_eq!(&parsed.required_keyword(), want, "{q}");
+        }
+        // Whenever a query matches, the event holds one of the required values.
+        let mut other = event();
+        other.service = "api".into();
+        let events = [event(), other, Event::log(Timestamp(0), "disk full")];
+        for (q, _) in cases {
+            let parsed = parse(q).unwrap();
+            let Some((field, values)) = parsed.required_keyword() else {
+                continue;
+            };
+            for e in &events {
+                if parsed.matches(e) {
+                    let have = e.keyword(field).unwrap_or_default();
+                    assert!(values.contains(&have), "{q} matched {have:?}");
+                }
+            }
         }
     }
 

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 use shiplog_core::Event;
+use shiplog_core::query::KeywordField;
 
 use super::rule::{MetricAgg, Rule, RuleKind};
 use super::window::Window;
@@ -119,6 +120,60 @@ pub struct Evaluator {
     /// When rules were (re)loaded: ungrouped absence rules count from here.
     loaded_at: i64,
     max_groups: usize,
+    /// Which rules an event can match, looked up by its keyword values.
+    candidates: Candidates,
+}
+
+/// The rules each event is matched against, found without evaluating every rule: most
+/// rules name one service (or kind, or model), so an event is only evaluated by the rules
+/// whose required keyword value it holds, plus the rules that name none.
+#[derive(Default)]
+struct Candidates {
+    /// Rules without a required keyword: evaluated for every event.
+    always: Vec<usize>,
+    /// Per keyword field, the rules that need each of its values.
+    by_field: Vec<(KeywordField, HashMap<String, Vec<usize>>)>,
+}
+
+impl Candidates {
+    fn build(rules: &[RuleState]) -> Self {
+        let mut c = Candidates::default();
+        for (i, rs) in rules.iter().enumerate() {
+            let rule = &rs.rule;
+            // What an event must match to be counted at all: a ratio counts only events of
+            // its `over` query; others only hits. mem_percent rules also track every
+            // container's memory limit, so they see every event.
+            let gate = if rule.kind == RuleKind::Ratio {
+                &rule.over.query
+            } else {
+                &rule.query.query
+            };
+            let required = if rule.kind == RuleKind::Metric && rule.metric == "mem_percent" {
+                None
+            } else {
+                gate.required_keyword()
+            };
+            let Some((field, values)) = required else {
+                c.always.push(i);
+                continue;
+            };
+            let slot = match c.by_field.iter().position(|(f, _)| *f == field) {
+                Some(slot) => slot,
+                None => {
+                    c.by_field.push((field, HashMap::new()));
+                    c.by_field.len() - 1
+                }
+            };
+            let map = &mut c.by_field[slot].1;
+            let mut values = values;
+            values.sort_unstable();
+            values.dedup();
+            for v in values {
+                map.entry(v.to_string()).or_default().push(i);
+            }
+        }
+        c
+    }
 }
 
 /// Stable id of a rule and group: hex of a SHA-256 prefix.
@@ -137,8 +192,10 @@ pub fn fingerprint(rule: &str, key: &[String]) -> String {
 impl Evaluator {
     /// An evaluator over `rules`, each keeping at most `max_groups` groups.
     pub fn new(rules: Vec<Rule>, now: i64, max_groups: usize) -> Self {
+        let rules: Vec<RuleState> = rules.into_iter().map(RuleState::new).collect();
         Evaluator {
-            rules: rules.into_iter().map(RuleState::new).collect(),
+            candidates: Candidates::build(&rules),
+            rules,
             instances: BTreeMap::new(),
             history: VecDeque::new(),
             loaded_at: now,
@@ -165,6 +222,7 @@ impl Evaluator {
     /// [`Evaluator::evaluate`].
     pub fn set_rules(&mut self, rules: Vec<Rule>, now: i64) {
         self.rules = rules.into_iter().map(RuleState::new).collect();
+        self.candidates = Candidates::build(&self.rules);
         self.loaded_at = now;
     }
 
@@ -192,8 +250,19 @@ impl Evaluator {
         let max_groups = self.max_groups;
         // The message is analysed at most once for all rules.
         let mut terms = None;
-        for rs in &mut self.rules {
-            rs.observe(e, now, max_groups, &mut terms);
+        let Evaluator {
+            rules, candidates, ..
+        } = self;
+        for &i in &candidates.always {
+            rules[i].observe(e, now, max_groups, &mut terms);
+        }
+        for (field, by_value) in &candidates.by_field {
+            let Some(list) = e.keyword(*field).and_then(|v| by_value.get(v)) else {
+                continue;
+            };
+            for &i in list {
+                rules[i].observe(e, now, max_groups, &mut terms);
+            }
         }
     }
 

@@ -311,3 +311,48 @@ fn bad_rules_name_the_key_and_the_reason() {
     let e = super::rule::compile_all(&[b], &["hook".into()]).unwrap_err();
     assert!(e.to_string().contains("no notifier named 'pager'"), "{e}");
 }
+
+#[test]
+fn rules_found_by_their_required_keyword_count_exactly_their_events() {
+    let rules = vec![
+        rule(json!({"name": "either", "kind": "count", "window": "1m", "threshold": 2,
+            "query": "(service:api OR service:web) AND level:error", "group_by": ["service"]})),
+        rule(json!({"name": "ratio", "kind": "ratio", "query": "level:error",
+            "over": "service:api", "window": "1m", "threshold": 0.4})),
+        rule(json!({"name": "any", "kind": "count", "query": "level:error", "window": "1m",
+            "threshold": 5})),
+        rule(json!({"name": "db", "kind": "count", "query": "service:db", "window": "1m",
+            "threshold": 0})),
+    ];
+    let mut ev = Evaluator::new(rules, T0, 100);
+    let lines = [
+        ("api", Level::Error),
+        ("api", Level::Error),
+        ("api", Level::Error),
+        ("api", Level::Info),
+        ("web", Level::Error),
+        ("web", Level::Error),
+        ("db2", Level::Error),
+        ("other", Level::Error),
+    ];
+    for (svc, level) in lines {
+        ev.observe(&log(T0, svc, Some(level)), T0);
+    }
+    ev.evaluate(T0);
+    let mut seen: Vec<(String, String, f64)> = ev
+        .instances()
+        .map(|i| {
+            let group = i.group.values().cloned().collect::<Vec<_>>().join(",");
+            (i.rule.clone(), group, i.value)
+        })
+        .collect();
+    seen.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    assert_eq!(
+        seen,
+        [
+            ("any".to_string(), String::new(), 7.0),
+            ("either".to_string(), "api".to_string(), 3.0),
+            ("ratio".to_string(), String::new(), 0.75),
+        ]
+    );
+}

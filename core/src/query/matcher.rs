@@ -2,7 +2,7 @@
 
 use serde_json::{Map, Value};
 
-use super::analysis::{self, Term};
+use super::analysis::Analyzed;
 use super::{JsonRoot, KeywordField, PatternField, Query};
 use crate::event::Event;
 
@@ -16,7 +16,7 @@ impl Query {
     /// Like [`Query::matches`], reusing the event's analysed message terms across several
     /// queries over the same event (pass `None` first; it is filled on first need), so many
     /// alert rules analyse each message once.
-    pub fn matches_reusing(&self, event: &Event, terms: &mut Option<Vec<Term>>) -> bool {
+    pub fn matches_reusing(&self, event: &Event, terms: &mut Option<Analyzed>) -> bool {
         self.eval(event, terms)
     }
 
@@ -64,7 +64,7 @@ impl Query {
         }
     }
 
-    fn eval(&self, event: &Event, terms: &mut Option<Vec<Term>>) -> bool {
+    fn eval(&self, event: &Event, terms: &mut Option<Analyzed>) -> bool {
         match self {
             Query::All => true,
             // Empty values are not indexed, so they never match, not even `service:""`.
@@ -72,8 +72,11 @@ impl Query {
                 !value.is_empty() && event.keyword(*field) == Some(value.as_str())
             }
             Query::Text { terms: wanted } => {
-                let have = terms.get_or_insert_with(|| analysis::analyze(&event.message));
-                contains_phrase(have, wanted)
+                let have = terms.get_or_insert_with(|| Analyzed::new(&event.message));
+                match wanted.as_slice() {
+                    [one] => have.contains_term(one),
+                    _ => contains_phrase(have, wanted),
+                }
             }
             Query::Json { root, path, value } => {
                 json_leaves(event, *root, path).any(|v| json_equals(v, value))
@@ -82,8 +85,8 @@ impl Query {
                 field: PatternField::Message,
                 pattern,
             } => {
-                let have = terms.get_or_insert_with(|| analysis::analyze(&event.message));
-                have.iter().any(|t| pattern.is_match(&t.text))
+                let have = terms.get_or_insert_with(|| Analyzed::new(&event.message));
+                have.iter().any(|(t, _)| pattern.is_match(t))
             }
             Query::Pattern {
                 field: PatternField::Keyword(field),
@@ -107,15 +110,15 @@ impl Query {
     }
 }
 
-fn contains_phrase(have: &[Term], wanted: &[String]) -> bool {
+fn contains_phrase(have: &Analyzed, wanted: &[String]) -> bool {
     let Some(first) = wanted.first() else {
         return true;
     };
-    have.iter().enumerate().any(|(i, t)| {
-        &t.text == first
+    have.iter().enumerate().any(|(i, (text, position))| {
+        text == first
             && wanted[1..].iter().enumerate().all(|(k, w)| {
                 have.get(i + 1 + k)
-                    .is_some_and(|n| &n.text == w && n.position == t.position + 1 + k)
+                    .is_some_and(|(next, at)| next == w && at == position + 1 + k)
             })
     })
 }
@@ -250,12 +253,16 @@ mod tests {
     #[test]
     fn required_keyword_names_what_every_match_must_hold() {
         use super::super::KeywordField as K;
-        let cases: [(&str, Option<(K, Vec<&str>)>); 9] = [
+        type Required<'a> = Option<(K, Vec<&'a str>)>;
+        let cases: [(&str, Required); 9] = [
             ("service:web", Some((K::Service, vec!["web"]))),
             ("disk AND service:web", Some((K::Service, vec!["web"]))),
             ("level:error service:web", Some((K::Service, vec!["web"]))),
             ("level:error OR timeout", None),
-            ("service:web OR service:api", Some((K::Service, vec!["web", "api"]))),
+            (
+                "service:web OR service:api",
+                Some((K::Service, vec!["web", "api"])),
+            ),
             ("service:web OR level:error", None),
             ("NOT service:web", None),
             ("service:web*", None),

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use shiplog_core::Event;
 use shiplog_core::query::KeywordField;
 
+use super::groups::Groups;
 use super::rule::{MetricAgg, Rule, RuleKind};
 use super::window::Window;
 
@@ -105,7 +106,7 @@ pub struct Transition {
 
 struct RuleState {
     rule: Rule,
-    groups: HashMap<Vec<String>, Window>,
+    groups: Groups,
     /// mem_percent rules: newest memory limit per container id.
     mem_limits: HashMap<String, f64>,
     /// Groups refused because the rule hit `max_groups`.
@@ -124,6 +125,9 @@ pub struct Evaluator {
     candidates: Candidates,
 }
 
+/// Rule indexes by the keyword value they require.
+type RulesByValue = HashMap<String, Vec<usize>, foldhash::fast::RandomState>;
+
 /// The rules each event is matched against, found without evaluating every rule: most
 /// rules name one service (or kind, or model), so an event is only evaluated by the rules
 /// whose required keyword value it holds, plus the rules that name none.
@@ -131,8 +135,10 @@ pub struct Evaluator {
 struct Candidates {
     /// Rules without a required keyword: evaluated for every event.
     always: Vec<usize>,
+    /// Metric rules: evaluated for metric samples (events with a name and a value) only.
+    samples: Vec<usize>,
     /// Per keyword field, the rules that need each of its values.
-    by_field: Vec<(KeywordField, HashMap<String, Vec<usize>>)>,
+    by_field: Vec<(KeywordField, RulesByValue)>,
 }
 
 impl Candidates {
@@ -141,26 +147,26 @@ impl Candidates {
         for (i, rs) in rules.iter().enumerate() {
             let rule = &rs.rule;
             // What an event must match to be counted at all: a ratio counts only events of
-            // its `over` query; others only hits. mem_percent rules also track every
-            // container's memory limit, so they see every event.
+            // its `over` query; others only hits.
             let gate = if rule.kind == RuleKind::Ratio {
                 &rule.over.query
             } else {
                 &rule.query.query
             };
-            let required = if rule.kind == RuleKind::Metric && rule.metric == "mem_percent" {
-                None
-            } else {
-                gate.required_keyword()
-            };
-            let Some((field, values)) = required else {
+            // Metric rules only ever count samples; mem_percent rules also track every
+            // container's memory limit from them, so they see all samples.
+            if rule.kind == RuleKind::Metric {
+                c.samples.push(i);
+                continue;
+            }
+            let Some((field, values)) = gate.required_keyword() else {
                 c.always.push(i);
                 continue;
             };
             let slot = match c.by_field.iter().position(|(f, _)| *f == field) {
                 Some(slot) => slot,
                 None => {
-                    c.by_field.push((field, HashMap::new()));
+                    c.by_field.push((field, HashMap::default()));
                     c.by_field.len() - 1
                 }
             };
@@ -256,6 +262,11 @@ impl Evaluator {
         for &i in &candidates.always {
             rules[i].observe(e, now, max_groups, &mut terms);
         }
+        if e.name.is_some() && e.value.is_some() {
+            for &i in &candidates.samples {
+                rules[i].observe(e, now, max_groups, &mut terms);
+            }
+        }
         for (field, by_value) in &candidates.by_field {
             let Some(list) = e.keyword(*field).and_then(|v| by_value.get(v)) else {
                 continue;
@@ -280,7 +291,7 @@ impl Evaluator {
             // Groups that have an alert are measured even when their window emptied.
             let mut keys: Vec<Vec<String>> = rs.groups.keys().cloned().collect();
             for (name, key) in self.instances.keys() {
-                if name == &rule.name && !rs.groups.contains_key(key) {
+                if name == &rule.name && rs.groups.get(key).is_none() {
                     keys.push(key.clone());
                 }
             }
@@ -290,8 +301,7 @@ impl Evaluator {
             for key in keys {
                 let window = rs
                     .groups
-                    .entry(key.clone())
-                    .or_insert_with(|| Window::new(rule.window_ns));
+                    .get_or_insert_with(key.clone(), || Window::new(rule.window_ns));
                 window.expire(now);
                 let (holds, value) = measure(rule, window, now, self.loaded_at);
                 let id = (rule.name.clone(), key.clone());
@@ -516,7 +526,7 @@ impl RuleState {
     fn new(rule: Rule) -> Self {
         RuleState {
             rule,
-            groups: HashMap::new(),
+            groups: Groups::default(),
             mem_limits: HashMap::new(),
             refused: 0,
         }
@@ -527,7 +537,7 @@ impl RuleState {
         e: &Event,
         now: i64,
         max_groups: usize,
-        terms: &mut Option<Vec<shiplog_core::query::analysis::Term>>,
+        terms: &mut Option<shiplog_core::query::analysis::Analyzed>,
     ) {
         let rule = &self.rule;
         let ts = e.ts.as_nanos();
@@ -568,16 +578,18 @@ impl RuleState {
         if !hit && !counted {
             return;
         }
-        let key: Vec<String> = rule.group_by.iter().map(|f| f.text(e)).collect();
-        let len = rule.window_ns;
-        if !self.groups.contains_key(&key) {
-            if self.groups.len() >= max_groups {
-                self.refused += 1;
-                return;
+        let w = match self.groups.of_event(&rule.group_by, e) {
+            Some(w) => w,
+            None => {
+                if self.groups.len() >= max_groups {
+                    self.refused += 1;
+                    return;
+                }
+                let key: Vec<String> = rule.group_by.iter().map(|f| f.text(e)).collect();
+                self.groups
+                    .get_or_insert_with(key, || Window::new(rule.window_ns))
             }
-            self.groups.insert(key.clone(), Window::new(len));
-        }
-        let w = self.groups.get_mut(&key).expect("inserted");
+        };
         match rule.kind {
             RuleKind::Absence => {
                 if hit {

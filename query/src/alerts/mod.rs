@@ -21,6 +21,7 @@
 //!   [`silence`] the silences, [`outbox`] the deliveries, [`notify`] the receivers.
 
 pub mod eval;
+mod groups;
 pub mod notify;
 pub mod outbox;
 pub mod rule;

@@ -5,6 +5,7 @@
 //! checked while deserialising, so a TOML parser reports them at the line of the value;
 //! checks that need several keys run in [`RuleSpec::compile`] and name the key at fault.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
@@ -225,11 +226,22 @@ impl FieldRef {
 
     /// The value as text, for grouping; `""` when the event has none.
     pub fn text(&self, e: &Event) -> String {
+        self.text_ref(e).into_owned()
+    }
+
+    /// Like [`FieldRef::text`], borrowing from the event where it can (keyword fields and
+    /// metric names, the usual group keys), so looking up a group allocates nothing.
+    pub fn text_ref<'e>(&self, e: &'e Event) -> Cow<'e, str> {
         match self {
-            FieldRef::Keyword(k) => e.keyword(*k).unwrap_or("").to_string(),
-            FieldRef::MetricName => e.name.clone().unwrap_or_default(),
-            FieldRef::LatencyMs => e.latency_ms.map(|v| v.to_string()).unwrap_or_default(),
-            FieldRef::Json(p) => json_text(json_path(&e.fields, p)),
+            FieldRef::Keyword(k) => Cow::Borrowed(e.keyword(*k).unwrap_or("")),
+            FieldRef::MetricName => Cow::Borrowed(e.name.as_deref().unwrap_or("")),
+            FieldRef::LatencyMs => {
+                Cow::Owned(e.latency_ms.map(|v| v.to_string()).unwrap_or_default())
+            }
+            FieldRef::Json(p) => match json_path(&e.fields, p) {
+                Some(Value::String(s)) => Cow::Borrowed(s),
+                other => Cow::Owned(json_text(other)),
+            },
         }
     }
 

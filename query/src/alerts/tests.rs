@@ -315,14 +315,22 @@ fn bad_rules_name_the_key_and_the_reason() {
 #[test]
 fn rules_found_by_their_required_keyword_count_exactly_their_events() {
     let rules = vec![
-        rule(json!({"name": "either", "kind": "count", "window": "1m", "threshold": 2,
-            "query": "(service:api OR service:web) AND level:error", "group_by": ["service"]})),
-        rule(json!({"name": "ratio", "kind": "ratio", "query": "level:error",
-            "over": "service:api", "window": "1m", "threshold": 0.4})),
-        rule(json!({"name": "any", "kind": "count", "query": "level:error", "window": "1m",
-            "threshold": 5})),
-        rule(json!({"name": "db", "kind": "count", "query": "service:db", "window": "1m",
-            "threshold": 0})),
+        rule(
+            json!({"name": "either", "kind": "count", "window": "1m", "threshold": 2,
+            "query": "(service:api OR service:web) AND level:error", "group_by": ["service"]}),
+        ),
+        rule(
+            json!({"name": "ratio", "kind": "ratio", "query": "level:error",
+            "over": "service:api", "window": "1m", "threshold": 0.4}),
+        ),
+        rule(
+            json!({"name": "any", "kind": "count", "query": "level:error", "window": "1m",
+            "threshold": 5}),
+        ),
+        rule(
+            json!({"name": "db", "kind": "count", "query": "service:db", "window": "1m",
+            "threshold": 0}),
+        ),
     ];
     let mut ev = Evaluator::new(rules, T0, 100);
     let lines = [

@@ -249,3 +249,52 @@ fn the_tui_tails_searches_and_lists_a_container_and_restores_the_terminal() {
     assert!(!screen.contains("1 Tail  2 Search"), "{screen}");
     drop(c);
 }
+
+#[test]
+fn a_terminated_tui_restores_the_terminal_and_dies_of_the_signal() {
+    let test = "a_terminated_tui_restores_the_terminal";
+    if !tmux_or_skip(test) {
+        return;
+    }
+    // No server needed: the TUI starts and shows the tail reconnecting. The inner shell
+    // writes its pid and becomes the TUI, so the test knows whom to signal.
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("tui.pid");
+    let script = dir.path().join("run-tui.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "sh -c 'echo $$ > \"{}\"; exec \"{}\" tui --url http://127.0.0.1:9'\n\
+             echo \"TUI-EXITED $?\"\n\
+             stty -a | tr ' ;' '\\n\\n' | grep -x -e '-\\{{0,1\\}}icanon' -e '-\\{{0,1\\}}echo' | tr '\\n' ' '\n\
+             echo\nsleep 600\n",
+            pidfile.display(),
+            shiplog_bin().display(),
+        ),
+    )
+    .unwrap();
+    let tmux = Tmux::start(&format!("sh {}", script.display()));
+    tmux.wait_for(Duration::from_secs(30), "the TUI's tab bar", |s| {
+        s.contains("1 Tail")
+    });
+    let pid = std::fs::read_to_string(&pidfile).unwrap();
+    let status = Command::new("kill")
+        .args(["-TERM", pid.trim()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -TERM {pid}");
+    tmux.wait_for(Duration::from_secs(10), "the TUI to exit", |s| {
+        s.contains("TUI-EXITED")
+    });
+    let screen = tmux.screen();
+    // 128 + 15: the shell saw the process end by SIGTERM, after it restored the terminal.
+    assert!(screen.contains("TUI-EXITED 143"), "{screen}");
+    let modes = screen
+        .lines()
+        .find(|l| l.contains("icanon"))
+        .unwrap_or_else(|| panic!("no terminal modes printed:\n{screen}"));
+    let words: Vec<&str> = modes.split_whitespace().collect();
+    assert!(words.contains(&"icanon"), "still in raw mode: {modes}");
+    assert!(words.contains(&"echo"), "echo still off: {modes}");
+    assert!(!screen.contains("1 Tail  2 Search"), "{screen}");
+}

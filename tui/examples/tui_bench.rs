@@ -237,6 +237,7 @@ fn main() {
         requests: &request_tx,
         set_filter: &|_| {},
         copy: &mut copy,
+        signals: &crossbeam_channel::never(),
     };
     event_loop(&mut terminal, &mut app, links, &mut probe).unwrap();
     let elapsed = started.elapsed();

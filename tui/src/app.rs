@@ -164,6 +164,8 @@ pub struct App {
     pub notice: Option<String>,
     /// Set when the user asked to quit.
     pub should_quit: bool,
+    /// The termination signal that ended the loop, if one did.
+    pub stopped_by_signal: Option<i32>,
     /// Rows of the view body in the last frame (for paging).
     pub body_rows: usize,
     commands: Vec<Command>,
@@ -189,6 +191,7 @@ impl App {
             detail: None,
             notice: None,
             should_quit: false,
+            stopped_by_signal: None,
             body_rows: 20,
             commands: Vec::new(),
         }

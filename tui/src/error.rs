@@ -25,6 +25,9 @@ pub enum TuiError {
     /// The background client thread could not be started.
     #[error("cannot start the client thread: {0}")]
     Thread(io::Error),
+    /// Termination signals could not be watched.
+    #[error("cannot watch termination signals: {0}")]
+    Signals(io::Error),
 }
 
 /// Result with [`TuiError`].

@@ -85,8 +85,9 @@ impl Default for TuiOptions {
     }
 }
 
-/// Runs the terminal UI until the user quits; restores the terminal on quit, on Ctrl-C and
-/// on panic.
+/// Runs the terminal UI until the user quits; restores the terminal on quit, on Ctrl-C, on
+/// panic and on SIGTERM, SIGINT, SIGHUP or SIGQUIT (after which the process ends by that
+/// signal).
 pub fn run(options: TuiOptions) -> Result<()> {
     // Read before any thread starts: the time crate refuses afterwards.
     let offset = clock::Clock::system_offset_secs();
@@ -102,6 +103,9 @@ pub fn run(options: TuiOptions) -> Result<()> {
         theme::Theme::color_from_env(),
     );
     app.clock.local_offset_secs = offset;
+    // Watch for termination signals before the terminal changes, so a `kill` at any moment
+    // after that goes through the normal way out and the terminal is restored.
+    let signals = spawn_signal_watch()?;
     let mut guard = terminal::enter()?;
     let stop = Arc::new(AtomicBool::new(false));
     let input = spawn_input(stop.clone())?;
@@ -116,6 +120,7 @@ pub fn run(options: TuiOptions) -> Result<()> {
         requests: &fetch.tx,
         set_filter: &|f| client.set_filter(f),
         copy: &mut copy,
+        signals: &signals.rx,
     };
     let result = event_loop(&mut guard.terminal, &mut app, links, &mut ());
     stop.store(true, Ordering::SeqCst);
@@ -124,7 +129,40 @@ pub fn run(options: TuiOptions) -> Result<()> {
     // wait for them so quitting is instant.
     drop(client);
     drop(fetch);
+    if let Some(signal) = app.stopped_by_signal {
+        // Die of the signal as if we had not caught it, so the parent sees how we ended
+        // (a shell reports 143 for SIGTERM), now that the terminal is back.
+        signals.handle.close();
+        let _ = signal_hook::low_level::emulate_default_handler(signal);
+    }
     result
+}
+
+/// Termination signals forwarded to the event loop, and the handle that stops watching.
+struct SignalWatch {
+    rx: Receiver<i32>,
+    handle: signal_hook::iterator::Handle,
+}
+
+/// Catches SIGTERM, SIGINT, SIGHUP and SIGQUIT on a thread of their own and forwards
+/// them to the loop, which quits the normal way: raw mode and the alternate screen would
+/// otherwise outlive a `kill` and leave the user's terminal unusable.
+fn spawn_signal_watch() -> Result<SignalWatch> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP, SIGQUIT])
+        .map_err(TuiError::Signals)?;
+    let handle = signals.handle();
+    // One is enough to quit; a full channel drops the rest.
+    let (tx, rx) = crossbeam_channel::bounded(4);
+    std::thread::Builder::new()
+        .name("shiplog-tui-signals".into())
+        .spawn(move || {
+            for signal in signals.forever() {
+                let _ = tx.try_send(signal);
+            }
+        })
+        .map_err(TuiError::Thread)?;
+    Ok(SignalWatch { rx, handle })
 }
 
 /// Reads terminal events on a thread of its own, so the loop can wait on them and on data
@@ -166,6 +204,9 @@ pub struct Links<'a> {
     pub set_filter: &'a dyn Fn(String),
     /// Puts text on the clipboard.
     pub copy: &'a mut dyn FnMut(&str),
+    /// Termination signals (SIGTERM, SIGINT, ...): the loop records the first in
+    /// [`App::stopped_by_signal`] and returns.
+    pub signals: &'a Receiver<i32>,
 }
 
 /// Watches the loop, for the headless benchmark; `()` watches nothing.
@@ -266,6 +307,12 @@ where
                 if let Ok(reply) = reply {
                     app.on_reply(reply, Instant::now());
                     dirty = true;
+                }
+            }
+            recv(links.signals) -> signal => {
+                if let Ok(signal) = signal {
+                    app.stopped_by_signal = Some(signal);
+                    return Ok(());
                 }
             }
             default(timeout) => {}

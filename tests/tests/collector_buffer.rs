@@ -1,7 +1,11 @@
-//! The collector's disk buffer with the real binary: `shiplog serve` is stopped for about
-//! ten seconds while a container writes numbered lines and `shiplog collect` keeps reading;
-//! after `serve` is back (same data dir, same port) every line is indexed exactly once and
-//! the buffer has drained to zero.
+//! The collector with the real binary against real containers.
+//!
+//! - Its disk buffer: `shiplog serve` is stopped for about ten seconds while a container
+//!   writes numbered lines and `shiplog collect` keeps reading; after `serve` is back (same
+//!   data dir, same port) every line is indexed exactly once and the buffer has drained to
+//!   zero.
+//! - Its checkpoints: 50 containers write 2,000 numbered lines each while the collector is
+//!   SIGKILLed twice and restarted; every line is indexed exactly once.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -35,6 +39,12 @@ impl Proc {
 
     fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGKILL: no chance to flush or checkpoint anything.
+    fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// SIGTERM, and wait up to 30 s for the exit.
@@ -300,6 +310,140 @@ fn lines_written_while_the_indexer_is_down_are_buffered_and_indexed_exactly_once
         gauge(&metrics, "shiplog_collector_lines_read_total").unwrap_or(-1.0),
         gauge(&metrics, "shiplog_collector_send_retries_total").unwrap_or(-1.0),
         gauge(&metrics, "shiplog_collector_batches_buffered_total").unwrap_or(-1.0),
+        started.elapsed()
+    );
+}
+
+/// One search's total and hits.
+fn search(base: &str, query: &str, limit: usize) -> Option<(u64, Vec<Event>)> {
+    let v: serde_json::Value = http()
+        .get(format!("{base}/api/v1/search"))
+        .query(&[("q", query), ("limit", &limit.to_string()), ("since", "1h")])
+        .send()
+        .ok()?
+        .json()
+        .ok()?;
+    let hits = serde_json::from_value(v["hits"].clone()).ok()?;
+    Some((v["total"].as_u64()?, hits))
+}
+
+#[test]
+fn fifty_containers_across_two_collector_sigkills_are_indexed_exactly_once() {
+    const CONTAINERS: usize = 50;
+    const EACH: usize = 2_000;
+    if !docker_or_skip("collector_sigkill") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let serve_data = dir.path().join("serve");
+    let collect_data = dir.path().join("collect");
+    let port = free_port();
+    let metrics_port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let metrics_url = format!("http://127.0.0.1:{metrics_port}/metrics");
+    let prefix = format!("shiplog-killtest-{}", std::process::id());
+    let config = dir.path().join("collect.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = {:?}\n\n[collector]\ninclude_names = [\"^{prefix}\"]\nmetrics_interval = \"0s\"\n",
+            collect_data.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let server = serve(port, &serve_data, dir.path().join("serve.log"));
+    let collect = |n: usize| {
+        let proc = Proc::start(
+            &[
+                "collect",
+                "--url",
+                &base,
+                "--config",
+                config.to_str().unwrap(),
+                "--metrics-listen",
+                &format!("127.0.0.1:{metrics_port}"),
+            ],
+            dir.path().join(format!("collect-{n}.log")),
+        );
+        wait_until(
+            Duration::from_secs(30),
+            "collector metrics",
+            &[&proc],
+            || {
+                http()
+                    .get(&metrics_url)
+                    .send()
+                    .is_ok_and(|r| r.status().is_success())
+            },
+        );
+        proc
+    };
+    let mut collector = collect(1);
+    // About 100 lines a second each, 20 at a time, so 50 shells stay light on two cores.
+    let script = format!(
+        "i=1; while [ $i -le {EACH} ]; do echo \"line $i\"; \
+         if [ $((i % 20)) -eq 0 ]; then usleep 200000; fi; i=$((i+1)); done"
+    );
+    let started = Instant::now();
+    let containers: Vec<Container> = (0..CONTAINERS)
+        .map(|_| Container::sh(&prefix, &script))
+        .collect();
+    println!("{CONTAINERS} containers started in {:?}", started.elapsed());
+    let everything = format!("container_name:{prefix}-* AND kind:log");
+    let indexed = || search(&base, &everything, 1).map_or(0, |(n, _)| n);
+
+    // Two SIGKILLs mid-stream, each followed by a restart on the same state directory.
+    for kill in 1..=2 {
+        std::thread::sleep(Duration::from_secs(4));
+        let before = indexed();
+        collector.kill9();
+        println!(
+            "SIGKILL {kill} after {:?}, {before} of {} lines indexed",
+            started.elapsed(),
+            CONTAINERS * EACH
+        );
+        assert!(
+            before < (CONTAINERS * EACH) as u64,
+            "the kill must land mid-stream"
+        );
+        std::thread::sleep(Duration::from_secs(1));
+        collector = collect(kill + 1);
+    }
+    for c in &containers {
+        assert_eq!(c.wait(), 0, "{} finished writing", c.name);
+    }
+    println!("writers done after {:?}", started.elapsed());
+    wait_until(
+        Duration::from_secs(180),
+        "every line indexed",
+        &[&server, &collector],
+        || indexed() >= (CONTAINERS * EACH) as u64,
+    );
+    // Nothing more arrives late: the count stays put after the collector had time to
+    // send any duplicate it would send.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        indexed(),
+        (CONTAINERS * EACH) as u64,
+        "no duplicates overall"
+    );
+    for c in &containers {
+        let query = format!("container_name:{} AND kind:log", c.name);
+        let (total, hits) = search(&base, &query, EACH + 10).unwrap();
+        assert_eq!(total, EACH as u64, "{}: no duplicates", c.name);
+        let lines: HashSet<&str> = hits.iter().map(|e| e.message.as_str()).collect();
+        assert_eq!(lines.len(), EACH, "{}: every line once", c.name);
+        for n in 1..=EACH {
+            assert!(
+                lines.contains(format!("line {n}").as_str()),
+                "{}: line {n} is missing",
+                c.name
+            );
+        }
+    }
+    println!(
+        "{} lines from {CONTAINERS} containers indexed exactly once after {:?}",
+        CONTAINERS * EACH,
         started.elapsed()
     );
 }

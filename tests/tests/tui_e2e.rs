@@ -233,8 +233,10 @@ fn the_tui_tails_searches_and_lists_a_container_and_restores_the_terminal() {
 
     // Quit: the shell gets the normal screen back, in cooked mode with echo.
     tmux.keys(&["q"]);
+    // The shell prints the exit status, then the terminal modes: wait for both, as the
+    // screen can be read between the two.
     tmux.wait_for(Duration::from_secs(10), "the TUI to exit", |s| {
-        s.contains("TUI-EXITED")
+        s.contains("TUI-EXITED") && s.contains("icanon")
     });
     let screen = tmux.screen();
     assert!(screen.contains("TUI-EXITED 0"), "{screen}");
@@ -283,8 +285,10 @@ fn a_terminated_tui_restores_the_terminal_and_dies_of_the_signal() {
         .status()
         .unwrap();
     assert!(status.success(), "kill -TERM {pid}");
+    // The shell prints the exit status, then the terminal modes: wait for both, as the
+    // screen can be read between the two.
     tmux.wait_for(Duration::from_secs(10), "the TUI to exit", |s| {
-        s.contains("TUI-EXITED")
+        s.contains("TUI-EXITED") && s.contains("icanon")
     });
     let screen = tmux.screen();
     // 128 + 15: the shell saw the process end by SIGTERM, after it restored the terminal.

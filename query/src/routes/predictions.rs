@@ -22,7 +22,7 @@ use shiplog_indexer::SearchRequest;
 use crate::auth::{Caller, caller};
 use crate::error::ApiError;
 use crate::predictions::{ExportManifest, PredictionService};
-use crate::routes::search::{DEFAULT_LIMIT, SearchBody, time_param};
+use crate::routes::search::{SearchBody, page_limit, time_param};
 use crate::state::AppState;
 
 /// Records read per page while exporting or summarising.
@@ -311,14 +311,7 @@ pub async fn list(
             ));
         }
     }
-    let limit = p.limit.unwrap_or(DEFAULT_LIMIT);
-    let max = state.limits.max_search_limit;
-    if limit == 0 || limit > max {
-        return Err(ApiError::bad_request(
-            "bad_limit",
-            format!("limit must be between 1 and {max}, got {limit}"),
-        ));
-    }
+    let limit = page_limit(p.limit, &state)?;
     let req = SearchRequest {
         query,
         since,

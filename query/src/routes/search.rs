@@ -48,6 +48,19 @@ pub struct SearchBody {
     pub took_ms: u64,
 }
 
+/// The `limit` parameter, defaulted and checked against the configured maximum.
+pub fn page_limit(limit: Option<usize>, state: &AppState) -> Result<usize, ApiError> {
+    let limit = limit.unwrap_or(DEFAULT_LIMIT);
+    let max = state.limits.max_search_limit;
+    if limit == 0 || limit > max {
+        return Err(ApiError::bad_request(
+            "bad_limit",
+            format!("limit must be between 1 and {max}, got {limit}"),
+        ));
+    }
+    Ok(limit)
+}
+
 /// Reads a time bound parameter, naming it in the error.
 pub fn time_param(
     name: &str,
@@ -164,14 +177,7 @@ pub async fn search(
     let now = Timestamp::now();
     let since = time_param("since", p.since.as_deref(), now)?;
     let until = time_param("until", p.until.as_deref(), now)?;
-    let limit = p.limit.unwrap_or(DEFAULT_LIMIT);
-    let max = state.limits.max_search_limit;
-    if limit == 0 || limit > max {
-        return Err(ApiError::bad_request(
-            "bad_limit",
-            format!("limit must be between 1 and {max}, got {limit}"),
-        ));
-    }
+    let limit = page_limit(p.limit, &state)?;
     let req = SearchRequest {
         query,
         since,

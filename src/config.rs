@@ -681,16 +681,20 @@ impl Config {
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_documented_example_parses() {
-        let doc = include_str!("config.rs");
-        let example: String = doc
+    /// The TOML example in this module's documentation.
+    fn documented_example() -> String {
+        include_str!("config.rs")
             .lines()
             .skip_while(|l| !l.starts_with("//! ```toml"))
             .skip(1)
             .take_while(|l| !l.starts_with("//! ```"))
             .map(|l| l.trim_start_matches("//!").trim_start().to_string() + "\n")
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn the_documented_example_parses() {
+        let example = documented_example();
         let c = parse(Path::new("example.toml"), &example).unwrap();
         assert_eq!(c.indexer.writer_memory, ByteSize(256 << 20));
         assert_eq!(
@@ -726,14 +730,7 @@ mod tests {
 
     #[test]
     fn the_documented_auth_example_parses() {
-        let doc = include_str!("config.rs");
-        let example: String = doc
-            .lines()
-            .skip_while(|l| !l.starts_with("//! ```toml"))
-            .skip(1)
-            .take_while(|l| !l.starts_with("//! ```"))
-            .map(|l| l.trim_start_matches("//!").trim_start().to_string() + "\n")
-            .collect();
+        let example = documented_example();
         let c = parse(Path::new("example.toml"), &example).unwrap();
         assert_eq!(c.auth.token.len(), 2);
         assert_eq!(c.api.query_timeout.0, std::time::Duration::from_secs(30));
@@ -802,14 +799,7 @@ mod tests {
             ok.predictions.builtin_redactions,
             [shiplog_core::prediction_config::Builtin::Email]
         );
-        let doc = include_str!("config.rs");
-        let example: String = doc
-            .lines()
-            .skip_while(|l| !l.starts_with("//! ```toml"))
-            .skip(1)
-            .take_while(|l| !l.starts_with("//! ```"))
-            .map(|l| l.trim_start_matches("//!").trim_start().to_string() + "\n")
-            .collect();
+        let example = documented_example();
         let c = parse(Path::new("example.toml"), &example).unwrap();
         assert_eq!(c.predictions.redact.len(), 2);
         assert_eq!(c.predictions.containers, ["^model-"]);
@@ -819,14 +809,7 @@ mod tests {
 
     #[test]
     fn the_documented_alert_example_compiles() {
-        let doc = include_str!("config.rs");
-        let example: String = doc
-            .lines()
-            .skip_while(|l| !l.starts_with("//! ```toml"))
-            .skip(1)
-            .take_while(|l| !l.starts_with("//! ```"))
-            .map(|l| l.trim_start_matches("//!").trim_start().to_string() + "\n")
-            .collect();
+        let example = documented_example();
         let c = parse(Path::new("example.toml"), &example).unwrap();
         let rules = c.compiled_alerts().unwrap();
         assert_eq!(rules.len(), 4);

@@ -26,6 +26,7 @@
 //! buffer_when_full = "block"
 //! buffer_spill_after = "5s"
 //! telemetry_interval = "60s"
+//! read_from_head = false
 //!
 //! [[collector.parse]]
 //! name = "nginx"
@@ -329,6 +330,9 @@ pub struct CollectorSection {
     /// How often the collector ships its own metrics (service `shiplog`); `"0s"` turns it
     /// off.
     pub telemetry_interval: HumanDuration,
+    /// Containers running at start with no checkpoint: read their stored logs whole
+    /// (`true`) or from a second before the start (`false`).
+    pub read_from_head: bool,
     /// `[[collector.parse]]`: regexes whose named captures become fields.
     pub parse: Vec<ParseSection>,
     /// `[[collector.redact]]`: regexes whose matches are masked or hashed before shipping.
@@ -457,6 +461,7 @@ impl Default for CollectorSection {
             buffer_when_full: d.buffer_when_full,
             buffer_spill_after: HumanDuration(d.buffer_spill_after),
             telemetry_interval: HumanDuration(d.telemetry_interval),
+            read_from_head: d.read_from_head,
             parse: Vec::new(),
             redact: Vec::new(),
         }

@@ -265,6 +265,7 @@ pub fn collector_config(config: &Config) -> shiplog_collector::CollectorConfig {
         buffer_when_full: c.buffer_when_full,
         buffer_spill_after: c.buffer_spill_after.0,
         telemetry_interval: c.telemetry_interval.0,
+        read_from_head: c.read_from_head,
         predictions: config.predictions.clone(),
         parse_rules: c
             .parse

@@ -79,6 +79,10 @@ pub struct CollectorConfig {
     /// A direct send taking longer than this goes to the disk buffer instead, so reading
     /// never waits on a slow indexer for longer.
     pub buffer_spill_after: Duration,
+    /// Containers already running when the collector starts, with no checkpoint, are read
+    /// from the beginning of their stored logs (`true`) or from a second before the start
+    /// (`false`, default: a first install does not re-ship a host's whole history).
+    pub read_from_head: bool,
     /// How often the collector's own metrics are shipped as events of service `shiplog`;
     /// zero turns that off (they are still served by `render_prometheus`).
     pub telemetry_interval: Duration,
@@ -145,6 +149,7 @@ impl Default for CollectorConfig {
             buffer_max_bytes: crate::buffer::DEFAULT_MAX_BYTES,
             buffer_when_full: WhenFull::Block,
             buffer_spill_after: crate::pipeline::DEFAULT_SPILL_AFTER,
+            read_from_head: false,
             telemetry_interval: DEFAULT_TELEMETRY_INTERVAL,
             predictions: PredictionsConfig::default(),
         }

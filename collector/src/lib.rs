@@ -76,7 +76,8 @@ pub async fn run(
         .with_filter(ContainerFilter::from_config(&config)?)
         .with_transforms(Transforms::from_config(&config)?)
         .with_checkpoints(Arc::clone(&checkpoints))
-        .with_metrics_interval(config.metrics_interval);
+        .with_metrics_interval(config.metrics_interval)
+        .with_read_from_head(config.read_from_head);
     let (tx, rx) = tokio::sync::mpsc::channel(config.channel_capacity);
     let batcher = Batcher::new(
         BatcherConfig {

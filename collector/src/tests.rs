@@ -554,3 +554,46 @@ async fn a_real_container_is_registered_sampled_and_deregistered() {
         "no snapshot marker"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_from_head_ships_the_history_of_containers_running_at_start() {
+    if !docker_available() {
+        return;
+    }
+    let (id, name) = create_test_container("for i in 1 2 3; do echo old$i; done; sleep 600");
+    let _cleanup = RemoveOnDrop(id.clone());
+    docker_ok(&["start", &id]);
+    // Past the one-second lookback a first start applies by default.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let include = vec![format!("^{name}$")];
+
+    let (sink, shutdown, collector) = start_collector_with(CollectorConfig {
+        node: "test-node".into(),
+        include_names: include.clone(),
+        metrics_interval: Duration::ZERO,
+        ..CollectorConfig::default()
+    });
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    stop_collector(shutdown, collector).await;
+    assert!(
+        events_of(&sink, &name).is_empty(),
+        "by default history before the start is not re-read: {:?}",
+        events_of(&sink, &name)
+    );
+
+    let (sink, shutdown, collector) = start_collector_with(CollectorConfig {
+        node: "test-node".into(),
+        include_names: include,
+        metrics_interval: Duration::ZERO,
+        read_from_head: true,
+        ..CollectorConfig::default()
+    });
+    let arrived = wait_for_events(&sink, &name, 3).await;
+    stop_collector(shutdown, collector).await;
+    let lines: Vec<String> = events_of(&sink, &name)
+        .into_iter()
+        .map(|e| e.message)
+        .collect();
+    assert!(arrived, "history did not arrive: {lines:?}");
+    assert_eq!(lines, ["old1", "old2", "old3"]);
+}

@@ -14,7 +14,8 @@
 //!    sink acknowledged, re-reading from a second before it and dropping what was shipped;
 //!    this includes containers that exited meanwhile, whose remaining lines are read once;
 //! 3. running when the collector starts: from a second before the start (old history is
-//!    not re-read);
+//!    not re-read), or from its beginning with
+//!    [`with_read_from_head`](DockerSource::with_read_from_head);
 //! 4. started later: from its beginning, so a short-lived one that already exited is still
 //!    read whole.
 //!
@@ -86,6 +87,7 @@ pub struct DockerSource {
     transforms: Transforms,
     checkpoints: Arc<CheckpointStore>,
     metrics_interval: Duration,
+    read_from_head: bool,
 }
 
 impl DockerSource {
@@ -115,7 +117,16 @@ impl DockerSource {
             transforms: Transforms::default(),
             checkpoints: Arc::new(CheckpointStore::in_memory()),
             metrics_interval: crate::config::DEFAULT_METRICS_INTERVAL,
+            read_from_head: false,
         })
+    }
+
+    /// Reads containers already running at start, that no checkpoint covers, from the
+    /// beginning of their stored logs instead of from a second before the start (default
+    /// off: installing the collector on a busy host does not re-ship days of history).
+    pub fn with_read_from_head(mut self, on: bool) -> Self {
+        self.read_from_head = on;
+        self
     }
 
     /// Samples each running container's metrics this often; zero turns metrics off
@@ -173,6 +184,7 @@ impl DockerSource {
         });
         let mut supervisor = Supervisor {
             started: self.started,
+            read_from_head: self.read_from_head,
             context,
             tasks: JoinSet::new(),
             task_ids: HashMap::new(),
@@ -266,6 +278,8 @@ enum Origin {
 /// The supervisor's bookkeeping of log tasks.
 struct Supervisor {
     started: Timestamp,
+    /// Containers of the first listing without a checkpoint are read whole.
+    read_from_head: bool,
     context: Arc<FollowContext>,
     tasks: JoinSet<FollowOutcome>,
     task_ids: HashMap<TaskId, String>,
@@ -452,7 +466,7 @@ impl Supervisor {
         let resume = match (self.cursors.get(&id), self.checkpoints.get(&id)) {
             (Some(&cursor), _) => cursor,
             (None, Some(shipped)) => Resume::after_checkpoint(shipped),
-            (None, None) if origin == Origin::FirstListing => {
+            (None, None) if origin == Origin::FirstListing && !self.read_from_head => {
                 Resume::after(self.started.offset(-START_LOOKBACK_NANOS))
             }
             (None, None) => Resume::from_beginning(),

@@ -103,7 +103,10 @@ impl LineAssembler {
 
 /// Builds a [`Line`] from the raw bytes of one line (prefix included, newline excluded).
 fn make_line(raw: &[u8], overflowed: bool, max_line: usize) -> Line {
-    let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+    // Every trailing `\r`, not one: under a TTY a program's own CRLF arrives as `\r\r\n`
+    // (the terminal turns its `\n` into `\r\n`).
+    let end = raw.len() - raw.iter().rev().take_while(|&&b| b == b'\r').count();
+    let raw = &raw[..end];
     let (ts, body) = split_timestamp(raw);
     let mut flags = Vec::new();
     let mut truncated = overflowed;
@@ -220,6 +223,13 @@ mod tests {
         let frame = format!("{TS} tty line\r\n");
         let got = lines(&mut LineAssembler::default(), &[frame.as_bytes()]);
         assert_eq!(got, [plain(Some(ts()), "tty line")]);
+    }
+
+    #[test]
+    fn a_programs_crlf_under_a_tty_is_stripped_whole() {
+        let frame = format!("{TS} tty line\r\r\n{TS} \r\n");
+        let got = lines(&mut LineAssembler::default(), &[frame.as_bytes()]);
+        assert_eq!(got, [plain(Some(ts()), "tty line"), plain(Some(ts()), "")]);
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! entry is kept once per event id, and a state older than the one held changes only the
 //! history), so replays and overlapping scans are harmless. A `snapshot` registration
 //! (the containers a collector found running on its node) drops the instances of that node
-//! it no longer lists, so a container that vanished while nobody watched does not linger.
+//! it no longer lists, so a container that vanished while nobody watched does not linger;
+//! a registration from before an instance was dropped or removed changes only the history.
 //!
 //! [`Indexer::start_catalog`](crate::Indexer::start_catalog) keeps one catalog per open
 //! index up to date: a thread subscribes to the live broadcast of durable events, rebuilds
@@ -34,6 +35,10 @@ pub const MAX_SERVICES: usize = 10_000;
 pub const REBUILD_DAYS: i64 = 7;
 /// Most registrations a rebuild reads (the newest ones).
 pub const MAX_REBUILD_EVENTS: usize = 200_000;
+/// Containers whose end (removal, or a snapshot not listing them) is remembered, so that
+/// older registrations of theirs arriving late do not list them again. Late means seconds
+/// (a replay, a commit not yet searchable): a few thousand cover a busy host.
+pub const MAX_ENDED: usize = 10_000;
 /// Wait before a second rebuild pass, which picks up events acknowledged before the
 /// subscription but committed (searchable) only after the first pass.
 const SETTLE: Duration = Duration::from_secs(2);
@@ -120,6 +125,41 @@ struct State {
     services: BTreeMap<String, ServiceEntry>,
     /// Container id → the service holding its instance.
     containers: HashMap<String, String>,
+    /// Containers whose instance was removed, and when.
+    ended: Ended,
+}
+
+/// When the instances of containers were removed (by a `removed` registration or a
+/// snapshot), at most [`MAX_ENDED`], the oldest forgotten first. Without it, a registration
+/// from before the removal, arriving after it, would list the container again: a collector
+/// replays the engine's last second of events after its listing, and a rebuild reads the
+/// index, which holds acknowledged events only once they are committed.
+#[derive(Debug, Default)]
+struct Ended {
+    at: HashMap<String, Timestamp>,
+    /// Insertion order, with the time inserted (a later insert of the same id supersedes).
+    order: VecDeque<(String, Timestamp)>,
+}
+
+impl Ended {
+    fn insert(&mut self, id: &str, ts: Timestamp) {
+        let at = self.at.entry(id.to_string()).or_insert(ts);
+        *at = (*at).max(ts);
+        self.order.push_back((id.to_string(), *at));
+        while self.at.len() > MAX_ENDED || self.order.len() > 2 * MAX_ENDED {
+            let Some((old, ts)) = self.order.pop_front() else {
+                break;
+            };
+            if self.at.get(&old) == Some(&ts) {
+                self.at.remove(&old);
+            }
+        }
+    }
+
+    /// Whether the container's instance was removed at or after `ts`.
+    fn covers(&self, id: &str, ts: Timestamp) -> bool {
+        self.at.get(id).is_some_and(|&end| ts <= end)
+    }
 }
 
 /// The current view of services, instances and their history.
@@ -223,9 +263,13 @@ impl State {
         if current.is_some_and(|i| event.ts < i.updated) {
             return; // a late arrival: history only
         }
+        if current.is_none() && self.ended.covers(id, event.ts) {
+            return; // from before its instance was removed: history only
+        }
         if state == S::Removed {
             entry.instances.remove(id);
             self.containers.remove(id);
+            self.ended.insert(id, event.ts);
             return;
         }
         let health_field = event
@@ -307,6 +351,7 @@ impl State {
         }
         for id in gone {
             self.containers.remove(&id);
+            self.ended.insert(&id, marker.ts);
         }
     }
 
@@ -587,6 +632,67 @@ mod tests {
         catalog.apply(&marker("n1", 400, &[], &[]));
         let ids: Vec<String> = states(&catalog).into_iter().map(|s| s.0).collect();
         assert_eq!(ids, ["other"]);
+    }
+
+    #[test]
+    fn a_rebuild_over_the_live_view_does_not_bring_a_removed_container_back() {
+        use RegistrationState as S;
+        let catalog = Catalog::new();
+        catalog.apply(&reg("n1", "c1", S::Started, 10));
+        catalog.apply(&reg("n1", "c1", S::Removed, 40));
+        // A rebuild reads the index, which may not hold the removal yet (it is broadcast
+        // after the WAL fsync, searchable only after the next commit).
+        catalog.apply(&reg("n1", "c1", S::Started, 10));
+        catalog.apply(&reg("n1", "c1", S::Died, 30));
+        assert!(states(&catalog).is_empty(), "{:?}", states(&catalog));
+        let history: Vec<&str> = catalog
+            .service("web")
+            .unwrap()
+            .history
+            .iter()
+            .map(|t| t.state.as_str())
+            .collect();
+        assert_eq!(history, ["removed", "died", "started"]);
+    }
+
+    #[test]
+    fn events_replayed_after_a_snapshot_do_not_bring_its_ghosts_back() {
+        use RegistrationState as S;
+        let catalog = Catalog::new();
+        catalog.apply(&reg("n1", "gone", S::Started, 10));
+        catalog.apply(&reg("n1", "stopped", S::Started, 10));
+        // A restarted collector lists first, then replays the engine's last second of
+        // events, older than its listing.
+        catalog.apply(&marker("n1", 100, &[], &["stopped"]));
+        catalog.apply(&reg("n1", "gone", S::Killed, 50));
+        catalog.apply(&reg("n1", "stopped", S::Killed, 60));
+        assert!(states(&catalog).is_empty(), "{:?}", states(&catalog));
+        // Started again after the listing: listed again.
+        catalog.apply(&reg("n1", "stopped", S::Started, 150));
+        assert_eq!(
+            states(&catalog),
+            [("stopped".into(), "started".into(), None)]
+        );
+    }
+
+    #[test]
+    fn the_memory_of_removed_containers_is_bounded() {
+        let mut ended = Ended::default();
+        for i in 0..(MAX_ENDED + 10) {
+            ended.insert(&format!("c{i}"), Timestamp(i as i64));
+        }
+        ended.insert("c20", Timestamp(5_000_000));
+        assert_eq!(ended.at.len(), MAX_ENDED);
+        assert!(
+            !ended.covers("c0", Timestamp(0)),
+            "the oldest are forgotten"
+        );
+        assert!(ended.covers(&format!("c{}", MAX_ENDED + 9), Timestamp(0)));
+        assert!(
+            ended.covers("c20", Timestamp(4_999_999)),
+            "the later time is kept"
+        );
+        assert!(!ended.covers("c20", Timestamp(5_000_001)));
     }
 
     #[test]

@@ -13,6 +13,17 @@ fn run(args: &[&str]) -> Output {
         .unwrap_or_else(|e| panic!("cannot run docker {args:?}: {e}"))
 }
 
+/// Runs `docker args` and returns its trimmed stdout; panics with its stderr when it fails.
+pub fn docker(args: &[&str]) -> String {
+    let out = run(args);
+    assert!(
+        out.status.success(),
+        "docker {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 fn engine_answers() -> bool {
     Command::new("docker")
         .args(["version", "--format", "{{.Server.Version}}"])
@@ -75,26 +86,26 @@ pub struct Container {
 impl Container {
     /// Starts a detached container from the test image running `sh -c script`.
     pub fn sh(name_prefix: &str, script: &str) -> Container {
-        let name = format!("{name_prefix}-{}-{}", std::process::id(), unique());
-        let out = run(&[
-            "run",
-            "-d",
-            "--name",
-            &name,
-            "--label",
-            "shiplog.test=1",
-            test_image(),
-            "sh",
-            "-c",
-            script,
-        ]);
-        assert!(
-            out.status.success(),
-            "docker run failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        Container { name, id }
+        Container::run(&Container::unique_name(name_prefix), &[], script)
+    }
+
+    /// A container name no other test process uses: `prefix-<pid>-<counter>`.
+    pub fn unique_name(prefix: &str) -> String {
+        format!("{prefix}-{}-{}", std::process::id(), unique())
+    }
+
+    /// Starts a detached container named exactly `name` (so a test can create one again
+    /// under the same name) with extra `docker run` options, running `sh -c script` from
+    /// the test image. It carries the `shiplog.test=1` label like every test container.
+    pub fn run(name: &str, options: &[&str], script: &str) -> Container {
+        let mut args = vec!["run", "-d", "--name", name, "--label", "shiplog.test=1"];
+        args.extend_from_slice(options);
+        args.extend([test_image(), "sh", "-c", script]);
+        let id = docker(&args);
+        Container {
+            name: name.to_string(),
+            id,
+        }
     }
 
     /// Waits for the container to exit and returns its exit code.

@@ -6,6 +6,7 @@
 
 pub mod docker;
 pub mod node;
+pub mod process;
 pub mod receiver;
 
 pub use docker::{Container, docker_or_skip, test_image};

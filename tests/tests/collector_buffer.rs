@@ -8,118 +8,20 @@
 //!   SIGKILLed twice and restarted; every line is indexed exactly once.
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use shiplog_core::Event;
-use shiplog_tests::{Container, docker_or_skip, shiplog_bin};
+use shiplog_tests::process::{Proc, free_port, serve, wait_until};
+use shiplog_tests::{Container, docker_or_skip};
 
 const LINES: usize = 2500;
-
-/// A `shiplog` process whose stderr goes to a file; SIGTERM (then SIGKILL) on drop.
-struct Proc {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Proc {
-    fn start(args: &[&str], log: PathBuf) -> Proc {
-        let file = std::fs::File::create(&log).unwrap();
-        let child = Command::new(shiplog_bin())
-            .args(args)
-            .env("RUST_LOG", "info,shiplog_collector=debug")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(file)
-            .spawn()
-            .expect("start shiplog");
-        Proc { child, log }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// SIGKILL: no chance to flush or checkpoint anything.
-    fn kill9(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    /// SIGTERM, and wait up to 30 s for the exit.
-    fn stop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let started = Instant::now();
-        while started.elapsed() < Duration::from_secs(30) {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            self.stop();
-        }
-    }
-}
-
-/// A port that was free a moment ago.
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
 
 fn http() -> reqwest::blocking::Client {
     reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap()
-}
-
-fn wait_until(limit: Duration, what: &str, logs: &[&Proc], mut check: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while started.elapsed() < limit {
-        if check() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let logs: Vec<String> = logs.iter().map(|p| p.log()).collect();
-    panic!(
-        "timed out after {limit:?} waiting for {what}; logs:\n{}",
-        logs.join("\n-----\n")
-    );
-}
-
-fn serve(port: u16, data: &Path, log: PathBuf) -> Proc {
-    let listen = format!("127.0.0.1:{port}");
-    let proc = Proc::start(
-        &[
-            "serve",
-            "--listen",
-            &listen,
-            "--data-dir",
-            data.to_str().unwrap(),
-        ],
-        log,
-    );
-    let url = format!("http://{listen}/healthz");
-    wait_until(Duration::from_secs(60), "serve to answer", &[&proc], || {
-        http()
-            .get(&url)
-            .send()
-            .is_ok_and(|r| r.status().is_success())
-    });
-    proc
 }
 
 /// Bytes in the collector's buffer directory.

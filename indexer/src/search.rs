@@ -35,9 +35,9 @@ pub struct SearchRequest {
 pub struct SearchResponse {
     /// Matching events, newest first.
     pub hits: Vec<Event>,
-    /// How many events match in the whole window.
+    /// How many events match in the whole window, counted exactly.
     pub total: u64,
-    /// Whether `total` is exact.
+    /// Whether `total` is exact: always `true` (kept so a future estimate can say so).
     pub total_exact: bool,
     /// Pass back to get the next page; `None` on the last page.
     pub next_cursor: Option<String>,
@@ -92,12 +92,24 @@ pub fn search(store: &Store, req: &SearchRequest) -> Result<SearchResponse> {
         (Some(c), None) => Some(c.ts),
         (None, u) => u,
     };
-    let counted = within(fields, base.box_clone(), req.since, req.until);
+    // The total is exact and nearly free: finding the newest hits visits every match up to
+    // the page's upper bound anyway, and counting them in that pass costs one increment
+    // each. Only matches newer than a cursor are counted apart, and a first page has none.
+    // (A separate count of the whole window cost as much again as the page for expensive
+    // queries; see examples/total_count_cost.rs.)
+    let newer_since = match (page_until, req.until) {
+        (Some(p), u) if cursor.is_some() && u.is_none_or(|u| p < u) => {
+            let after = Timestamp(p.as_nanos().saturating_add(1));
+            Some(req.since.map_or(after, |s| s.max(after)))
+        }
+        _ => None,
+    };
+    let newer = newer_since.map(|s| within(fields, base.box_clone(), Some(s), req.until));
     let paged = within(fields, base, req.since, page_until);
     let skip = cursor.as_ref().map_or(0, |c| c.seen.len());
     let want = limit + skip;
 
-    let mut total = 0u64;
+    let mut newer_total = 0u64;
     let mut remaining = 0u64;
     let mut candidates: Vec<(i64, usize, DocAddress)> = Vec::new();
     let days = store.days_between(req.since, req.until);
@@ -107,7 +119,11 @@ pub fn search(store: &Store, req: &SearchRequest) -> Result<SearchResponse> {
         // the searcher (the segments it holds) that produced them.
         let searcher = day.reader.searcher();
         searchers.push(searcher.clone());
-        total += searcher.search(&*counted, &Count)? as u64;
+        if let (Some(q), Some(s)) = (&newer, newer_since)
+            && s.day_string() <= day.day
+        {
+            newer_total += searcher.search(&**q, &Count)? as u64;
+        }
         if page_until.is_some_and(|u| u.day_string() < day.day) {
             continue;
         }
@@ -156,7 +172,7 @@ pub fn search(store: &Store, req: &SearchRequest) -> Result<SearchResponse> {
     };
     Ok(SearchResponse {
         hits: events,
-        total,
+        total: remaining + newer_total,
         total_exact: true,
         next_cursor,
     })

@@ -208,6 +208,72 @@ fn time_windows_span_days_and_merge_in_time_order() {
 }
 
 #[test]
+fn totals_stay_exact_on_every_cursor_page_across_days() {
+    let dir = tempfile::tempdir().unwrap();
+    let ix = open(dir.path());
+    let mut events = Vec::new();
+    for day in 0..3 {
+        for k in 0..30 {
+            let mut e = event(
+                k,
+                if k % 3 == 0 { "db" } else { "web" },
+                &format!("d{day} k{k}"),
+            );
+            // Pairs of events share a time, so cursors stop between equal timestamps.
+            e.ts = Timestamp(BASE + day * DAY_NS + (k / 2) * 3_600_000_000_000);
+            e.id = EventId((day * 100 + k) as u128 + 1);
+            events.push(e);
+        }
+    }
+    rt().block_on(ix.ingest(events.clone())).unwrap();
+    ix.flush().unwrap();
+    let windows = [
+        (None, None),
+        (Some(Timestamp(BASE + 7 * 3_600_000_000_000)), None),
+        (None, Some(Timestamp(BASE + DAY_NS + 5 * 3_600_000_000_000))),
+        (
+            Some(Timestamp(BASE + 12 * 3_600_000_000_000)),
+            Some(Timestamp(BASE + 2 * DAY_NS + 6 * 3_600_000_000_000)),
+        ),
+    ];
+    for (since, until) in windows {
+        let query = parse("service:web").unwrap();
+        let want: std::collections::HashSet<EventId> = events
+            .iter()
+            .filter(|e| query.matches(e))
+            .filter(|e| since.is_none_or(|s| e.ts >= s) && until.is_none_or(|u| e.ts <= u))
+            .map(|e| e.id)
+            .collect();
+        let mut seen = std::collections::HashSet::new();
+        let mut cursor = None;
+        loop {
+            let page = ix
+                .search(&SearchRequest {
+                    query: query.clone(),
+                    since,
+                    until,
+                    limit: 3,
+                    cursor: cursor.clone(),
+                })
+                .unwrap();
+            assert_eq!(
+                page.total,
+                want.len() as u64,
+                "{since:?}..{until:?} at {cursor:?}"
+            );
+            assert!(page.total_exact);
+            seen.extend(page.hits.iter().map(|h| h.id));
+            match page.next_cursor {
+                Some(c) => cursor = Some(c),
+                None => break,
+            }
+        }
+        assert_eq!(seen, want, "{since:?}..{until:?}");
+    }
+    ix.close();
+}
+
+#[test]
 fn json_fields_are_searchable_by_path_as_strings_and_numbers() {
     let dir = tempfile::tempdir().unwrap();
     let ix = open(dir.path());

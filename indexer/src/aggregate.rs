@@ -16,13 +16,13 @@
 //!
 //! Blocking (disk reads): call it from a blocking thread.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 use shiplog_core::query::{KeywordField, Query};
 use shiplog_core::{Event, Timestamp};
 use tantivy::collector::{Collector, Count, SegmentCollector};
-use tantivy::columnar::{Column, StrColumn};
+use tantivy::columnar::Column;
 use tantivy::query::Query as TQuery;
 use tantivy::schema::Value;
 use tantivy::{DateTime, DocAddress, DocId, Score, SegmentOrdinal, SegmentReader, TantivyDocument};
@@ -30,6 +30,8 @@ use tantivy::{DateTime, DocAddress, DocId, Score, SegmentOrdinal, SegmentReader,
 use crate::compile::{compile, within};
 use crate::error::{IndexerError, Result};
 use crate::store::Store;
+pub use crate::terms::{TERMS_PER_DAY, TermsField};
+use crate::terms::{terms, top};
 
 /// Most buckets a date histogram may have.
 pub const MAX_BUCKETS: u64 = 10_000;
@@ -37,8 +39,6 @@ pub const MAX_BUCKETS: u64 = 10_000;
 pub const AUTO_BUCKETS: u64 = 200;
 /// Most events whose values a percentiles aggregation reads.
 pub const PERCENTILE_SAMPLE: u64 = 200_000;
-/// Distinct values of a terms aggregation kept per day before the rest go to `other`.
-pub const TERMS_PER_DAY: usize = 10_000;
 /// Largest `size` of a terms or error-ratio aggregation.
 pub const MAX_TERMS_SIZE: usize = 10_000;
 
@@ -62,10 +62,10 @@ pub enum AggSpec {
         /// Bucket width in nanoseconds.
         interval_ns: Option<i64>,
     },
-    /// The most frequent values of a keyword field.
+    /// The most frequent values of a keyword field or of a path inside a JSON object.
     Terms {
         /// Which field.
-        field: KeywordField,
+        field: TermsField,
         /// How many values to return.
         size: usize,
     },
@@ -136,8 +136,8 @@ pub enum AggResult {
     },
     /// See [`AggSpec::Terms`].
     Terms {
-        /// The field counted.
-        field: &'static str,
+        /// The field counted, as a query names it (`service`, `fields.status`).
+        field: String,
         /// Values by count, highest first (ties by value).
         buckets: Vec<TermBucket>,
         /// Matching events with a value not among `buckets`.
@@ -320,10 +320,10 @@ fn one(store: &Store, req: &AggregateRequest, spec: &AggSpec) -> Result<AggResul
             })
         }
         AggSpec::Terms { field, size } => {
-            let t = terms(store, &days, &*base(&req.query), *field)?;
+            let t = terms(store.fields(), &days, &*base(&req.query), field)?;
             let (buckets, rest) = top(t.counts, *size);
             Ok(AggResult::Terms {
-                field: field.name(),
+                field: field.describe(),
                 buckets,
                 other: rest + t.dropped,
                 missing: t.missing,
@@ -341,8 +341,9 @@ fn one(store: &Store, req: &AggregateRequest, spec: &AggSpec) -> Result<AggResul
             let mut groups = Vec::new();
             let mut exact = true;
             if let Some(field) = by {
-                let all = terms(store, &days, &*base(&req.query), *field)?;
-                let err = terms(store, &days, &*base(&errors_query), *field)?;
+                let field = TermsField::Keyword(*field);
+                let all = terms(store.fields(), &days, &*base(&req.query), &field)?;
+                let err = terms(store.fields(), &days, &*base(&errors_query), &field)?;
                 exact = all.exact && err.exact;
                 groups = all
                     .counts
@@ -388,60 +389,6 @@ fn count(days: &[std::sync::Arc<crate::store::DayIndex>], q: &dyn TQuery) -> Res
         n += d.reader.searcher().search(q, &Count)? as u64;
     }
     Ok(n)
-}
-
-/// Term counts merged over days.
-struct Terms {
-    counts: HashMap<String, u64>,
-    missing: u64,
-    dropped: u64,
-    exact: bool,
-}
-
-fn terms(
-    store: &Store,
-    days: &[std::sync::Arc<crate::store::DayIndex>],
-    q: &dyn TQuery,
-    field: KeywordField,
-) -> Result<Terms> {
-    debug_assert!(store.fields().keyword(field) != store.fields().id);
-    let collector = TermsCollector {
-        field: field.name(),
-    };
-    let mut out = Terms {
-        counts: HashMap::new(),
-        missing: 0,
-        dropped: 0,
-        exact: true,
-    };
-    for d in days {
-        let (mut day, missing) = d.reader.searcher().search(q, &collector)?;
-        out.missing += missing;
-        if day.len() > TERMS_PER_DAY {
-            let mut sorted: Vec<(String, u64)> = day.into_iter().collect();
-            sorted.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-            out.dropped += sorted[TERMS_PER_DAY..].iter().map(|(_, c)| c).sum::<u64>();
-            sorted.truncate(TERMS_PER_DAY);
-            out.exact = false;
-            day = sorted.into_iter().collect();
-        }
-        for (k, c) in day {
-            *out.counts.entry(k).or_default() += c;
-        }
-    }
-    Ok(out)
-}
-
-/// The `size` largest counts (ties by key), and the sum of the others.
-fn top(counts: HashMap<String, u64>, size: usize) -> (Vec<TermBucket>, u64) {
-    let mut all: Vec<TermBucket> = counts
-        .into_iter()
-        .map(|(key, count)| TermBucket { key, count })
-        .collect();
-    all.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.key.cmp(&b.key)));
-    let rest = all.iter().skip(size).map(|b| b.count).sum();
-    all.truncate(size);
-    (all, rest)
 }
 
 fn percentiles(
@@ -539,93 +486,6 @@ pub fn numbers_at(value: &serde_json::Value, path: &[&str], out: &mut Vec<f64>) 
             }
         }
         _ => {}
-    }
-}
-
-/// Counts per value of a keyword fast column, plus documents without one.
-struct TermsCollector {
-    field: &'static str,
-}
-
-struct TermsSegment {
-    column: Option<StrColumn>,
-    counts: Vec<u64>,
-    missing: u64,
-}
-
-impl Collector for TermsCollector {
-    type Fruit = (HashMap<String, u64>, u64);
-    type Child = TermsSegment;
-
-    fn for_segment(
-        &self,
-        _: SegmentOrdinal,
-        segment: &SegmentReader,
-    ) -> tantivy::Result<TermsSegment> {
-        let column = segment.fast_fields().str(self.field)?;
-        let terms = column.as_ref().map_or(0, |c| c.num_terms());
-        Ok(TermsSegment {
-            column,
-            counts: vec![0; terms],
-            missing: 0,
-        })
-    }
-
-    fn requires_scoring(&self) -> bool {
-        false
-    }
-
-    fn merge_fruits(
-        &self,
-        parts: Vec<(HashMap<String, u64>, u64)>,
-    ) -> tantivy::Result<Self::Fruit> {
-        let mut all = HashMap::new();
-        let mut missing = 0;
-        for (counts, m) in parts {
-            missing += m;
-            for (k, c) in counts {
-                *all.entry(k).or_default() += c;
-            }
-        }
-        Ok((all, missing))
-    }
-}
-
-impl SegmentCollector for TermsSegment {
-    type Fruit = (HashMap<String, u64>, u64);
-
-    fn collect(&mut self, doc: DocId, _: Score) {
-        let Some(column) = &self.column else {
-            self.missing += 1;
-            return;
-        };
-        let mut any = false;
-        for ord in column.term_ords(doc) {
-            any = true;
-            if let Some(c) = self.counts.get_mut(ord as usize) {
-                *c += 1;
-            }
-        }
-        if !any {
-            self.missing += 1;
-        }
-    }
-
-    fn harvest(self) -> Self::Fruit {
-        let mut out = HashMap::new();
-        if let Some(column) = &self.column {
-            let mut key = String::new();
-            for (ord, &c) in self.counts.iter().enumerate() {
-                if c == 0 {
-                    continue;
-                }
-                key.clear();
-                if column.ord_to_str(ord as u64, &mut key).unwrap_or(false) {
-                    *out.entry(key.clone()).or_default() += c;
-                }
-            }
-        }
-        (out, self.missing)
     }
 }
 

@@ -24,8 +24,10 @@ pub mod retention;
 pub mod rollup;
 pub mod schema;
 pub mod search;
+pub mod span;
 pub mod stats;
 pub mod store;
+pub mod terms;
 pub mod upgrade;
 pub mod wal;
 pub mod writer;
@@ -293,6 +295,18 @@ impl Indexer {
         req: &aggregate::AggregateRequest,
     ) -> Result<aggregate::AggregateResponse> {
         aggregate::aggregate(&self.store, req)
+    }
+
+    /// First and last time of the events matching `query` in a window, and how many there
+    /// are (see [`span`]); `None` when nothing matches. Blocking: call it from a blocking
+    /// thread.
+    pub fn time_span(
+        &self,
+        query: &shiplog_core::query::Query,
+        since: Option<shiplog_core::Timestamp>,
+        until: Option<shiplog_core::Timestamp>,
+    ) -> Result<Option<span::TimeSpan>> {
+        span::time_span(&self.store, query, since, until)
     }
 
     /// Bytes on disk of each day index, oldest first. Blocking (walks the directories).

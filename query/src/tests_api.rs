@@ -150,6 +150,7 @@ fn aggregations_agree_with_the_in_memory_matcher_over_two_days() {
             "h": {"date_histogram": {"interval": "1h"}},
             "auto": {"date_histogram": {}},
             "top": {"terms": {"field": "service", "size": 3}},
+            "lat_terms": {"terms": {"field": "fields.latency_ms", "size": 5}},
             "err": {"error_ratio": {"by": "service"}},
             "all_err": {"error_ratio": {}},
             "lat": {"percentiles": {"field": "fields.latency_ms", "percents": [50, 90, 99]}},
@@ -207,6 +208,35 @@ fn aggregations_agree_with_the_in_memory_matcher_over_two_days() {
         let rest: u64 = expected.iter().skip(3).map(|x| x.1).sum();
         assert_eq!(aggs["top"]["other"], rest, "{q}");
         assert_eq!(aggs["top"]["exact"], true);
+
+        // Terms of a path inside `fields`: numbers and strings counted by their text.
+        let mut per_value: HashMap<String, u64> = HashMap::new();
+        let mut without = 0u64;
+        for e in &matching {
+            match e.fields.get("latency_ms") {
+                Some(Value::String(s)) => *per_value.entry(s.clone()).or_default() += 1,
+                Some(v) => *per_value.entry(v.to_string()).or_default() += 1,
+                None => without += 1,
+            }
+        }
+        let mut expected: Vec<(String, u64)> = per_value.into_iter().collect();
+        expected.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        let got: Vec<(String, u64)> = aggs["lat_terms"]["buckets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| {
+                (
+                    b["key"].as_str().unwrap().to_string(),
+                    b["count"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(got, expected[..expected.len().min(5)].to_vec(), "{q}");
+        let rest: u64 = expected.iter().skip(5).map(|x| x.1).sum();
+        assert_eq!(aggs["lat_terms"]["other"], rest, "{q}");
+        assert_eq!(aggs["lat_terms"]["missing"], without, "{q}");
+        assert_eq!(aggs["lat_terms"]["field"], "fields.latency_ms");
 
         // Error ratio per service.
         let is_err = |e: &&&Event| matches!(e.level, Some(Level::Error) | Some(Level::Fatal));
@@ -270,6 +300,11 @@ fn bad_aggregation_specs_are_400_naming_the_key() {
             json!({"aggs": {"x": {"terms": {"field": "service", "size": 0}}}}),
             "aggs.x.terms.size",
         ),
+        (
+            json!({"aggs": {"x": {"terms": {"field": "fields."}}}}),
+            "aggs.x.terms.field",
+        ),
+        (json!({"aggs": {"x": {"terms": {}}}}), "aggs.x.terms.field"),
         (json!({"aggs": {"x": {"median": {}}}}), "aggs.x.median"),
         (json!({"aggs": {"x": {"count": {}, "rate": {}}}}), "aggs.x"),
         (

@@ -38,7 +38,25 @@ def main(url: str, marker: str) -> None:
     assert [h["_source"]["message"] for h in hits] == [
         f"opensearch client {marker} line {i}" for i in (1, 0)
     ], hits
-    print(f"opensearch client: shipped 3, read back {len(hits)}")
+    res = client.search(
+        index="py-os",
+        body={
+            "size": 0,
+            "query": {"term": {"marker": marker}},
+            "aggs": {
+                "per_second": {"date_histogram": {"field": "@timestamp", "fixed_interval": "1s"}},
+                "levels": {"terms": {"field": "level"}},
+            },
+        },
+    )
+    base_ms = int(base.timestamp() * 1000)
+    per_second = res["aggregations"]["per_second"]["buckets"]
+    assert [(b["key"], b["doc_count"]) for b in per_second] == [
+        (base_ms + i * 1000, 1) for i in range(3)
+    ], per_second
+    levels = res["aggregations"]["levels"]["buckets"]
+    assert [(b["key"], b["doc_count"]) for b in levels] == [("error", 3)], levels
+    print(f"opensearch client: shipped 3, read back {len(hits)} and {len(per_second)} histogram buckets")
 
 
 if __name__ == "__main__":

@@ -110,7 +110,8 @@ fn real_clients_ship_through_every_compat_surface_and_read_back() {
     };
     let node = Node::start(&["--no-docker"], &[]);
 
-    // Elasticsearch 8 client: helpers.bulk, refresh, search (checked inside the script).
+    // Elasticsearch 8 client: helpers.bulk, refresh, search, and search(aggs=...) reading
+    // histogram and terms buckets back (checked inside the script).
     let m = marker();
     run_client(&python, "es_client.py", &node, &m);
     let hits = read_back(
@@ -127,7 +128,7 @@ fn real_clients_ship_through_every_compat_surface_and_read_back() {
     assert_eq!(newest["fields"]["n"], 4);
     assert_eq!(newest["fields"]["_id"], format!("{m}-4"));
 
-    // opensearch-py: helpers.bulk with refresh, paged search.
+    // opensearch-py: helpers.bulk with refresh, paged search, aggregations.
     let m = marker();
     run_client(&python, "opensearch_client.py", &node, &m);
     let hits = read_back(

@@ -38,8 +38,10 @@
 //!   listed (empty ones with 0). Without `interval`, the smallest of 1s, 2s, 5s, … 1d that
 //!   gives at most 200 buckets; at most 10 000 buckets.
 //! - `terms`: `field` is a keyword field (service, node, container_name, container_id, image,
-//!   stream, level, kind); `size` defaults to 10. Exact unless a day holds more than 10 000
-//!   distinct values (then `exact: false`; see `shiplog_indexer::aggregate`).
+//!   stream, level, kind) or a path inside `fields`, `input` or `output` (`fields.status`:
+//!   values counted by their text, so `"200"` and `200` are one key); `size` defaults to 10.
+//!   Exact unless a day holds more than 10 000 distinct values (then `exact: false`; see
+//!   `shiplog_indexer::aggregate`).
 //! - `error_ratio`: errors are events matching `match` (default `level:error OR
 //!   level:fatal`) among the events of the query; `by` groups them by a keyword field, groups
 //!   sorted by ratio, highest first; `size` defaults to 100.
@@ -58,11 +60,11 @@ use axum::extract::State;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use shiplog_core::Timestamp;
-use shiplog_core::query::{KeywordField, Query};
+use shiplog_core::query::{JsonRoot, KeywordField, Query};
 use shiplog_core::units::HumanDuration;
 use shiplog_indexer::aggregate::{
     AggResult, AggSpec, AggregateRequest, MAX_BUCKETS, MAX_TERMS_SIZE, PERCENTILE_SAMPLE,
-    bucket_count,
+    TermsField, bucket_count,
 };
 
 use crate::error::ApiError;
@@ -109,6 +111,48 @@ fn keyword_at(key: &str, v: Option<&Value>) -> Result<KeywordField, ApiError> {
             ),
         )
     })
+}
+
+/// A terms field: a keyword field, or a path inside `fields`, `input` or `output`.
+fn terms_field_at(key: &str, v: Option<&Value>) -> Result<TermsField, ApiError> {
+    let name = v.and_then(Value::as_str).unwrap_or_default();
+    for root in [JsonRoot::Fields, JsonRoot::Input, JsonRoot::Output] {
+        if let Some(path) = name
+            .strip_prefix(root.name())
+            .and_then(|rest| rest.strip_prefix('.'))
+        {
+            if path.is_empty() || path.split('.').any(str::is_empty) {
+                return Err(bad(
+                    key,
+                    format!(
+                        "'{name}' is not a path: use {}.<path>, e.g. {}.status",
+                        root.name(),
+                        root.name()
+                    ),
+                ));
+            }
+            return Ok(TermsField::Json {
+                root,
+                path: path.to_string(),
+            });
+        }
+    }
+    if name.is_empty() {
+        return Err(bad(
+            key,
+            "missing: name a keyword field such as \"service\" or a path such as \"fields.status\"",
+        ));
+    }
+    KeywordField::from_name(name)
+        .map(TermsField::Keyword)
+        .ok_or_else(|| {
+            bad(
+                key,
+                format!(
+                    "unknown field '{name}': use service, node, container_name, container_id, image, stream, level, kind or fields.<path>"
+                ),
+            )
+        })
 }
 
 fn size_at(key: &str, v: Option<&Value>, default: usize) -> Result<usize, ApiError> {
@@ -212,7 +256,7 @@ fn spec_at(name: &str, v: &Value, since: Timestamp, until: Timestamp) -> Result<
         "terms" => {
             only_keys(&key, body, &["field", "size"])?;
             Ok(AggSpec::Terms {
-                field: keyword_at(&at("field"), body.get("field"))?,
+                field: terms_field_at(&at("field"), body.get("field"))?,
                 size: size_at(&at("size"), body.get("size"), 10)?,
             })
         }

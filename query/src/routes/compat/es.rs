@@ -13,9 +13,11 @@
 //!   again but stored once.
 //! - `GET|POST /_search`, `/{index}/_search`: the query DSL of [`super::es_query`], `size`
 //!   (default 10) and `from` with `from + size` ≤ 10,000, sort by `@timestamp` (newest first
-//!   by default; oldest first is exact as long as `total - from` ≤ 10,000). Aggregations are
-//!   refused with 400 for now. Indexes are `fields._index` values; `_all` and `*` search
-//!   every event.
+//!   by default; oldest first is exact as long as `total - from` ≤ 10,000), and
+//!   `date_histogram` and `terms` aggregations with one level of sub-aggregations
+//!   ([`super::es_aggs`], run by [`super::es_aggs_run`] on the native engine); `size: 0`
+//!   answers the aggregations and the total only. `hits.total` is always exact (`"relation":
+//!   "eq"`). Indexes are `fields._index` values; `_all` and `*` search every event.
 //! - `POST /_refresh`, `/{index}/_refresh`: commits, so what was acknowledged is searchable.
 //!
 //! Errors use Elasticsearch's shape (`error.type`, `error.reason`, `status`) together with
@@ -35,7 +37,8 @@ use shiplog_core::query::Query;
 use shiplog_indexer::SearchRequest;
 use shiplog_indexer::search::MAX_LIMIT;
 
-use super::{body, es_bulk, es_doc, es_query, refresh as commit};
+use super::es_aggs::{self, EsAgg};
+use super::{body, es_aggs_run, es_bulk, es_doc, es_query, refresh as commit};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -48,7 +51,6 @@ pub const MAX_RESULT_WINDOW: usize = 10_000;
 /// Search parameters accepted in the URL and ignored (they change nothing here).
 const IGNORED_SEARCH_PARAMS: &[&str] = &[
     "track_total_hits",
-    "typed_keys",
     "ignore_unavailable",
     "allow_no_indices",
     "expand_wildcards",
@@ -97,6 +99,8 @@ pub fn error(e: ApiError) -> Response {
         "bad_query" => "parsing_exception",
         "busy" => "es_rejected_execution_exception",
         "body_too_large" | "too_many_records" => "content_too_long_exception",
+        "unknown_aggregation" => "parsing_exception",
+        "too_many_buckets" => "too_many_buckets_exception",
         "unsupported_media_type" | "unsupported_encoding" => "media_type_header_exception",
         "internal" | "unavailable" | "disk_full" => "exception",
         _ => "illegal_argument_exception",
@@ -261,8 +265,10 @@ pub struct EsSearch {
     pub sorted: bool,
     /// `hits.total` as a plain number (`rest_total_hits_as_int`).
     pub total_as_int: bool,
-    /// The `aggs` of the request, for the aggregation engine once it exists.
-    pub aggs: Option<Value>,
+    /// The aggregations of the request (`aggs` or `aggregations`), empty when none.
+    pub aggs: Vec<EsAgg>,
+    /// Aggregation names prefixed with their type (`sterms#by_service`), `typed_keys`.
+    pub typed_keys: bool,
 }
 
 fn index_scope(index: &str) -> Result<Option<Query>, ApiError> {
@@ -382,7 +388,8 @@ pub fn parse_search(
         ascending: false,
         sorted: false,
         total_as_int: false,
-        aggs: None,
+        aggs: Vec::new(),
+        typed_keys: false,
     };
     let mut clauses: Vec<Query> = Vec::new();
     clauses.extend(index_scope(index)?);
@@ -398,6 +405,7 @@ pub fn parse_search(
                 }
             }
             "rest_total_hits_as_int" => req.total_as_int = v.is_empty() || v == "true",
+            "typed_keys" => req.typed_keys = v.is_empty() || v == "true",
             other if IGNORED_SEARCH_PARAMS.contains(&other) => {}
             other => {
                 return Err(ApiError::bad_request(
@@ -432,7 +440,15 @@ pub fn parse_search(
                         req.sorted = true;
                     }
                 }
-                "aggs" | "aggregations" => req.aggs = Some(v.clone()),
+                "aggs" | "aggregations" => {
+                    if obj.contains_key("aggs") && obj.contains_key("aggregations") {
+                        return Err(ApiError::bad_request(
+                            "bad_aggregation",
+                            "search body has both aggs and aggregations: use one",
+                        ));
+                    }
+                    req.aggs = es_aggs::parse(v, now)?;
+                }
                 other if IGNORED_SEARCH_KEYS.contains(&other) => {}
                 other => {
                     return Err(ApiError::bad_request(
@@ -473,14 +489,33 @@ async fn run_search(
     let bytes = body::read(state, headers, raw).await?;
     let mut req = parse_search(index, params, &bytes, Timestamp::now())?;
     req.query = caller.scope(std::mem::replace(&mut req.query, Query::All));
-    if req.aggs.is_some() {
-        return Err(ApiError::bad_request(
-            "unsupported_aggregation",
-            "aggregations are not supported yet: remove \"aggs\" (use size and a query instead)",
-        ));
-    }
+    let aggs = if req.aggs.is_empty() {
+        None
+    } else {
+        let indexer = state.indexer.clone();
+        let (query, aggs, typed) = (
+            req.query.clone(),
+            std::mem::take(&mut req.aggs),
+            req.typed_keys,
+        );
+        Some(
+            crate::limits::run_blocking(state.limits.query_timeout, "aggregation", move || {
+                es_aggs_run::run(&indexer, &query, &aggs, typed)
+            })
+            .await?,
+        )
+    };
     let want = req.from + req.size;
-    let mut res = search_page(state, &req.query, want.max(1)).await?;
+    // The aggregations counted the matches already: a `size: 0` search needs no other pass.
+    let mut res = match &aggs {
+        Some(a) if want == 0 => shiplog_indexer::SearchResponse {
+            hits: Vec::new(),
+            total: a.matched,
+            total_exact: true,
+            next_cursor: None,
+        },
+        _ => search_page(state, &req.query, want.max(1)).await?,
+    };
     let total = res.total;
     let hits = if !req.ascending || total <= want as u64 {
         if req.ascending {
@@ -524,12 +559,16 @@ async fn run_search(
     } else {
         json!({"value": total, "relation": if res.total_exact { "eq" } else { "gte" }})
     };
-    Ok(json!({
+    let mut answer = json!({
         "took": started.elapsed().as_millis() as u64,
         "timed_out": false,
         "_shards": {"total": 1, "successful": 1, "skipped": 0, "failed": 0},
         "hits": {"total": total_value, "max_score": null, "hits": hits},
-    }))
+    });
+    if let Some(a) = aggs {
+        answer["aggregations"] = Value::Object(a.aggregations);
+    }
+    Ok(answer)
 }
 
 async fn search_page(

@@ -396,7 +396,7 @@ fn number(v: &Value) -> Result<f64, String> {
 
 /// A date bound: epoch milliseconds, RFC 3339, a date alone (for `gt` and `lte`, the end of
 /// that day, as Elasticsearch rounds), or `now` with an optional `+`/`-` duration.
-fn date_bound(v: &Value, op: &str, now: Timestamp) -> Result<Timestamp, String> {
+pub(super) fn date_bound(v: &Value, op: &str, now: Timestamp) -> Result<Timestamp, String> {
     let Value::String(s) = v else {
         return parse_time(v);
     };

@@ -3,7 +3,7 @@
 //!
 //! | module | protocol | endpoints |
 //! |---|---|---|
-//! | [`es`], [`es_bulk`] | Elasticsearch 8 REST subset | `GET /`, `_bulk`, `_search`, `_refresh`, `_cluster/health` |
+//! | [`es`], [`es_bulk`], [`es_query`], [`es_aggs`] | Elasticsearch 8 REST subset | `GET /`, `_bulk`, `_search` (with aggregations), `_refresh`, `_cluster/health` |
 //! | [`otlp`] | OTLP/HTTP logs, protobuf or JSON | `POST /v1/logs` |
 //! | [`loki`] | Loki push API, JSON | `POST /loki/api/v1/push` |
 //!
@@ -17,6 +17,8 @@
 
 pub mod body;
 pub mod es;
+pub mod es_aggs;
+pub mod es_aggs_run;
 pub mod es_bulk;
 pub mod es_doc;
 pub mod es_query;

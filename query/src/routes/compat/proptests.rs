@@ -1,5 +1,5 @@
 //! Hostile input never panics the compatibility parsers: arbitrary JSON for the
-//! Elasticsearch query translation and Loki pushes, arbitrary bytes for gzip and OTLP
+//! Elasticsearch query translation, Elasticsearch aggregations and Loki pushes, arbitrary bytes for gzip and OTLP
 //! protobuf, arbitrary values for Elasticsearch timestamps.
 
 use proptest::prelude::*;
@@ -7,7 +7,70 @@ use prost::Message;
 use serde_json::Value;
 use shiplog_core::Timestamp;
 
+/// Words of the query DSL and of push bodies, so generated objects reach deep branches.
+const QUERY_WORDS: &[&str] = &[
+    "match",
+    "term",
+    "terms",
+    "range",
+    "bool",
+    "must",
+    "should",
+    "query_string",
+    "query",
+    "gte",
+    "lt",
+    "streams",
+    "values",
+    "stream",
+    "@timestamp",
+    "wildcard",
+    "regexp",
+];
+
+/// Words of Elasticsearch aggregations.
+const AGG_WORDS: &[&str] = &[
+    "date_histogram",
+    "terms",
+    "aggs",
+    "aggregations",
+    "field",
+    "@timestamp",
+    "service",
+    "fields.x",
+    "fixed_interval",
+    "calendar_interval",
+    "interval",
+    "1m",
+    "1h",
+    "day",
+    "month",
+    "min_doc_count",
+    "extended_bounds",
+    "min",
+    "max",
+    "now-1h",
+    "size",
+    "order",
+    "_key",
+    "_count",
+    "asc",
+    "desc",
+    "keyed",
+    "format",
+    "epoch_millis",
+    "time_zone",
+    "offset",
+    "meta",
+];
+
 fn json() -> impl Strategy<Value = Value> {
+    json_over(QUERY_WORDS)
+}
+
+/// Arbitrary JSON whose strings and keys are often one of `words`.
+fn json_over(words: &'static [&'static str]) -> impl Strategy<Value = Value> {
+    let word = prop::sample::select(words).prop_map(str::to_string);
     let leaf = prop_oneof![
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
@@ -16,51 +79,13 @@ fn json() -> impl Strategy<Value = Value> {
             .prop_filter("finite", |f| f.is_finite())
             .prop_map(Value::from),
         "[a-z_@.]{0,12}".prop_map(Value::String),
-        prop_oneof![
-            Just("match"),
-            Just("term"),
-            Just("terms"),
-            Just("range"),
-            Just("bool"),
-            Just("must"),
-            Just("should"),
-            Just("query_string"),
-            Just("query"),
-            Just("gte"),
-            Just("streams"),
-            Just("values"),
-            Just("stream"),
-            Just("@timestamp"),
-            Just("wildcard"),
-            Just("regexp"),
-        ]
-        .prop_map(|s| Value::String(s.to_string())),
+        word.clone().prop_map(Value::String),
     ];
-    leaf.prop_recursive(5, 64, 6, |inner| {
+    leaf.prop_recursive(5, 64, 6, move |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
-            prop::collection::vec(
-                (
-                    prop_oneof![
-                        Just("match".to_string()),
-                        Just("term".to_string()),
-                        Just("bool".to_string()),
-                        Just("must".to_string()),
-                        Just("range".to_string()),
-                        Just("query_string".to_string()),
-                        Just("query".to_string()),
-                        Just("streams".to_string()),
-                        Just("values".to_string()),
-                        Just("stream".to_string()),
-                        Just("gte".to_string()),
-                        Just("lt".to_string()),
-                        "[a-z_.@]{1,10}",
-                    ],
-                    inner,
-                ),
-                0..5,
-            )
-            .prop_map(|kv| Value::Object(kv.into_iter().collect())),
+            prop::collection::vec((prop_oneof![word.clone(), "[a-z_.@]{1,10}"], inner), 0..5,)
+                .prop_map(|kv| Value::Object(kv.into_iter().collect())),
         ]
     })
 }
@@ -74,6 +99,11 @@ proptest! {
     #[test]
     fn loki_pushes_never_panic(body in json()) {
         let _ = super::loki::to_events(&body, Timestamp(1));
+    }
+
+    #[test]
+    fn es_aggregations_never_panic(aggs in json_over(AGG_WORDS)) {
+        let _ = super::es_aggs::parse(&aggs, Timestamp(1_795_000_000_000_000_000));
     }
 
     #[test]

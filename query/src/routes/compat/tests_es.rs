@@ -418,8 +418,8 @@ async fn bad_searches_are_refused_with_what_is_wrong() {
             "from + size must be at most 10000",
         ),
         (
-            json!({"aggs": {"by_host": {"terms": {"field": "host"}}}}),
-            "aggregations are not supported yet",
+            json!({"aggs": {"by_host": {"cardinality": {"field": "host"}}}}),
+            "unknown aggregation type [cardinality]",
         ),
         (
             json!({"sort": [{"latency_ms": "asc"}]}),
@@ -580,4 +580,326 @@ async fn refresh_makes_acknowledged_items_searchable() {
     )
     .await;
     assert_eq!(messages(&v), vec!["later"]);
+}
+
+/// 2026-11-22T00:00:00Z in milliseconds.
+const AGG_DAY_MS: i64 = 1_795_305_600_000;
+const HOUR_MS: i64 = 3_600_000;
+
+/// One document of the aggregation corpus: 60 events at hours 0, 1 and 3 (hour 2 is
+/// empty), three services, two levels, a numeric `status`.
+struct AggDoc {
+    ms: i64,
+    service: &'static str,
+    level: &'static str,
+    status: u32,
+}
+
+fn agg_corpus() -> Vec<AggDoc> {
+    (0..60)
+        .map(|i: i64| AggDoc {
+            ms: AGG_DAY_MS + [0, 1, 3][(i % 3) as usize] * HOUR_MS + i * 55_000,
+            service: ["api", "web", "db", "api", "api"][(i % 5) as usize],
+            level: if i % 4 == 0 { "error" } else { "info" },
+            status: if i % 6 == 0 { 500 } else { 200 },
+        })
+        .collect()
+}
+
+/// Ships the corpus into index `aggs` and one unrelated event into `noise`.
+async fn agg_fixture(st: &AppState) -> Vec<AggDoc> {
+    let docs = agg_corpus();
+    let mut body = String::new();
+    for (i, d) in docs.iter().enumerate() {
+        body.push_str(&format!(
+            "{{\"index\":{{\"_index\":\"aggs\",\"_id\":\"a{i}\"}}}}\n"
+        ));
+        body.push_str(
+            &json!({"@timestamp": d.ms, "message": format!("request {i}"), "service.name": d.service,
+                "log.level": d.level, "status": d.status})
+            .to_string(),
+        );
+        body.push('\n');
+    }
+    body.push_str("{\"index\":{\"_index\":\"noise\"}}\n");
+    body.push_str(r#"{"@timestamp":"2026-11-22T02:30:00Z","message":"noise","service":"other"}"#);
+    body.push('\n');
+    let (status, _, v) = call(st, bulk_req("/_bulk?refresh=true", &body)).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["errors"], false, "{v}");
+    docs
+}
+
+fn buckets(v: &Value) -> Vec<Value> {
+    v["buckets"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no buckets in {v}"))
+        .clone()
+}
+
+fn key_counts(v: &Value) -> Vec<(Value, u64)> {
+    buckets(v)
+        .iter()
+        .map(|b| (b["key"].clone(), b["doc_count"].as_u64().unwrap()))
+        .collect()
+}
+
+/// Expected (key, count) pairs, most frequent first, ties by key.
+fn expected_terms<'a>(
+    docs: impl Iterator<Item = &'a AggDoc>,
+    key: impl Fn(&AggDoc) -> String,
+) -> Vec<(Value, u64)> {
+    let mut counts: std::collections::BTreeMap<String, u64> = Default::default();
+    for d in docs {
+        *counts.entry(key(d)).or_default() += 1;
+    }
+    let mut v: Vec<(String, u64)> = counts.into_iter().collect();
+    v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    v.into_iter().map(|(k, c)| (json!(k), c)).collect()
+}
+
+#[tokio::test]
+async fn date_histograms_bucket_from_the_first_match_to_the_last() {
+    let dir = tempfile::tempdir().unwrap();
+    let st = state(dir.path());
+    let docs = agg_fixture(&st).await;
+    let per_hour = |docs: &[AggDoc], h: i64| {
+        docs.iter()
+            .filter(|d| (d.ms - AGG_DAY_MS).div_euclid(HOUR_MS) == h)
+            .count() as u64
+    };
+    for spec in [
+        json!({"field": "@timestamp", "fixed_interval": "1h"}),
+        json!({"field": "@timestamp", "calendar_interval": "hour"}),
+        json!({"field": "timestamp", "calendar_interval": "1h"}),
+        json!({"field": "@timestamp", "interval": "1h"}),
+    ] {
+        let (status, v) = es_search(
+            &st,
+            "/aggs/_search",
+            json!({"size": 0, "aggs": {"per_hour": {"date_histogram": spec}}}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+        assert_eq!(v["hits"]["total"], json!({"value": 60, "relation": "eq"}));
+        assert_eq!(v["hits"]["hits"], json!([]));
+        let got = key_counts(&v["aggregations"]["per_hour"]);
+        let want: Vec<(Value, u64)> = (0..4)
+            .map(|h| (json!(AGG_DAY_MS + h * HOUR_MS), per_hour(&docs, h)))
+            .collect();
+        assert_eq!(got, want, "{spec}");
+        assert_eq!(want[2].1, 0, "the empty hour is listed with 0");
+        assert_eq!(
+            buckets(&v["aggregations"]["per_hour"])[1]["key_as_string"],
+            "2026-11-22T01:00:00.000Z"
+        );
+    }
+
+    // min_doc_count drops the empty hour; extended_bounds reach past the data; the query
+    // narrows what is counted; keyed answers an object.
+    let (_, v) = es_search(
+        &st,
+        "/aggs/_search",
+        json!({"size": 0, "aggs": {
+            "dense": {"date_histogram": {"field": "@timestamp", "fixed_interval": "1h", "min_doc_count": 1}},
+            "wide": {"date_histogram": {"field": "@timestamp", "fixed_interval": "1h",
+                "extended_bounds": {"min": AGG_DAY_MS - HOUR_MS, "max": "2026-11-22T05:10:00Z"}}},
+            "keyed": {"date_histogram": {"field": "@timestamp", "fixed_interval": "30m", "keyed": true,
+                "format": "epoch_millis"}}
+        }}),
+    )
+    .await;
+    let aggs = &v["aggregations"];
+    assert_eq!(buckets(&aggs["dense"]).len(), 3, "{aggs}");
+    let wide = key_counts(&aggs["wide"]);
+    assert_eq!(wide.len(), 7, "{aggs}");
+    assert_eq!(wide[0], (json!(AGG_DAY_MS - HOUR_MS), 0));
+    assert_eq!(wide[6], (json!(AGG_DAY_MS + 5 * HOUR_MS), 0));
+    let keyed = aggs["keyed"]["buckets"].as_object().unwrap();
+    let first = AGG_DAY_MS.to_string();
+    assert_eq!(keyed[&first]["key"], AGG_DAY_MS);
+    assert_eq!(
+        keyed
+            .values()
+            .map(|b| b["doc_count"].as_u64().unwrap())
+            .sum::<u64>(),
+        60
+    );
+
+    let (_, v) = es_search(
+        &st,
+        "/_search",
+        json!({"size": 1, "query": {"term": {"log.level": "error"}},
+            "aggs": {"h": {"date_histogram": {"field": "@timestamp", "fixed_interval": "1h"}}}}),
+    )
+    .await;
+    let errors: Vec<&AggDoc> = docs.iter().filter(|d| d.level == "error").collect();
+    assert_eq!(v["hits"]["total"]["value"], errors.len());
+    assert_eq!(v["hits"]["hits"].as_array().unwrap().len(), 1);
+    let sum: u64 = key_counts(&v["aggregations"]["h"])
+        .iter()
+        .map(|(_, c)| c)
+        .sum();
+    assert_eq!(sum, errors.len() as u64);
+
+    // Nothing matches: no buckets, and no error.
+    let (status, v) = es_search(
+        &st,
+        "/aggs/_search",
+        json!({"size": 0, "query": {"term": {"service": "nobody"}},
+            "aggs": {"h": {"date_histogram": {"field": "@timestamp", "fixed_interval": "1h"}},
+                     "t": {"terms": {"field": "service"}}}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["aggregations"]["h"]["buckets"], json!([]));
+    assert_eq!(v["aggregations"]["t"]["buckets"], json!([]));
+    assert_eq!(v["hits"]["total"]["value"], 0);
+}
+
+#[tokio::test]
+async fn terms_count_keyword_fields_and_paths_inside_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let st = state(dir.path());
+    let docs = agg_fixture(&st).await;
+    let (status, v) = es_search(
+        &st,
+        "/aggs/_search?typed_keys=true",
+        json!({"size": 0, "aggs": {
+            "services": {"terms": {"field": "service.name", "size": 2}},
+            "levels": {"terms": {"field": "log.level.keyword"}},
+            "statuses": {"terms": {"field": "status"}},
+            "by_key": {"terms": {"field": "service", "order": {"_key": "desc"}, "min_doc_count": 15}},
+        }}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let aggs = &v["aggregations"];
+    let services = expected_terms(docs.iter(), |d| d.service.to_string());
+    assert_eq!(key_counts(&aggs["sterms#services"]), services[..2].to_vec());
+    assert_eq!(
+        aggs["sterms#services"]["sum_other_doc_count"],
+        services[2].1
+    );
+    assert_eq!(aggs["sterms#services"]["doc_count_error_upper_bound"], 0);
+    assert_eq!(
+        key_counts(&aggs["sterms#levels"]),
+        expected_terms(docs.iter(), |d| d.level.to_string())
+    );
+    assert_eq!(
+        key_counts(&aggs["sterms#statuses"]),
+        expected_terms(docs.iter(), |d| d.status.to_string())
+    );
+    let mut by_key: Vec<(Value, u64)> =
+        services.iter().filter(|(_, c)| *c >= 15).cloned().collect();
+    by_key.sort_by(|a, b| b.0.as_str().cmp(&a.0.as_str()));
+    assert_eq!(key_counts(&aggs["sterms#by_key"]), by_key);
+
+    // Index names are values too, and the index in the path scopes the counts.
+    let (_, v) = es_search(
+        &st,
+        "/_all/_search",
+        json!({"size": 0, "aggs": {"indexes": {"terms": {"field": "_index"}}}}),
+    )
+    .await;
+    assert_eq!(
+        key_counts(&v["aggregations"]["indexes"]),
+        vec![(json!("aggs"), 60), (json!("noise"), 1)]
+    );
+}
+
+#[tokio::test]
+async fn sub_aggregations_count_inside_each_bucket() {
+    let dir = tempfile::tempdir().unwrap();
+    let st = state(dir.path());
+    let docs = agg_fixture(&st).await;
+    let (status, v) = es_search(
+        &st,
+        "/aggs/_search",
+        json!({"size": 0, "aggs": {
+            "per_hour": {
+                "date_histogram": {"field": "@timestamp", "fixed_interval": "1h"},
+                "meta": {"panel": "volume"},
+                "aggs": {"services": {"terms": {"field": "service"}}}
+            },
+            "per_service": {
+                "terms": {"field": "service"},
+                "aggregations": {"per_hour": {"date_histogram": {"field": "@timestamp", "fixed_interval": "1h"}},
+                                 "levels": {"terms": {"field": "level"}}}
+            }
+        }}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let aggs = &v["aggregations"];
+    assert_eq!(aggs["per_hour"]["meta"], json!({"panel": "volume"}));
+    for b in buckets(&aggs["per_hour"]) {
+        let start = b["key"].as_i64().unwrap();
+        let in_hour = docs
+            .iter()
+            .filter(|d| d.ms >= start && d.ms < start + HOUR_MS);
+        let want = expected_terms(in_hour, |d| d.service.to_string());
+        assert_eq!(key_counts(&b["services"]), want, "hour {start}");
+    }
+    for b in buckets(&aggs["per_service"]) {
+        let service = b["key"].as_str().unwrap().to_string();
+        let mine: Vec<&AggDoc> = docs.iter().filter(|d| d.service == service).collect();
+        assert_eq!(b["doc_count"], mine.len());
+        let hours = key_counts(&b["per_hour"]);
+        assert_eq!(hours.iter().map(|(_, c)| c).sum::<u64>(), mine.len() as u64);
+        let first = mine.iter().map(|d| d.ms).min().unwrap();
+        assert_eq!(
+            hours[0].0,
+            json!(first - first.rem_euclid(HOUR_MS)),
+            "{service}"
+        );
+        assert_eq!(
+            key_counts(&b["levels"]),
+            expected_terms(mine.iter().copied(), |d| d.level.to_string())
+        );
+    }
+}
+
+#[tokio::test]
+async fn bad_aggregations_are_400_in_elasticsearch_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    let st = state(dir.path());
+    agg_fixture(&st).await;
+    let cases = [
+        (
+            json!({"aggs": {"lat": {"avg": {"field": "latency_ms"}}}}),
+            "parsing_exception",
+            "unknown aggregation type [avg] in aggregation [lat]",
+        ),
+        (
+            json!({"aggs": {"h": {"date_histogram": {"field": "@timestamp", "fixed_interval": "1ms"}}}}),
+            "too_many_buckets_exception",
+            "would make",
+        ),
+        (
+            json!({"aggs": {"h": {"date_histogram": {"field": "@timestamp", "calendar_interval": "month"}}}}),
+            "illegal_argument_exception",
+            "calendar interval [month] is not supported",
+        ),
+        (
+            json!({"aggs": {"t": {"terms": {"field": "service"}, "aggs": {"u": {"terms": {"field": "level"},
+                "aggs": {"v": {"terms": {"field": "host"}}}}}}}}),
+            "illegal_argument_exception",
+            "one level of sub-aggregations",
+        ),
+        (
+            json!({"aggs": {"t": {"terms": {"field": "service"}}}, "aggregations": {}}),
+            "illegal_argument_exception",
+            "both aggs and aggregations",
+        ),
+    ];
+    for (body, es_type, needle) in cases {
+        let (status, v) = es_search(&st, "/aggs/_search", body.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {v}");
+        assert_eq!(v["error"]["type"], es_type, "{body}: {v}");
+        assert_eq!(v["error"]["root_cause"][0]["type"], es_type);
+        let reason = v["error"]["reason"].as_str().unwrap();
+        assert!(reason.contains(needle), "{body}: {reason}");
+        assert_eq!(v["status"], 400);
+    }
 }

@@ -18,6 +18,7 @@
 pub mod body;
 pub mod es;
 pub mod es_aggs;
+pub mod es_aggs_histogram;
 pub mod es_aggs_run;
 pub mod es_bulk;
 pub mod es_doc;

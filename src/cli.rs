@@ -323,6 +323,10 @@ pub enum BenchCommand {
     Predictions(crate::commands::bench_predictions::BenchPredictionsArgs),
     /// Audit chain verification throughput: build a day of predictions, then verify it.
     Verify(BenchVerifyArgs),
+    /// The collector against the real Docker engine: stored-log throughput against
+    /// `docker logs`, CPU and memory at a steady rate, live-tail delay, and lines lost or
+    /// doubled across a SIGKILL and at container exit.
+    Collect(crate::commands::bench_collect::BenchCollectArgs),
 }
 
 /// Flags of `bench alerts`.

@@ -93,7 +93,7 @@ fn thread_cpu_seconds(name: &str) -> f64 {
         .sum()
 }
 
-fn stat_cpu_seconds(path: impl AsRef<std::path::Path>) -> f64 {
+pub(crate) fn stat_cpu_seconds(path: impl AsRef<std::path::Path>) -> f64 {
     let Ok(stat) = std::fs::read_to_string(path) else {
         return f64::NAN;
     };

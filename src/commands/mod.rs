@@ -4,6 +4,7 @@ mod alerts;
 mod audit;
 mod bench;
 mod bench_alerts;
+pub mod bench_collect;
 mod bench_index;
 mod bench_latency;
 pub mod bench_predictions;
@@ -52,6 +53,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(BenchCommand::Alerts(args)) => bench_alerts::run(args),
         Command::Bench(BenchCommand::Predictions(args)) => bench_predictions::run(args),
         Command::Bench(BenchCommand::Verify(args)) => bench_verify::run(args),
+        Command::Bench(BenchCommand::Collect(args)) => bench_collect::run(args),
         Command::Audit(cmd) => audit::run(cmd),
         Command::Config(cmd) => config::run(cmd),
         Command::Alerts(args) => alerts::run(args),

@@ -50,6 +50,9 @@ use crate::telemetry::{
 /// Size of an event beyond its message, for the byte estimate: ids, names, time stamps and
 /// JSON punctuation.
 const EVENT_OVERHEAD_BYTES: usize = 200;
+/// While a batch fills, the channel is drained this often rather than on every event: at
+/// a steady rate, waking per line costs more than the lines themselves.
+const DRAIN_TICK: Duration = Duration::from_millis(5);
 /// How often a batch held for a full (or failing) buffer tries again when nothing else
 /// wakes the batcher.
 const HELD_RETRY: Duration = Duration::from_secs(1);
@@ -67,8 +70,10 @@ pub struct BatcherConfig {
     pub max_bytes: usize,
     /// Send once the oldest event in a batch has waited this long.
     pub max_age: Duration,
-    /// Send as soon as the channel is empty and no send is in flight (adaptive batching).
-    /// Turning it off leaves only the three limits above.
+    /// Send as soon as the channel is empty and no send is in flight, when the previous send
+    /// is at least `max_age` old (adaptive batching: a lone line in a quiet pipeline goes at
+    /// once; under load batches fill up to the limits instead of going out one round trip
+    /// at a time). Turning it off leaves only the three limits above.
     pub flush_when_idle: bool,
 }
 
@@ -251,6 +256,8 @@ impl Batcher {
         // Set once a replay ran into the end of the shutdown grace: stop replaying.
         let mut gave_up = false;
         let mut open = true;
+        // When the last direct send went out: the idle flush waits `max_age` after it.
+        let mut last_send: Option<Instant> = None;
         loop {
             if let Some(buffer) = &self.buffer
                 && let Some(batch) = held.take()
@@ -261,7 +268,8 @@ impl Batcher {
             let buffering = self.buffer.as_ref().is_some_and(|b| !b.is_empty())
                 || matches!(in_flight, Some((Flight::Replay, _)));
             if !pending.is_empty() && held.is_none() {
-                let idle = config.flush_when_idle && rx.is_empty();
+                let quiet = last_send.is_none_or(|t| t.elapsed() >= config.max_age);
+                let idle = config.flush_when_idle && quiet && rx.is_empty();
                 let aged = pending
                     .deadline(&config)
                     .is_some_and(|d| d <= Instant::now());
@@ -272,6 +280,7 @@ impl Batcher {
                     let batch = encode(events, positions).await;
                     held = spill(buffer, batch, give_up.is_cancelled()).await;
                 } else if !buffering && in_flight.is_none() && (due || idle) {
+                    last_send = Some(Instant::now());
                     let (events, positions) = pending.take();
                     let flight: BoxFuture<'static, Outcome> = match &self.buffer {
                         Some(_) => Box::pin(deliverer.clone().send_or_spill(
@@ -298,9 +307,18 @@ impl Batcher {
                 break;
             }
             let can_receive = open && !pending.is_full(&config);
+            // The first event of a batch wakes the batcher (it may go at once); later ones
+            // are taken in bulk every DRAIN_TICK.
+            let wake_per_event = can_receive && pending.is_empty();
+            let drain_at =
+                (can_receive && !pending.is_empty()).then(|| Instant::now() + DRAIN_TICK);
             let deadline = pending
                 .deadline(&config)
                 .filter(|_| held.is_none() && (in_flight.is_none() || buffering));
+            let wake_at = match (deadline, drain_at) {
+                (Some(d), Some(t)) => Some(d.min(t)),
+                (d, t) => d.or(t),
+            };
             let retry_held = held.is_some() && in_flight.is_none();
             tokio::select! {
                 outcome = async { in_flight.as_mut().expect("guarded by is_some").1.as_mut().await },
@@ -317,31 +335,20 @@ impl Batcher {
                         }
                     }
                 }
-                received = rx.recv(), if can_receive => match received {
+                received = rx.recv(), if wake_per_event => match received {
                     Some(event) => {
                         let now = Instant::now();
-                        let (mut count, mut bytes) = (1, event.event.message.len());
+                        let bytes = event.event.message.len();
                         pending.push(event, now);
-                        // Take what is already queued without yielding, up to a full batch.
-                        while !pending.is_full(&config) {
-                            match rx.try_recv() {
-                                Ok(event) => {
-                                    count += 1;
-                                    bytes += event.event.message.len();
-                                    pending.push(event, now);
-                                }
-                                Err(TryRecvError::Empty) => break,
-                                Err(TryRecvError::Disconnected) => {
-                                    open = false;
-                                    break;
-                                }
-                            }
-                        }
-                        EventsReceived { count, bytes }.emit();
+                        open &= drain(&mut rx, &mut pending, &config, now, (1, bytes));
                     }
                     None => open = false,
                 },
-                () = sleep_until_opt(deadline), if deadline.is_some() => {}
+                () = sleep_until_opt(wake_at), if wake_at.is_some() => {
+                    if can_receive {
+                        open &= drain(&mut rx, &mut pending, &config, Instant::now(), (0, 0));
+                    }
+                }
                 () = tokio::time::sleep(HELD_RETRY), if retry_held => {}
             }
         }
@@ -356,6 +363,37 @@ impl Batcher {
             "batcher stopped"
         );
     }
+}
+
+/// Moves what is queued into `pending` without waiting, up to a full batch; `counted` are
+/// events already taken. Returns false once every sender is gone.
+fn drain(
+    rx: &mut mpsc::Receiver<SourceEvent>,
+    pending: &mut PendingBatch,
+    config: &BatcherConfig,
+    now: Instant,
+    counted: (usize, usize),
+) -> bool {
+    let (mut count, mut bytes) = counted;
+    let mut open = true;
+    while !pending.is_full(config) {
+        match rx.try_recv() {
+            Ok(event) => {
+                count += 1;
+                bytes += event.event.message.len();
+                pending.push(event, now);
+            }
+            Err(TryRecvError::Empty) => break,
+            Err(TryRecvError::Disconnected) => {
+                open = false;
+                break;
+            }
+        }
+    }
+    if count > 0 {
+        EventsReceived { count, bytes }.emit();
+    }
+    open
 }
 
 /// Encodes a batch for the disk buffer on a blocking thread.
@@ -600,6 +638,35 @@ mod tests {
             .await
             .expect("lone line sent without waiting for the age limit");
         assert_eq!(sink.batch_sizes(), [1]);
+        drop(tx);
+        task.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn lines_right_after_a_send_wait_to_share_a_batch() {
+        let sink = Arc::new(RecordingSink::default());
+        let config = BatcherConfig {
+            max_age: Duration::from_secs(2),
+            ..BatcherConfig::default()
+        };
+        let (tx, rx) = mpsc::channel(16);
+        let task =
+            tokio::spawn(Batcher::new(config, sink.clone()).run(rx, CancellationToken::new()));
+        let notified = sink.notify.notified();
+        tx.send(event(0, 10).into()).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(5), notified)
+            .await
+            .expect("the first line goes at once");
+        // A busy pipeline: these come well within max_age of that send, one at a time.
+        let notified = sink.notify.notified();
+        for i in 1..4 {
+            tx.send(event(i, 10).into()).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::timeout(Duration::from_secs(10), notified)
+            .await
+            .expect("the rest goes once its age limit is reached");
+        assert_eq!(sink.batch_sizes(), [1, 3], "not one round trip per line");
         drop(tx);
         task.await.unwrap();
     }

@@ -19,7 +19,7 @@ mod http;
 pub use http::HttpSink;
 
 /// zstd level of encoded batches: fast, and already a large gain on log text.
-pub(crate) const ZSTD_LEVEL: i32 = 3;
+pub(crate) const ZSTD_LEVEL: i32 = 1;
 
 /// A batch encoded for the wire: zstd NDJSON with its header line, and its idempotency id.
 #[derive(Debug, Clone, PartialEq, Eq)]

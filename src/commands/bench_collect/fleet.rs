@@ -140,3 +140,18 @@ pub fn docker_logs_all(ids: &[String]) -> anyhow::Result<Duration> {
     }
     Ok(started.elapsed())
 }
+
+/// CPU seconds the Docker daemon has used so far, when it runs on this host and /proc shows
+/// it (NaN otherwise): reading logs costs the engine too, and both share the cores.
+pub fn engine_cpu_seconds() -> f64 {
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return f64::NAN;
+    };
+    procs
+        .filter_map(Result::ok)
+        .filter(|p| {
+            std::fs::read_to_string(p.path().join("comm")).is_ok_and(|c| c.trim_end() == "dockerd")
+        })
+        .map(|p| super::super::bench_alerts::stat_cpu_seconds(p.path().join("stat")))
+        .sum()
+}

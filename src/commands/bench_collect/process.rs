@@ -40,7 +40,19 @@ impl Collector {
         )?;
         let log = setup.data_dir.join("collector.log");
         let exe = std::env::current_exe().context("cannot find the shiplog binary")?;
-        let child = Command::new(exe)
+        // SHIPLOG_BENCH_WRAP runs the collector under a profiler ("heaptrack", "perf record
+        // -g"); its process then is the wrapper's, so CPU and RSS figures include it.
+        let wrap = std::env::var("SHIPLOG_BENCH_WRAP").unwrap_or_default();
+        let mut words = wrap.split_whitespace();
+        let mut command = match words.next() {
+            Some(program) => {
+                let mut c = Command::new(program);
+                c.args(words).arg(exe);
+                c
+            }
+            None => Command::new(exe),
+        };
+        let child = command
             .args(["collect", "--url", url, "--config"])
             .arg(&config)
             // RUST_LOG, when set, reaches the collector too (its log is in the data dir).

@@ -207,7 +207,7 @@ impl CollectorConfig {
             return Err(Error::Config {
                 name: "multiline_flush_timeout",
                 value: "0s".into(),
-                hint: "use a duration above zero, for example 200ms",
+                hint: "use a duration above zero, for example 50ms",
             });
         }
         let lists = [
@@ -316,7 +316,7 @@ mod tests {
         let err = bad.validate().unwrap_err().to_string();
         assert!(err.contains("channel_capacity = 0"), "{err}");
         assert!(config.multiline, "multiline is on by default");
-        assert_eq!(config.multiline_flush_timeout, Duration::from_millis(200));
+        assert_eq!(config.multiline_flush_timeout, Duration::from_millis(50));
         assert_eq!(config.state_dir, None);
     }
 

@@ -12,8 +12,10 @@
 //! - a configured start pattern: a line matching it starts an event, any other continues.
 //!
 //! Latency: when a line starts a new event, the pending one is emitted at once; only the
-//! very last line of a burst waits, up to the flush timeout (default 200 ms), for a
-//! continuation that may still come.
+//! very last line of a burst waits, up to the flush timeout (default 50 ms), for a
+//! continuation that may still come. A program writes the lines of one trace within
+//! microseconds of each other, so 50 ms keeps them together while live tail stays live;
+//! a writer slow enough to pause longer inside one trace needs a longer timeout.
 //!
 //! A joined event never grows past the line cap: a continuation that would push it over
 //! starts a new event instead, so no byte is cut (each line alone is already capped).
@@ -26,7 +28,7 @@ use shiplog_core::{Flag, Timestamp};
 use crate::checkpoint::Position;
 
 /// Default time a pending event waits for a continuation line.
-pub const DEFAULT_FLUSH_TIMEOUT: Duration = Duration::from_millis(200);
+pub const DEFAULT_FLUSH_TIMEOUT: Duration = Duration::from_millis(50);
 /// The first line of a Python traceback.
 const PYTHON_TRACEBACK: &str = "Traceback (most recent call last):";
 

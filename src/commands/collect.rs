@@ -23,7 +23,12 @@ pub fn run(args: crate::cli::CollectArgs) -> anyhow::Result<ExitCode> {
         .predictions
         .build()
         .context("invalid [predictions] settings")?;
+    // One async worker: the collector's async side is many small wakeups (a frame here, a
+    // batch there), which a second worker turns into cross-thread wakeups and context
+    // switches costing more than the work; encoding and compression run on the blocking
+    // pool anyway.
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
         .enable_all()
         .build()?;
     runtime.block_on(async move {

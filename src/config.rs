@@ -70,6 +70,11 @@
 //! # tls_cert = "/etc/shiplog/cert.pem"
 //! # tls_key = "/etc/shiplog/key.pem"
 //!
+//! [telemetry]                          # shiplog's own traces and metrics over OTLP/HTTP
+//! otlp_endpoint = "http://127.0.0.1:4318"   # unset: nothing is exported
+//! service_name = "shiplog"
+//! export_interval = "10s"                # metrics
+//!
 //! [[auth.token]]
 //! name = "ci"
 //! token = "change-me-to-a-long-random-string"
@@ -189,6 +194,81 @@ pub struct Config {
     /// `[predictions]`: which containers write predictions, their key mapping and the
     /// redactions they get before leaving the node (and again at the prediction endpoint).
     pub predictions: shiplog_core::prediction_config::PredictionsConfig,
+    /// `[telemetry]`: shiplog's own traces and metrics over OTLP.
+    pub telemetry: TelemetrySection,
+}
+
+/// `[telemetry]`: shiplog's own traces and metrics, exported over OTLP/HTTP (protobuf)
+/// when `otlp_endpoint` is set; without it nothing is started.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelemetrySection {
+    /// Base URL of an OTLP/HTTP receiver (`/v1/traces` and `/v1/metrics` are added).
+    pub otlp_endpoint: Option<OtlpEndpoint>,
+    /// `service.name` of the exported resource.
+    pub service_name: String,
+    /// How often metrics are exported.
+    pub export_interval: HumanDuration,
+}
+
+impl Default for TelemetrySection {
+    fn default() -> Self {
+        TelemetrySection {
+            otlp_endpoint: None,
+            service_name: "shiplog".to_string(),
+            export_interval: HumanDuration(std::time::Duration::from_secs(10)),
+        }
+    }
+}
+
+/// An `http(s)://host[:port][/prefix]` URL, checked while the file is read so that a bad
+/// value is reported at its line rather than when the first export fails.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct OtlpEndpoint(String);
+
+impl OtlpEndpoint {
+    /// Checks `value`; the error says what is wrong and what would be accepted.
+    pub fn parse(value: &str) -> Result<Self, String> {
+        const HINT: &str = "expected the base URL of an OTLP/HTTP receiver such as \"http://127.0.0.1:4318\" (shiplog adds /v1/traces and /v1/metrics; gRPC on port 4317 is not supported)";
+        let uri: axum::http::Uri = value
+            .parse()
+            .map_err(|e| format!("otlp_endpoint {value:?} is not a URL ({e}): {HINT}"))?;
+        match uri.scheme_str() {
+            Some("http" | "https") => {}
+            Some(other) => {
+                return Err(format!(
+                    "otlp_endpoint {value:?}: scheme {other:?} is not http or https: {HINT}"
+                ));
+            }
+            None => {
+                return Err(format!(
+                    "otlp_endpoint {value:?} has no http:// or https://: {HINT}"
+                ));
+            }
+        }
+        if uri.host().is_none_or(str::is_empty) {
+            return Err(format!("otlp_endpoint {value:?} has no host: {HINT}"));
+        }
+        if uri.query().is_some() {
+            return Err(format!(
+                "otlp_endpoint {value:?} has a query string: {HINT}"
+            ));
+        }
+        Ok(OtlpEndpoint(value.trim_end_matches('/').to_string()))
+    }
+
+    /// The URL a signal is posted to, e.g. `signal_url("traces")` for `/v1/traces`.
+    pub fn signal_url(&self, signal: &str) -> String {
+        format!("{}/v1/{signal}", self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for OtlpEndpoint {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        OtlpEndpoint::parse(&s).map_err(serde::de::Error::custom)
+    }
 }
 
 /// `[auth]`: API tokens. None configured: the API is open and listens on loopback only.
@@ -411,6 +491,7 @@ impl Default for Config {
             alert: Vec::new(),
             source: None,
             predictions: shiplog_core::prediction_config::PredictionsConfig::default(),
+            telemetry: TelemetrySection::default(),
         }
     }
 }
@@ -878,6 +959,72 @@ mod tests {
         let c = parse(Path::new("x"), "").unwrap();
         assert_eq!(c.listen.to_string(), "127.0.0.1:7070");
         assert_eq!(c.data_dir, PathBuf::from("shiplog-data"));
+    }
+
+    #[test]
+    fn the_documented_telemetry_example_parses() {
+        let c = parse(Path::new("example.toml"), &documented_example()).unwrap();
+        let endpoint = c
+            .telemetry
+            .otlp_endpoint
+            .expect("example sets otlp_endpoint");
+        assert_eq!(
+            endpoint.signal_url("traces"),
+            "http://127.0.0.1:4318/v1/traces"
+        );
+        assert_eq!(c.telemetry.service_name, "shiplog");
+        assert_eq!(
+            c.telemetry.export_interval.0,
+            std::time::Duration::from_secs(10)
+        );
+        let d = parse(Path::new("a.toml"), "").unwrap();
+        assert!(d.telemetry.otlp_endpoint.is_none());
+        let prefixed = parse(
+            Path::new("a.toml"),
+            "[telemetry]\notlp_endpoint = \"https://otel.internal/otlp/\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            prefixed
+                .telemetry
+                .otlp_endpoint
+                .unwrap()
+                .signal_url("metrics"),
+            "https://otel.internal/otlp/v1/metrics"
+        );
+    }
+
+    #[test]
+    fn bad_telemetry_settings_are_refused_at_their_line() {
+        for (value, want) in [
+            ("127.0.0.1:4318", "no http:// or https://"),
+            ("localhost", "no http:// or https://"),
+            ("grpc://127.0.0.1:4317", "scheme \"grpc\""),
+            ("http://", "not a URL"),
+            ("http://h:4318/?x=1", "query string"),
+            ("not a url", "not a URL"),
+        ] {
+            let text =
+                format!("listen = \"127.0.0.1:1\"\n\n[telemetry]\notlp_endpoint = \"{value}\"\n");
+            let e = parse(Path::new("a.toml"), &text).unwrap_err();
+            assert_eq!(e.line, Some(4), "{value}: {e}");
+            assert!(e.to_string().starts_with("a.toml:4:"), "{value}: {e}");
+            assert!(e.message.contains(want), "{value}: {e}");
+            assert!(e.message.contains("http://127.0.0.1:4318"), "no hint: {e}");
+        }
+        let e = parse(
+            Path::new("a.toml"),
+            "[telemetry]\notlp_endpoint = \"http://127.0.0.1:4318\"\nendpoint = \"x\"\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.line, Some(3), "{e}");
+        assert!(e.message.contains("endpoint"), "{e}");
+        let e = parse(
+            Path::new("a.toml"),
+            "[telemetry]\nexport_interval = \"often\"\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.line, Some(2), "{e}");
     }
 
     #[test]

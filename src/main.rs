@@ -7,6 +7,7 @@ mod config;
 mod local_sink;
 mod logging;
 mod node;
+mod otel;
 
 use std::process::ExitCode;
 

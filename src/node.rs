@@ -42,7 +42,14 @@ pub fn run(config: Config, with_collector: bool) -> anyhow::Result<()> {
         .thread_name("shiplog-rt")
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(run_async(config, with_collector))
+    // Before the runtime runs: the exporters' blocking HTTP client must not be built on it.
+    let otel = crate::otel::start(&config.telemetry)?;
+    let result = runtime.block_on(run_async(config, with_collector, otel.as_ref()));
+    drop(runtime);
+    if let Some(otel) = otel {
+        otel.shutdown();
+    }
+    result
 }
 
 /// The API's tokens and TLS settings, checked against the listen address: without tokens
@@ -71,7 +78,11 @@ pub fn api_security(
     Ok((auth, tls))
 }
 
-async fn run_async(config: Config, with_collector: bool) -> anyhow::Result<()> {
+async fn run_async(
+    config: Config,
+    with_collector: bool,
+    otel: Option<&crate::otel::Otel>,
+) -> anyhow::Result<()> {
     let (auth, tls) = api_security(&config)?;
     // Refuse bad collector rules (regexes) before anything starts.
     let collector_settings = collector_config(&config);
@@ -125,7 +136,13 @@ async fn run_async(config: Config, with_collector: bool) -> anyhow::Result<()> {
             "no API tokens configured and allow_unauthenticated is set: the API is open to anyone who can reach it"
         );
     }
-    let server = tokio::spawn(shiplog_query::serve_with(listener, state, auth, tls));
+    let telemetry = Arc::new(shiplog_query::telemetry::Telemetry::default());
+    if let Some(otel) = otel {
+        otel.watch(&telemetry, &indexer);
+    }
+    let server = tokio::spawn(shiplog_query::serve_observed(
+        listener, state, auth, tls, telemetry,
+    ));
     tracing::info!(api = %format!("{scheme}://{addr}"), data_dir = %config.data_dir.display(), "shiplog is up");
 
     let collector_shutdown = CancellationToken::new();

@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use auth::Auth;
 pub use error::ApiError;
-pub use router::{router, router_with};
+pub use router::{router, router_observed, router_with};
 pub use state::{ApiLimits, AppState};
 
 /// Serves the API on a bound listener until `state.shutdown` is cancelled, then lets
@@ -41,8 +41,19 @@ pub async fn serve_with(
     auth: Auth,
     tls: Option<std::sync::Arc<tokio_rustls::rustls::ServerConfig>>,
 ) -> std::io::Result<()> {
+    serve_observed(listener, state, auth, tls, Default::default()).await
+}
+
+/// [`serve_with`], counting requests into `telemetry` (see [`router::router_observed`]).
+pub async fn serve_observed(
+    listener: TcpListener,
+    state: AppState,
+    auth: Auth,
+    tls: Option<std::sync::Arc<tokio_rustls::rustls::ServerConfig>>,
+    telemetry: std::sync::Arc<telemetry::Telemetry>,
+) -> std::io::Result<()> {
     let shutdown: CancellationToken = state.shutdown.clone();
-    let app = router_with(state, auth);
+    let app = router::router_observed(state, auth, telemetry);
     match tls {
         None => {
             axum::serve(listener, app)

@@ -20,8 +20,14 @@ pub fn router(state: AppState) -> Router {
 /// Every route of the API over shared state, behind `auth`, the request limits and the
 /// request telemetry (outermost first: telemetry, auth, concurrency limit, handler).
 pub fn router_with(state: AppState, auth: Auth) -> Router {
+    router_observed(state, auth, Arc::new(Telemetry::default()))
+}
+
+/// [`router_with`], counting into `telemetry`, which the caller keeps to read the same
+/// figures `/metrics` shows (exporters, for instance).
+pub fn router_observed(state: AppState, auth: Auth, telemetry: Arc<Telemetry>) -> Router {
     let guards = Arc::new(Guards::new(&state.limits));
-    let telemetry = Arc::new(Telemetry::default());
+    telemetry.watch(guards.clone());
     routes(state)
         .layer(Extension(guards.clone()))
         .layer(Extension(telemetry.clone()))

@@ -3,12 +3,13 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
+use tracing::Instrument;
 
 /// Upper bounds of the latency buckets, in seconds.
 pub const LATENCY_BUCKETS: [f64; 12] = [
@@ -29,15 +30,73 @@ struct Inner {
     latency: BTreeMap<String, Histogram>,
 }
 
+/// Told of every answered request (route template, method, status, seconds), after the
+/// counters are updated: how the binary feeds an exporter's histograms without this
+/// crate knowing about the exporter.
+pub type Observer = Box<dyn Fn(&str, &str, u16, f64) + Send + Sync>;
+
+/// Target of the per-request span, so subscribers can pick it out (stderr logging leaves it
+/// out of its lines; OTLP export turns it into a server span).
+pub const REQUEST_SPAN_TARGET: &str = "shiplog_query::request";
+
 /// What the HTTP layer counts.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Telemetry {
     inner: Mutex<Inner>,
+    observer: OnceLock<Observer>,
+    guards: OnceLock<Arc<crate::limits::Guards>>,
+}
+
+impl std::fmt::Debug for Telemetry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Telemetry")
+            .field("inner", &self.inner)
+            .field("observed", &self.observer.get().is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Telemetry {
+    /// Installs the request observer; only the first call has an effect.
+    pub fn observe(&self, observer: Observer) {
+        let _ = self.observer.set(observer);
+    }
+
+    /// Lets [`Telemetry::tail_subscribers`] and [`Telemetry::requests_in_flight`] read the
+    /// router's limits; set by the router that owns both.
+    pub fn watch(&self, guards: Arc<crate::limits::Guards>) {
+        let _ = self.guards.set(guards);
+    }
+
+    /// Live tail streams open now (0 before a router is built).
+    pub fn tail_subscribers(&self) -> usize {
+        self.guards.get().map_or(0, |g| g.tail_subscribers())
+    }
+
+    /// Requests holding a slot now (0 before a router is built).
+    pub fn requests_in_flight(&self) -> usize {
+        self.guards.get().map_or(0, |g| g.requests_in_flight())
+    }
+
+    /// Answered requests so far: route template, method, status and count.
+    pub fn requests(&self) -> Vec<(String, String, u16, u64)> {
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner
+            .requests
+            .iter()
+            .map(|((route, method, status), n)| (route.clone(), method.clone(), *status, *n))
+            .collect()
+    }
+
     /// Counts one answered request.
     pub fn record(&self, route: &str, method: &str, status: u16, seconds: f64) {
+        self.count(route, method, status, seconds);
+        if let Some(observer) = self.observer.get() {
+            observer(route, method, status, seconds);
+        }
+    }
+
+    fn count(&self, route: &str, method: &str, status: u16, seconds: f64) {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         *inner
             .requests
@@ -127,12 +186,21 @@ pub async fn track(State(t): State<Arc<Telemetry>>, req: Request, next: Next) ->
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_string(), |m| m.as_str().to_string());
     let method = req.method().as_str().to_string();
-    let resp = next.run(req).await;
-    t.record(
-        &route,
-        &method,
-        resp.status().as_u16(),
-        started.elapsed().as_secs_f64(),
+    // One span per request, named like OpenTelemetry's HTTP server spans ("GET /route"),
+    // so events logged while handling it are grouped under it when spans are exported.
+    let span = tracing::info_span!(
+        target: REQUEST_SPAN_TARGET,
+        "request",
+        otel.name = %format_args!("{method} {route}"),
+        otel.kind = "server",
+        http.route = %route,
+        http.request.method = %method,
+        http.response.status_code = tracing::field::Empty,
     );
+    let resp = next.run(req).instrument(span.clone()).await;
+    let status = resp.status().as_u16();
+    // i64: OpenTelemetry has no unsigned integers, and a u64 would arrive as a string.
+    span.record("http.response.status_code", i64::from(status));
+    t.record(&route, &method, status, started.elapsed().as_secs_f64());
     resp
 }

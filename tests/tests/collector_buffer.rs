@@ -1,6 +1,6 @@
 //! The collector with the real binary against real containers.
 //!
-//! - Its disk buffer: `shiplog serve` is stopped for about ten seconds while a container
+//! - Its disk buffer: `shiplog serve` is stopped for 30 seconds while a container
 //!   writes numbered lines and `shiplog collect` keeps reading; after `serve` is back (same
 //!   data dir, same port) every line is indexed exactly once and the buffer has drained to
 //!   zero.
@@ -15,7 +15,8 @@ use shiplog_core::Event;
 use shiplog_tests::process::{Proc, free_port, serve, wait_until};
 use shiplog_tests::{Container, docker_or_skip};
 
-const LINES: usize = 2500;
+/// At about 200 lines a second: the container writes through the whole 30 s outage.
+const LINES: usize = 8000;
 
 fn http() -> reqwest::blocking::Client {
     reqwest::blocking::Client::builder()
@@ -93,7 +94,7 @@ fn lines_written_while_the_indexer_is_down_are_buffered_and_indexed_exactly_once
                 .is_ok_and(|r| r.status().is_success())
         },
     );
-    // About 200 lines a second for about 12 seconds.
+    // About 200 lines a second for about 40 seconds.
     let container = Container::sh(
         &prefix,
         &format!(
@@ -126,7 +127,7 @@ fn lines_written_while_the_indexer_is_down_are_buffered_and_indexed_exactly_once
 
     server.stop();
     let outage = Instant::now();
-    std::thread::sleep(Duration::from_secs(10));
+    std::thread::sleep(Duration::from_secs(30));
     let buffered_bytes = buffer_dir_bytes(&buffer_dir);
     let metrics_during = http().get(&metrics_url).send().unwrap().text().unwrap();
     let buffered_gauge = gauge(&metrics_during, "shiplog_collector_buffer_bytes").unwrap();

@@ -2,6 +2,7 @@
 //! container stopped) or shutdown, and sends its events into the pipeline.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bollard::Docker;
 use bollard::container::LogOutput;
@@ -112,13 +113,28 @@ pub(super) async fn follow(
     )
     .with_predictions(transforms.predictions().cloned());
     let mut events = Vec::new();
+    // One shutdown future for the whole stream: making one per frame registers and
+    // unregisters a waiter in the token's tree (a lock) for every line.
+    let cancelled = context.shutdown.cancelled();
+    tokio::pin!(cancelled);
+    // Likewise one timer, moved only when the multiline deadline moves, instead of a timer
+    // entry made and dropped for every frame.
+    let flush_timer = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(flush_timer);
+    let mut armed: Option<tokio::time::Instant> = None;
     loop {
         let deadline = log.next_deadline().map(tokio::time::Instant::from_std);
+        if let Some(d) = deadline
+            && armed != Some(d)
+        {
+            flush_timer.as_mut().reset(d);
+            armed = Some(d);
+        }
         // `None`: a pending multi-line event's wait is over.
         let frame = tokio::select! {
             frame = frames.next() => Some(frame),
-            () = sleep_until_opt(deadline), if deadline.is_some() => None,
-            () = context.shutdown.cancelled() => {
+            () = &mut flush_timer, if deadline.is_some() => None,
+            () = &mut cancelled => {
                 // What was not sent is not acknowledged either: the checkpoint stays
                 // before it and the next run reads it again.
                 outcome.cursor = Some(log.cursor());
@@ -155,12 +171,6 @@ pub(super) async fn follow(
     outcome
 }
 
-async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
-    if let Some(deadline) = deadline {
-        tokio::time::sleep_until(deadline).await;
-    }
-}
-
 /// Transforms and sends events in order, waiting while the channel is full (see
 /// [`crate::sources`]). Returns false when the pipeline is shutting down.
 async fn send_all(
@@ -170,6 +180,12 @@ async fn send_all(
 ) -> bool {
     for mut event in events.drain(..) {
         transforms.apply(&mut event.event);
+        // Room in the channel is the common case: no need to also watch for shutdown.
+        let event = match context.tx.try_send(event) {
+            Ok(()) => continue,
+            Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => return false,
+            Err(tokio::sync::mpsc::error::TrySendError::Full(event)) => event,
+        };
         tokio::select! {
             sent = context.tx.send(event) => {
                 if sent.is_err() {

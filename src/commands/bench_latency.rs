@@ -26,30 +26,55 @@ pub fn run(args: BenchLatencyArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     for rate in &args.rates {
-        let (mut delays, sent, late) =
-            runtime.block_on(one_rate(corpus.clone(), *rate, args.seconds))?;
+        let RateRun {
+            mut delays,
+            mut acks,
+            sent,
+            late,
+        } = runtime.block_on(one_rate(corpus.clone(), *rate, args.seconds))?;
         if delays.is_empty() {
             bail!("no sample became searchable at {rate} events/s");
         }
         delays.sort();
-        let pct =
-            |p: f64| delays[((delays.len() as f64 - 1.0) * p).round() as usize].as_secs_f64() * 1e3;
+        acks.sort();
+        let pct = |v: &[Duration], p: f64| {
+            v[((v.len() as f64 - 1.0) * p).round() as usize].as_secs_f64() * 1e3
+        };
         println!(
             "{rate:>6} events/s: ack -> searchable p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms ({} samples, {sent} events sent, sender behind schedule {late} times)",
-            pct(0.5),
-            pct(0.99),
-            pct(1.0),
+            pct(&delays, 0.5),
+            pct(&delays, 0.99),
+            pct(&delays, 1.0),
             delays.len()
+        );
+        println!(
+            "{rate:>6} events/s: POST -> ack p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} batches; merges run in the background meanwhile)",
+            pct(&acks, 0.5),
+            pct(&acks, 0.99),
+            pct(&acks, 1.0),
+            acks.len()
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What one rate measured.
+struct RateRun {
+    /// Ack to searchable, of the sampled batches.
+    delays: Vec<Duration>,
+    /// POST to ack, of every batch: a merge or commit that held ingest up shows here.
+    acks: Vec<Duration>,
+    /// Events sent.
+    sent: usize,
+    /// Times the sender fell behind its schedule.
+    late: usize,
 }
 
 async fn one_rate(
     corpus: Arc<Vec<(String, Vec<String>)>>,
     rate: usize,
     seconds: u64,
-) -> anyhow::Result<(Vec<Duration>, usize, usize)> {
+) -> anyhow::Result<RateRun> {
     let dir = tempfile::tempdir()?;
     let node = LocalNode::start(dir.path()).await?;
     let base_url = node.url.clone();
@@ -87,6 +112,7 @@ async fn one_rate(
         let (http, url) = (http.clone(), base_url.clone());
         let sample = b % SAMPLE_EVERY == 0;
         probes.push(tokio::spawn(async move {
+            let posted = Instant::now();
             let resp = http
                 .post(format!("{url}/api/v1/ingest"))
                 .header("content-type", "application/x-ndjson")
@@ -98,8 +124,9 @@ async fn one_rate(
                 bail!("ingest answered {}", resp.status());
             }
             let acked = Instant::now();
+            let ack = acked - posted;
             if !sample {
-                return Ok(None);
+                return Ok((ack, None));
             }
             loop {
                 let v: serde_json::Value = http
@@ -110,7 +137,7 @@ async fn one_rate(
                     .json()
                     .await?;
                 if v["total"].as_u64().unwrap_or(0) > 0 {
-                    return Ok(Some(acked.elapsed()));
+                    return Ok((ack, Some(acked.elapsed())));
                 }
                 if acked.elapsed() > Duration::from_secs(30) {
                     bail!("batch {marker} not searchable 30 s after its ack");
@@ -119,12 +146,17 @@ async fn one_rate(
             }
         }));
     }
-    let mut delays = Vec::new();
+    let (mut delays, mut acks) = (Vec::new(), Vec::new());
     for p in probes {
-        if let Some(d) = p.await?? {
-            delays.push(d);
-        }
+        let (ack, searchable) = p.await??;
+        acks.push(ack);
+        delays.extend(searchable);
     }
     node.stop().await?;
-    Ok((delays, sent, late))
+    Ok(RateRun {
+        delays,
+        acks,
+        sent,
+        late,
+    })
 }

@@ -332,18 +332,20 @@ fn one(store: &Store, req: &AggregateRequest, spec: &AggSpec) -> Result<AggResul
         }
         AggSpec::ErrorRatio { by, size, matching } => {
             let numerator = matching.clone().unwrap_or_else(default_error_query);
-            let errors_query = Query::And(vec![req.query.clone(), numerator]);
+            let errors_query = Query::And(vec![req.query.clone(), numerator.clone()]);
             let ratio = |e: u64, t: u64| if t == 0 { 0.0 } else { e as f64 / t as f64 };
-            let (total, errors) = (
-                count(&days, &*base(&req.query))?,
-                count(&days, &*base(&errors_query))?,
-            );
             let mut groups = Vec::new();
             let mut exact = true;
+            let (total, errors);
             if let Some(field) = by {
                 let field = TermsField::Keyword(*field);
                 let all = terms(store.fields(), &days, &*base(&req.query), &field)?;
                 let err = terms(store.fields(), &days, &*base(&errors_query), &field)?;
+                // A keyword field holds one value or none per event, so the groups, the
+                // capped-off rest and the events without a value add up to the totals
+                // exactly, with no separate counting pass.
+                total = all.matched();
+                errors = err.matched();
                 exact = all.exact && err.exact;
                 groups = all
                     .counts
@@ -365,6 +367,9 @@ fn one(store: &Store, req: &AggregateRequest, spec: &AggSpec) -> Result<AggResul
                         .then_with(|| a.key.cmp(&b.key))
                 });
                 groups.truncate(*size);
+            } else {
+                total = count(&days, &*base(&req.query))?;
+                errors = count(&days, &*base(&errors_query))?;
             }
             Ok(AggResult::ErrorRatio {
                 by: by.map(KeywordField::name),

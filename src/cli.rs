@@ -327,6 +327,9 @@ pub enum BenchCommand {
     /// `docker logs`, CPU and memory at a steady rate, live-tail delay, and lines lost or
     /// doubled across a SIGKILL and at container exit.
     Collect(crate::commands::bench_collect::BenchCollectArgs),
+    /// Term, phrase, 24 h date histogram and error ratio per service over millions of
+    /// events, through the HTTP API and through raw tantivy on the same index.
+    Query(crate::commands::bench_query::BenchQueryArgs),
 }
 
 /// Flags of `bench alerts`.

@@ -13,6 +13,7 @@
 pub mod aggregate;
 pub mod audit;
 pub mod baseline;
+pub mod baseline_query;
 pub mod catalog;
 pub mod compile;
 pub mod config;

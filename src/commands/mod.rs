@@ -8,6 +8,7 @@ pub mod bench_collect;
 mod bench_index;
 mod bench_latency;
 pub mod bench_predictions;
+pub mod bench_query;
 mod bench_verify;
 mod collect;
 mod config;
@@ -54,6 +55,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(BenchCommand::Predictions(args)) => bench_predictions::run(args),
         Command::Bench(BenchCommand::Verify(args)) => bench_verify::run(args),
         Command::Bench(BenchCommand::Collect(args)) => bench_collect::run(args),
+        Command::Bench(BenchCommand::Query(args)) => bench_query::run(args),
         Command::Audit(cmd) => audit::run(cmd),
         Command::Config(cmd) => config::run(cmd),
         Command::Alerts(args) => alerts::run(args),

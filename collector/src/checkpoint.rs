@@ -126,6 +126,9 @@ struct State {
 #[derive(Debug)]
 pub struct CheckpointStore {
     path: Option<PathBuf>,
+    /// When the file was last written before this run: the last moment an earlier run is
+    /// known to have been alive. `None` on a first run (no file) or without a state dir.
+    previous_run: Option<Timestamp>,
     state: Mutex<State>,
     /// Serialises writers, so an old snapshot never overwrites a newer one.
     write: Mutex<()>,
@@ -136,6 +139,7 @@ impl CheckpointStore {
     pub fn in_memory() -> Self {
         CheckpointStore {
             path: None,
+            previous_run: None,
             state: Mutex::new(State::default()),
             write: Mutex::new(()),
         }
@@ -146,6 +150,11 @@ impl CheckpointStore {
     pub fn open(dir: &Path) -> io::Result<Self> {
         std::fs::create_dir_all(dir)?;
         let path = dir.join(FILE_NAME);
+        let previous_run = std::fs::metadata(&path)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| Timestamp(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)));
         let containers = match read_file(&path) {
             Ok(Some(containers)) => {
                 info!(path = %path.display(), containers = containers.len(), "checkpoints loaded");
@@ -163,12 +172,23 @@ impl CheckpointStore {
         };
         Ok(CheckpointStore {
             path: Some(path),
+            previous_run,
             state: Mutex::new(State {
                 containers,
+                // Written at the first persist even when empty: the file's time is how the
+                // next run knows this one was alive (see `previous_run`).
+                dirty: true,
                 ..State::default()
             }),
             write: Mutex::new(()),
         })
+    }
+
+    /// When an earlier run last wrote the file (it writes at least once a second while
+    /// acknowledgements come in): containers created after about then, with no checkpoint,
+    /// may hold lines nobody shipped. `None` on a first run.
+    pub fn previous_run(&self) -> Option<Timestamp> {
+        self.previous_run
     }
 
     /// The file the store is written to, if any.
@@ -367,7 +387,12 @@ mod tests {
     fn round_trips_through_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let store = CheckpointStore::open(dir.path()).unwrap();
-        assert!(!store.persist().unwrap(), "nothing to write yet");
+        assert_eq!(store.previous_run(), None, "a first run");
+        assert!(
+            store.persist().unwrap(),
+            "a new store writes its file once, for the next run to see it was alive"
+        );
+        assert!(!store.persist().unwrap(), "nothing new to write");
         store.advance(&[
             at("a", Stream::Stdout, 10, 0),
             at("a", Stream::Stdout, 20, 1),
@@ -381,6 +406,11 @@ mod tests {
         );
 
         let again = CheckpointStore::open(dir.path()).unwrap();
+        let age = Timestamp::now().as_nanos() - again.previous_run().unwrap().as_nanos();
+        assert!(
+            (0..60_000_000_000).contains(&age),
+            "the earlier run was alive moments ago: {age} ns"
+        );
         let a = again.get("a").unwrap();
         assert_eq!(a.stdout, Some(pos(20, 1)));
         assert_eq!(a.stderr, Some(pos(15, 0)));

@@ -597,3 +597,47 @@ async fn read_from_head_ships_the_history_of_containers_running_at_start() {
     assert!(arrived, "history did not arrive: {lines:?}");
     assert_eq!(lines, ["old1", "old2", "old3"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_container_that_ran_and_exited_while_no_collector_ran_is_read_whole() {
+    if !docker_available() {
+        return;
+    }
+    let state = tempfile::tempdir().unwrap();
+    let (id, name) = create_test_container("for i in 1 2 3; do echo gone$i; done");
+    let _cleanup = RemoveOnDrop(id.clone());
+    let config = CollectorConfig {
+        node: "test-node".into(),
+        state_dir: Some(state.path().to_path_buf()),
+        include_names: vec![format!("^{name}$")],
+        metrics_interval: Duration::ZERO,
+        telemetry_interval: Duration::ZERO,
+        ..CollectorConfig::default()
+    };
+    // An earlier run: alive for a while, then gone before the container does anything.
+    let (_, shutdown, collector) = start_collector_with(config.clone());
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stop_collector(shutdown, collector).await;
+    assert!(
+        state.path().join("checkpoints.json").exists(),
+        "a run leaves its checkpoint file even with nothing shipped"
+    );
+
+    docker_ok(&["start", &id]);
+    docker_ok(&["wait", &id]);
+    // Past the last second of engine events a new run replays.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+
+    let (sink, shutdown, collector) = start_collector_with(config);
+    let arrived = wait_for_events(&sink, &name, 3).await;
+    stop_collector(shutdown, collector).await;
+    let lines: Vec<String> = events_of(&sink, &name)
+        .into_iter()
+        .map(|e| e.message)
+        .collect();
+    assert!(
+        arrived,
+        "the lines written while no collector ran: {lines:?}"
+    );
+    assert_eq!(lines, ["gone1", "gone2", "gone3"]);
+}

@@ -13,10 +13,13 @@
 //! 2. a checkpoint from an earlier run (see [`crate::checkpoint`]): after the last line the
 //!    sink acknowledged, re-reading from a second before it and dropping what was shipped;
 //!    this includes containers that exited meanwhile, whose remaining lines are read once;
-//! 3. running when the collector starts: from a second before the start (old history is
+//! 3. created since about the last time an earlier run was alive (the checkpoint file's
+//!    time, less 10 s), running or exited: from its beginning, since that run may have died
+//!    before checkpointing it;
+//! 4. running when the collector starts: from a second before the start (old history is
 //!    not re-read), or from its beginning with
 //!    [`with_read_from_head`](DockerSource::with_read_from_head);
-//! 4. started later: from its beginning, so a short-lived one that already exited is still
+//! 5. started later: from its beginning, so a short-lived one that already exited is still
 //!    read whole.
 //!
 //! Checkpoints of containers that no longer exist (destroyed, or missing from the first
@@ -75,6 +78,9 @@ const RECONNECT_MAX: Duration = Duration::from_secs(30);
 const HEALTHY_STREAM: Duration = Duration::from_secs(60);
 /// Containers running at start are read from this long before the start.
 const START_LOOKBACK_NANOS: i64 = 1_000_000_000;
+/// A container created this long before an earlier run's last checkpoint write, with no
+/// checkpoint, is still read whole: that run may have died before writing one for it.
+const PREVIOUS_RUN_SLACK_SECS: i64 = 10;
 
 /// Reads the logs of every container of one Docker engine.
 #[derive(Debug)]
@@ -356,12 +362,22 @@ impl Supervisor {
         };
         *listed_once = true;
         let listed_at = Timestamp::now();
+        // Containers created since about when an earlier run was last alive, with no
+        // checkpoint, may have written (and even exited) while no collector ran: read them
+        // whole. What was shipped already comes again with the same ids and is dropped.
+        let unseen_since = (origin == Origin::FirstListing)
+            .then(|| self.checkpoints.previous_run())
+            .flatten()
+            .map(|t| t.as_secs() - PREVIOUS_RUN_SLACK_SECS);
         let mut existing = HashSet::new();
         let mut running = 0;
         let mut up = Vec::new();
         for container in containers {
             let Some(id) = container.id else { continue };
             existing.insert(id.clone());
+            let unseen = unseen_since.is_some_and(|since| container.created.unwrap_or(0) >= since)
+                && !self.cursors.contains_key(&id)
+                && self.checkpoints.get(&id).is_none();
             let is_running = matches!(
                 container.state,
                 Some(ContainerSummaryStateEnum::RUNNING | ContainerSummaryStateEnum::RESTARTING)
@@ -371,7 +387,9 @@ impl Supervisor {
             }
             if is_running {
                 running += 1;
-                self.follow(docker, id, origin);
+                self.follow(docker, id, if unseen { Origin::Later } else { origin });
+            } else if unseen {
+                self.follow(docker, id, Origin::Later);
             } else if !self.cursors.contains_key(&id) && self.checkpoints.get(&id).is_some() {
                 // Exited while we were not running: read what is left of it, once.
                 self.follow(docker, id, Origin::Later);

@@ -1,0 +1,223 @@
+//! Steady and tail phases: 100 containers writing 10,000 lines/s in all; the collector's
+//! CPU and memory against a blackhole, then the delay to an SSE subscriber of a real indexer.
+
+use std::io::Read;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+use shiplog_core::{Event, Timestamp};
+
+use super::blackhole::Blackhole;
+use super::process::{Collector, Setup};
+use super::{BenchCollectArgs, WARM_UP, fleet, paced_script, paced_specs};
+
+pub(super) fn steady_and_tail(
+    args: &BenchCollectArgs,
+    payloads: &[String],
+    runtime: &tokio::runtime::Runtime,
+    dir: &Path,
+    steady: bool,
+    tail: bool,
+) -> anyhow::Result<()> {
+    let prefix = format!("shiplog-bench-st-{}-", std::process::id());
+    let go = dir.join("steady-go");
+    std::fs::create_dir_all(&go)?;
+    // Each container writes a burst every 100 ms: a line-at-a-time writer at this rate
+    // costs the engine and the shells more CPU than the two cores hold.
+    let burst = (args.rate / args.steady_containers / 10).max(1);
+    let interval_us = 1_000_000 * (burst * args.steady_containers) as u64 / args.rate as u64;
+    let script = paced_script(burst, interval_us, None);
+    let specs = paced_specs(&prefix, args.steady_containers, payloads, &go, &script);
+    eprintln!(
+        "steady: starting {} containers, each to write {burst} lines every {} ms",
+        specs.len(),
+        interval_us / 1000
+    );
+    fleet::start(&specs)?;
+    let mut gate_open = false;
+    let mut open_gate = || -> anyhow::Result<()> {
+        if !gate_open {
+            std::fs::write(go.join("now"), b"")?;
+            gate_open = true;
+        }
+        Ok(())
+    };
+
+    if steady {
+        let blackhole = runtime.block_on(Blackhole::start(false))?;
+        let mut collector = Collector::start(
+            &blackhole.url,
+            &Setup {
+                data_dir: &dir.join("steady-collector"),
+                prefix: &prefix,
+                read_from_head: false,
+            },
+        )?;
+        // Let it list and attach to every container before the writing starts.
+        std::thread::sleep(Duration::from_secs(3));
+        open_gate()?;
+        std::thread::sleep(WARM_UP);
+        collector.check_alive()?;
+        let (t0, cpu0, lines0) = (
+            Instant::now(),
+            collector.cpu_seconds(),
+            blackhole.received.logs(),
+        );
+        progress_sleep("steady", Duration::from_secs(args.seconds), || {
+            format!("{} lines shipped", blackhole.received.logs() - lines0)
+        });
+        collector.check_alive()?;
+        let (elapsed, cpu, lines) = (
+            t0.elapsed(),
+            collector.cpu_seconds() - cpu0,
+            blackhole.received.logs() - lines0,
+        );
+        let rss = collector.peak_rss_mib();
+        collector.stop();
+        if lines == 0 {
+            bail!(
+                "steady: no line shipped; collector log:\n{}",
+                collector.log_tail()
+            );
+        }
+        println!(
+            "steady cost ({} containers, {:.0} lines/s shipped over {:.0} s, metrics off):",
+            args.steady_containers,
+            lines as f64 / elapsed.as_secs_f64(),
+            elapsed.as_secs_f64()
+        );
+        println!(
+            "  collector CPU: {:.2} s per million lines (target <= 10); {:.1}% of one core",
+            cpu / lines as f64 * 1e6,
+            cpu / elapsed.as_secs_f64() * 100.0
+        );
+        println!("  peak RSS: {rss:.1} MiB (target <= 24)");
+    }
+
+    if tail {
+        tail_delay(args, runtime, dir, &prefix, &mut open_gate)?;
+    }
+    fleet::remove_all()?;
+    Ok(())
+}
+
+fn tail_delay(
+    args: &BenchCollectArgs,
+    runtime: &tokio::runtime::Runtime,
+    dir: &Path,
+    prefix: &str,
+    open_gate: &mut dyn FnMut() -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let node_dir = dir.join("tail-indexer");
+    std::fs::create_dir_all(&node_dir)?;
+    let node = runtime.block_on(super::super::bench::LocalNode::start(&node_dir))?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let measuring = Arc::new(AtomicBool::new(false));
+    let subscriber = {
+        let url = format!("{}/api/v1/tail", node.url);
+        let (stop, measuring, prefix) = (stop.clone(), measuring.clone(), prefix.to_string());
+        std::thread::spawn(move || subscribe(&url, &prefix, &stop, &measuring))
+    };
+    let mut collector = Collector::start(
+        &node.url,
+        &Setup {
+            data_dir: &dir.join("tail-collector"),
+            prefix,
+            read_from_head: false,
+        },
+    )?;
+    std::thread::sleep(Duration::from_secs(3));
+    open_gate()?;
+    std::thread::sleep(WARM_UP);
+    collector.check_alive()?;
+    measuring.store(true, Ordering::Relaxed);
+    progress_sleep("tail", Duration::from_secs(args.seconds), || {
+        "measuring".to_string()
+    });
+    stop.store(true, Ordering::Relaxed);
+    collector.stop();
+    let (mut delays, gaps) = subscriber
+        .join()
+        .map_err(|_| anyhow::anyhow!("the tail subscriber panicked"))??;
+    runtime.block_on(node.stop())?;
+    if delays.is_empty() {
+        bail!("tail: no line reached the subscriber");
+    }
+    delays.sort_unstable();
+    let pct = |p: f64| delays[((delays.len() - 1) as f64 * p).round() as usize] as f64 / 1e6;
+    println!(
+        "live tail ({} containers at {} lines/s, collector -> indexer -> SSE):",
+        args.steady_containers, args.rate
+    );
+    println!(
+        "  Docker timestamp -> subscriber: p50 {:.0} ms, p99 {:.0} ms (target <= 200), max {:.0} ms; {} lines, {} gaps",
+        pct(0.5),
+        pct(0.99),
+        pct(1.0),
+        delays.len(),
+        gaps
+    );
+    Ok(())
+}
+
+/// Reads the tail until `stop`; while `measuring`, records each benchmark line's delay
+/// from its Docker timestamp, in nanoseconds. Returns the delays and the gap count.
+fn subscribe(
+    url: &str,
+    prefix: &str,
+    stop: &AtomicBool,
+    measuring: &AtomicBool,
+) -> anyhow::Result<(Vec<i64>, u64)> {
+    use shiplog_tui::sse::SseDecoder;
+    let http = reqwest::blocking::Client::builder().timeout(None).build()?;
+    let mut resp = http
+        .get(url)
+        .header("accept", "text/event-stream")
+        .send()?
+        .error_for_status()?;
+    let mut decoder = SseDecoder::default();
+    let mut messages = Vec::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    let (mut delays, mut gaps) = (Vec::new(), 0u64);
+    while !stop.load(Ordering::Relaxed) {
+        let n = resp.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        let now = Timestamp::now();
+        decoder.push(&buf[..n], &mut messages)?;
+        for m in messages.drain(..) {
+            if m.event == "gap" {
+                gaps += 1;
+                continue;
+            }
+            if m.event != "log" || !measuring.load(Ordering::Relaxed) {
+                continue;
+            }
+            let Ok(event) = serde_json::from_str::<Event>(&m.data) else {
+                continue;
+            };
+            if event.container_name.starts_with(prefix) {
+                delays.push(now.as_nanos() - event.ts.as_nanos());
+            }
+        }
+    }
+    Ok((delays, gaps))
+}
+
+/// Sleeps `total`, printing `what()` every 10 s.
+fn progress_sleep(phase: &str, total: Duration, what: impl Fn() -> String) {
+    let started = Instant::now();
+    while started.elapsed() < total {
+        std::thread::sleep((total - started.elapsed()).min(Duration::from_secs(10)));
+        eprintln!(
+            "{phase}: {:.0}/{} s, {}",
+            started.elapsed().as_secs_f64(),
+            total.as_secs(),
+            what()
+        );
+    }
+}

@@ -153,8 +153,7 @@ impl CheckpointStore {
         let previous_run = std::fs::metadata(&path)
             .and_then(|m| m.modified())
             .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map(|d| Timestamp(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)));
+            .map(Timestamp::from_system_time);
         let containers = match read_file(&path) {
             Ok(Some(containers)) => {
                 info!(path = %path.display(), containers = containers.len(), "checkpoints loaded");

@@ -39,9 +39,13 @@ fn time_error(input: &str, reason: &'static str) -> TimeError {
 impl Timestamp {
     /// The current wall-clock time.
     pub fn now() -> Self {
-        let d = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
+        Timestamp::from_system_time(SystemTime::now())
+    }
+
+    /// A system time (a file's modification time, say); times before the epoch give the
+    /// epoch.
+    pub fn from_system_time(t: SystemTime) -> Self {
+        let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
         Timestamp(d.as_nanos().min(i64::MAX as u128) as i64)
     }
 

@@ -13,6 +13,23 @@ pub use docker::{Container, docker_or_skip, test_image};
 pub use node::Node;
 pub use receiver::Receiver;
 
+/// The instance of container `id` in service `service` of a `GET /api/v1/services` answer,
+/// if listed.
+pub fn service_instance(
+    services: &serde_json::Value,
+    service: &str,
+    id: &str,
+) -> Option<serde_json::Value> {
+    services["services"]
+        .as_array()?
+        .iter()
+        .find(|s| s["name"] == service)?["instances"]
+        .as_array()?
+        .iter()
+        .find(|i| i["container_id"] == id)
+        .cloned()
+}
+
 /// Path of the `shiplog` binary under test: `SHIPLOG_BIN`, else the workspace's
 /// `target/debug/shiplog` (the test script builds it before the suite runs).
 pub fn shiplog_bin() -> std::path::PathBuf {

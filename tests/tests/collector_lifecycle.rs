@@ -408,14 +408,7 @@ fn instance(base: &str, service: &str, id: &str) -> Option<Value> {
         .ok()?
         .json()
         .ok()?;
-    v["services"]
-        .as_array()?
-        .iter()
-        .find(|s| s["name"] == service)?["instances"]
-        .as_array()?
-        .iter()
-        .find(|i| i["container_id"] == id)
-        .cloned()
+    shiplog_tests::service_instance(&v, service, id)
 }
 
 /// Waits (at most `REGISTRATION_DEADLINE`) until the instance satisfies `check`, and

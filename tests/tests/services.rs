@@ -31,14 +31,7 @@ fn get(node: &Node, path: &str) -> (u16, Value) {
 /// The instance of container `id` in service `service`, if listed.
 fn instance(node: &Node, service: &str, id: &str) -> Option<Value> {
     let (_, v) = get(node, "/api/v1/services");
-    v["services"]
-        .as_array()?
-        .iter()
-        .find(|s| s["name"] == service)?["instances"]
-        .as_array()?
-        .iter()
-        .find(|i| i["container_id"] == id)
-        .cloned()
+    shiplog_tests::service_instance(&v, service, id)
 }
 
 #[test]

@@ -132,14 +132,17 @@ fn run_shiplog(dir: &Path, bodies: Vec<Vec<u8>>, config: &IndexerConfig) -> anyh
     let cpu0 = cpu_time();
     let elapsed = runtime.block_on(async move {
         let indexer = Arc::new(tokio::task::spawn_blocking(move || Indexer::open(config)).await??);
-        let queue = Arc::new(std::sync::Mutex::new(bodies));
+        // Oldest batch first, as collectors send them: the workers take from the front.
+        let queue = Arc::new(std::sync::Mutex::new(std::collections::VecDeque::from(
+            bodies,
+        )));
         let started = Instant::now();
         let mut workers = Vec::new();
         for _ in 0..4 {
             let (queue, indexer) = (queue.clone(), indexer.clone());
             workers.push(tokio::spawn(async move {
                 loop {
-                    let next = queue.lock().unwrap_or_else(|e| e.into_inner()).pop();
+                    let next = queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front();
                     let Some(body) = next else { break };
                     let batch = tokio::task::spawn_blocking(move || {
                         codec::decode_batch(&body, true, DecodeLimits::default(), Timestamp::now())

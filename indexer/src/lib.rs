@@ -121,8 +121,10 @@ impl Indexer {
                 events: Vec::new(),
                 sources: Vec::new(),
             };
+            // A fresh snapshot per record: the writer may commit earlier records meanwhile.
+            let mut lookup = store.id_lookup();
             for (e, s) in events.into_iter().zip(sources) {
-                if !dedupe.insert(e.id, e.ts) || store.contains(&e)? {
+                if !dedupe.insert(e.id, e.ts) || lookup.contains(&e)? {
                     recovery.already_stored += 1;
                     continue;
                 }

@@ -124,22 +124,13 @@ impl Store {
             .collect()
     }
 
-    /// Whether an event with this id is stored in the index of its day (as of the last
-    /// commit).
-    pub fn contains(&self, event: &shiplog_core::Event) -> Result<bool> {
-        let day = event.ts.day_string();
-        let Some(d) = self
-            .days
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&day)
-            .cloned()
-        else {
-            return Ok(false);
-        };
-        let term = tantivy::Term::from_field_bytes(self.fields.id, &event.id.0.to_be_bytes());
-        let q = tantivy::query::TermQuery::new(term, tantivy::schema::IndexRecordOption::Basic);
-        Ok(d.reader.searcher().search(&q, &tantivy::collector::Count)? > 0)
+    /// A lookup of stored ids over the days' last commits, for checking many events: each
+    /// day's searcher is taken once, on its first use.
+    pub fn id_lookup(&self) -> IdLookup<'_> {
+        IdLookup {
+            store: self,
+            searchers: std::collections::HashMap::new(),
+        }
     }
 
     /// The newest event time stored (as of the last commit), if anything is stored.
@@ -246,4 +237,105 @@ pub fn dir_bytes(path: &Path) -> u64 {
         }
     }
     total
+}
+
+/// Answers whether an event id is stored, against one snapshot of each day's last commit.
+/// It reads the id's term straight from each segment's term dictionary: no query, scorer
+/// or collector per event, since duplicate checks on a replay can run once per event.
+pub struct IdLookup<'a> {
+    store: &'a Store,
+    /// `None` for a day with no index.
+    searchers: std::collections::HashMap<String, Option<tantivy::Searcher>>,
+}
+
+impl IdLookup<'_> {
+    /// Whether an event with this id is stored (and not deleted) in the index of its day.
+    pub fn contains(&mut self, event: &shiplog_core::Event) -> Result<bool> {
+        let store = self.store;
+        let searcher = self
+            .searchers
+            .entry(event.ts.day_string())
+            .or_insert_with_key(|day| {
+                let days = store.days.read().unwrap_or_else(|e| e.into_inner());
+                days.get(day).map(|d| d.reader.searcher())
+            });
+        let Some(searcher) = searcher else {
+            return Ok(false);
+        };
+        let term = tantivy::Term::from_field_bytes(store.fields.id, &event.id.0.to_be_bytes());
+        for segment in searcher.segment_readers() {
+            let inverted = segment.inverted_index(store.fields.id)?;
+            let Some(info) = inverted
+                .get_term_info(&term)
+                .map_err(io("read ids of", &store.root))?
+            else {
+                continue;
+            };
+            let Some(alive) = segment.alive_bitset() else {
+                return Ok(true);
+            };
+            use tantivy::DocSet;
+            let mut postings = inverted
+                .read_postings_from_terminfo(&info, tantivy::schema::IndexRecordOption::Basic)
+                .map_err(io("read ids of", &store.root))?;
+            let mut doc = postings.doc();
+            while doc != tantivy::TERMINATED {
+                if alive.is_alive(doc) {
+                    return Ok(true);
+                }
+                doc = postings.advance();
+            }
+        }
+        Ok(false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shiplog_core::{Event, EventId};
+
+    #[test]
+    fn id_lookup_finds_stored_ids_across_segments_and_not_deleted_or_absent_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), Fields::new()).unwrap();
+        let ts = Timestamp::now();
+        let event = |id: u128| {
+            let mut e = Event::log(ts, format!("line {id}"));
+            e.id = EventId(id);
+            e
+        };
+        let day = store.day(&ts.day_string()).unwrap();
+        let mut writer = day
+            .index
+            .writer_with_num_threads::<tantivy::TantivyDocument>(1, 30 * 1024 * 1024)
+            .unwrap();
+        // Two commits, so the ids sit in two segments.
+        for ids in [[1u128, 2], [3, 4]] {
+            for id in ids {
+                writer
+                    .add_document(store.fields().document(&event(id), b"{}"))
+                    .unwrap();
+            }
+            writer.commit().unwrap();
+        }
+        writer.delete_term(tantivy::Term::from_field_bytes(
+            store.fields().id,
+            &3u128.to_be_bytes(),
+        ));
+        writer.commit().unwrap();
+        day.reader.reload().unwrap();
+
+        let mut lookup = store.id_lookup();
+        assert!(lookup.contains(&event(1)).unwrap());
+        assert!(lookup.contains(&event(4)).unwrap());
+        assert!(!lookup.contains(&event(3)).unwrap(), "deleted");
+        assert!(!lookup.contains(&event(5)).unwrap(), "never stored");
+        let mut other_day = event(1);
+        other_day.ts = ts.offset(-3 * 86_400 * 1_000_000_000);
+        assert!(
+            !lookup.contains(&other_day).unwrap(),
+            "an id is looked up in its own day only"
+        );
+    }
 }

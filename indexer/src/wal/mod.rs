@@ -399,6 +399,8 @@ impl Worker {
 
     fn write_group(&mut self, group: Vec<(Prepared, oneshot::Sender<Result<IngestAck>>)>) {
         let mut pending = Vec::with_capacity(group.len());
+        let store = self.parts.store.clone();
+        let mut lookup = store.id_lookup();
         for (batch, ack) in group {
             let mut kept = Prepared {
                 events: Vec::with_capacity(batch.events.len()),
@@ -406,11 +408,10 @@ impl Worker {
             };
             let mut duplicates = 0;
             for (e, s) in batch.events.into_iter().zip(batch.sources) {
-                let store = &self.parts.store;
                 let new = self
                     .parts
                     .dedupe
-                    .check_new(e.id, e.ts, || store.contains(&e))
+                    .check_new(e.id, e.ts, || lookup.contains(&e))
                     .unwrap_or_else(|err| {
                         // Cannot tell: store it. A duplicate is better than a lost event.
                         tracing::warn!(error = %err, "duplicate lookup failed; keeping the event");

@@ -24,7 +24,9 @@ const SECOND: i64 = 1_000_000_000;
 /// A bounded set of recently seen event ids, backed by index lookups.
 #[derive(Debug)]
 pub struct Dedupe {
-    seen: HashSet<u128>,
+    /// foldhash: seeded per process, so ids chosen by a client cannot be aimed at one
+    /// bucket, and several times cheaper than SipHash on a 16-byte key.
+    seen: HashSet<u128, foldhash::fast::RandomState>,
     /// The remembered ids by the second of their event time.
     by_second: BTreeMap<i64, Second>,
     /// Entries in `by_second` (an id forgotten by [`Dedupe::forget`] stays listed).
@@ -51,7 +53,7 @@ impl Dedupe {
     /// start, if any).
     pub fn new(capacity: usize, window_nanos: i64, stored_through: Option<Timestamp>) -> Self {
         Dedupe {
-            seen: HashSet::new(),
+            seen: HashSet::default(),
             by_second: BTreeMap::new(),
             listed: 0,
             capacity: capacity.max(1),
@@ -69,33 +71,34 @@ impl Dedupe {
         ts: Timestamp,
         stored: impl FnOnce() -> Result<bool, E>,
     ) -> Result<bool, E> {
-        if self.seen.contains(&id.0) {
+        let t = ts.as_nanos();
+        // Decided before remembering: remembering can forget this very second.
+        let memory_vouches = t > self.stored_through && t > self.forgotten_through;
+        // Remembered either way: as new, or as found in the index.
+        if !self.remember(id, t) {
             return Ok(false);
         }
-        let t = ts.as_nanos();
+        if memory_vouches {
+            return Ok(true);
+        }
         let in_window = t > Timestamp::now()
             .as_nanos()
             .saturating_sub(self.window_nanos);
-        if in_window && (t <= self.stored_through || t <= self.forgotten_through) && stored()? {
-            self.remember(id, t);
+        if in_window && stored()? {
             return Ok(false);
         }
-        self.remember(id, t);
         Ok(true)
     }
 
     /// Records an id as stored without asking anything.
     pub fn insert(&mut self, id: EventId, ts: Timestamp) -> bool {
-        if self.seen.contains(&id.0) {
-            return false;
-        }
-        self.remember(id, ts.as_nanos());
-        true
+        self.remember(id, ts.as_nanos())
     }
 
-    fn remember(&mut self, id: EventId, t: i64) {
+    /// Adds the id; false if it was already there.
+    fn remember(&mut self, id: EventId, t: i64) -> bool {
         if !self.seen.insert(id.0) {
-            return;
+            return false;
         }
         let second = self
             .by_second
@@ -119,6 +122,7 @@ impl Dedupe {
             self.listed -= gone.ids.len();
             self.forgotten_through = self.forgotten_through.max(gone.newest);
         }
+        true
     }
 
     /// Forgets an id, for a batch that could not be made durable. Its entry in the list of

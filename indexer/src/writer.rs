@@ -105,6 +105,7 @@ impl WriterHandle {
             covered,
             added_through,
             writers: HashMap::new(),
+            day: (i64::MIN, String::new()),
             first_pending: None,
             last_commit: Instant::now(),
             last_batch: Instant::now(),
@@ -189,6 +190,8 @@ struct Worker {
     /// Highest WAL sequence number whose documents are in the writers.
     added_through: u64,
     writers: HashMap<String, OpenWriter>,
+    /// The day number (since 1970) and name of the last event added.
+    day: (i64, String),
     first_pending: Option<Instant>,
     last_commit: Instant,
     /// When the last batch arrived, to tell a paused flow from a steady one.
@@ -299,15 +302,24 @@ impl Worker {
     }
 
     fn add_event(&mut self, event: &Event, source: &[u8]) -> Result<()> {
-        let day = event.ts.day_string();
-        if !self.writers.contains_key(&day) {
+        let day_number = event.ts.as_secs().div_euclid(86_400);
+        // Nearly every event falls on the day of the one before it: format the day's name
+        // (the writer's key) only when it changes.
+        if self.day.0 != day_number {
+            self.day = (day_number, event.ts.day_string());
+        }
+        if !self.writers.contains_key(&self.day.1) {
+            let day = self.day.1.clone();
             self.open_writer(&day)?;
         }
         self.stats
             .bytes_in
             .fetch_add(source.len() as u64, Ordering::Relaxed);
         let doc = self.store.fields().document(event, source);
-        let w = self.writers.get_mut(&day).ok_or(IndexerError::Closed)?;
+        let w = self
+            .writers
+            .get_mut(&self.day.1)
+            .ok_or(IndexerError::Closed)?;
         w.writer.add_document(doc)?;
         w.dirty = true;
         w.last_used = Instant::now();

@@ -78,6 +78,8 @@ pub fn run(args: BenchIndexArgs) -> anyhow::Result<ExitCode> {
     drop(raw_dir);
     drop(batches);
 
+    let stages = stage_costs(&bodies, &config)?;
+
     eprintln!(
         "shiplog: decode, WAL, dedupe, index {} events ...",
         args.events
@@ -112,6 +114,14 @@ pub fn run(args: BenchIndexArgs) -> anyhow::Result<ExitCode> {
     println!(
         "throughput ratio shiplog/raw tantivy: {:.3} (target >= 0.85)",
         raw.elapsed.as_secs_f64() / ours.elapsed.as_secs_f64()
+    );
+    println!(
+        "shiplog-only stages, one thread each, CPU seconds for all events: decode (zstd + JSON) {:.1} s, WAL payload (zstd -1) {:.1} s, dedupe {:.1} s; {:.1} s in all, {:.0}% of raw tantivy's CPU",
+        stages.decode.as_secs_f64(),
+        stages.wal.as_secs_f64(),
+        stages.dedupe.as_secs_f64(),
+        stages.total().as_secs_f64(),
+        100.0 * stages.total().as_secs_f64() / raw.cpu.as_secs_f64().max(1e-9)
     );
     println!(
         "on disk (index + doc store + WAL at rest): {:.3} of raw NDJSON (target <= 0.33), {:.2}x zstd -3 of it",
@@ -171,6 +181,62 @@ fn run_shiplog(dir: &Path, bodies: Vec<Vec<u8>>, config: &IndexerConfig) -> anyh
         cpu,
         disk: dir_size(dir),
     })
+}
+
+/// CPU time of the stages only shiplog's path has, each run alone on this thread.
+struct Stages {
+    decode: Duration,
+    wal: Duration,
+    dedupe: Duration,
+}
+
+impl Stages {
+    fn total(&self) -> Duration {
+        self.decode + self.wal + self.dedupe
+    }
+}
+
+/// Runs decode, WAL payload encoding and dedupe over every batch on this thread alone,
+/// so the difference to raw tantivy can be read stage by stage.
+fn stage_costs(bodies: &[Vec<u8>], config: &IndexerConfig) -> anyhow::Result<Stages> {
+    eprintln!("timing shiplog-only stages ...");
+    let thread_cpu = || {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `ts` is a valid out-pointer for the duration of the call.
+        unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+        Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+    };
+    let mut encoder = shiplog_indexer::wal::PayloadEncoder::new();
+    let window = i64::try_from(config.dedupe_window.as_nanos()).unwrap_or(i64::MAX);
+    let mut dedupe = shiplog_indexer::dedupe::Dedupe::new(config.dedupe_ids, window, None);
+    let mut stages = Stages {
+        decode: Duration::ZERO,
+        wal: Duration::ZERO,
+        dedupe: Duration::ZERO,
+    };
+    let (mut wal_bytes, mut new) = (0, 0);
+    // Batch by batch, so only one decoded batch is in memory at a time.
+    for body in bodies {
+        let t0 = thread_cpu();
+        let batch = codec::decode_batch(body, true, DecodeLimits::default(), Timestamp::now())?;
+        let t1 = thread_cpu();
+        wal_bytes += encoder.encode(&batch.sources).len();
+        let t2 = thread_cpu();
+        for e in &batch.events {
+            if dedupe.check_new(e.id, e.ts, || anyhow::Ok(false))? {
+                new += 1;
+            }
+        }
+        let t3 = thread_cpu();
+        stages.decode += t1 - t0;
+        stages.wal += t2 - t1;
+        stages.dedupe += t3 - t2;
+    }
+    tracing::debug!(wal_bytes, new, "stage run done");
+    Ok(stages)
 }
 
 /// Counts bytes written, for the size of a whole-stream zstd.

@@ -375,6 +375,10 @@ pub struct BenchIndexArgs {
     /// Directory of Loghub samples (one folder per system with <name>_2k.log).
     #[arg(long, default_value = "../shared/data/loghub")]
     pub corpus: PathBuf,
+    /// Rounds of raw tantivy then shiplog; the median ratio is the result (one round on a
+    /// shared machine can be off by 15% either way).
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
 }
 
 /// Flags of `bench latency`.

@@ -65,12 +65,22 @@ impl fmt::Display for EventId {
 impl FromStr for EventId {
     type Err = IdError;
     fn from_str(s: &str) -> Result<Self, IdError> {
-        if s.len() != 32 || !s.bytes().all(|c| c.is_ascii_hexdigit()) {
-            return Err(IdError(s.chars().take(40).collect()));
+        // One pass over the 32 digits: ids are parsed once per ingested event.
+        let bad = || IdError(s.chars().take(40).collect());
+        if s.len() != 32 {
+            return Err(bad());
         }
-        u128::from_str_radix(s, 16)
-            .map(EventId)
-            .map_err(|_| IdError(s.to_string()))
+        let mut v = 0u128;
+        for c in s.bytes() {
+            let digit = match c {
+                b'0'..=b'9' => c - b'0',
+                b'a'..=b'f' => c - b'a' + 10,
+                b'A'..=b'F' => c - b'A' + 10,
+                _ => return Err(bad()),
+            };
+            v = v << 4 | u128::from(digit);
+        }
+        Ok(EventId(v))
     }
 }
 
@@ -123,6 +133,27 @@ mod tests {
             "+123456789abcdef0011223344556677"
                 .parse::<EventId>()
                 .is_err()
+        );
+        assert_eq!(
+            "0123456789ABCDEF0011223344556677"
+                .parse::<EventId>()
+                .unwrap(),
+            id
+        );
+        for bad in [
+            "0123456789abcdeg0011223344556677",
+            "0123456789abcdef001122334455667",
+            "0123456789abcdef00112233445566770",
+            "0123456789abcdef 011223344556677",
+            "0123456789abcdéf011223344556677",
+        ] {
+            assert!(bad.parse::<EventId>().is_err(), "{bad}");
+        }
+        assert_eq!(
+            "ffffffffffffffffffffffffffffffff"
+                .parse::<EventId>()
+                .unwrap(),
+            EventId(u128::MAX)
         );
     }
 }

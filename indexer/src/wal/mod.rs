@@ -402,28 +402,34 @@ impl Worker {
         let store = self.parts.store.clone();
         let mut lookup = store.id_lookup();
         for (batch, ack) in group {
-            let mut kept = Prepared {
-                events: Vec::with_capacity(batch.events.len()),
-                sources: Vec::with_capacity(batch.events.len()),
+            let keep: Vec<bool> = batch
+                .events
+                .iter()
+                .map(|e| {
+                    self.parts
+                        .dedupe
+                        .check_new(e.id, e.ts, || lookup.contains(e))
+                        .unwrap_or_else(|err| {
+                            // Cannot tell: store it. A duplicate is better than a lost event.
+                            tracing::warn!(error = %err, "duplicate lookup failed; keeping the event");
+                            true
+                        })
+                })
+                .collect();
+            let duplicates = keep.iter().filter(|k| !**k).count();
+            // Events are large: a batch without duplicates moves on whole, not event by event.
+            let kept = if duplicates == 0 {
+                batch
+            } else {
+                let (events, sources) = batch
+                    .events
+                    .into_iter()
+                    .zip(batch.sources)
+                    .zip(&keep)
+                    .filter_map(|(pair, &k)| k.then_some(pair))
+                    .unzip();
+                Prepared { events, sources }
             };
-            let mut duplicates = 0;
-            for (e, s) in batch.events.into_iter().zip(batch.sources) {
-                let new = self
-                    .parts
-                    .dedupe
-                    .check_new(e.id, e.ts, || lookup.contains(&e))
-                    .unwrap_or_else(|err| {
-                        // Cannot tell: store it. A duplicate is better than a lost event.
-                        tracing::warn!(error = %err, "duplicate lookup failed; keeping the event");
-                        true
-                    });
-                if new {
-                    kept.events.push(e);
-                    kept.sources.push(s);
-                } else {
-                    duplicates += 1;
-                }
-            }
             pending.push(Pending {
                 batch: kept,
                 ack,

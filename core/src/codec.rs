@@ -147,6 +147,20 @@ pub fn encode_batch(events: &[Event], batch_id: Option<&str>, level: i32) -> Vec
 
 /// Decompresses a zstd body, failing once the output passes `limit` bytes.
 pub fn decompress_capped(body: &[u8], limit: usize) -> Result<Vec<u8>, CodecError> {
+    // When the body is one frame that says how big it is (ours are), decompress in one pass into a
+    // buffer of that size: no growing and moving the output, no copy out of a stream
+    // buffer. A claimed size is trusted only within the limit and a plausible ratio, so a
+    // tiny body cannot make us reserve the whole limit; anything else takes the stream.
+    const MAX_TRUSTED_RATIO: usize = 256;
+    if zstd::zstd_safe::find_frame_compressed_size(body) == Ok(body.len())
+        && let Ok(Some(size)) = zstd::zstd_safe::get_frame_content_size(body)
+        && let Ok(size) = usize::try_from(size)
+        && size <= limit
+        && size <= body.len().saturating_mul(MAX_TRUSTED_RATIO)
+        && let Ok(out) = zstd::bulk::decompress(body, size)
+    {
+        return Ok(out);
+    }
     let decoder =
         zstd::stream::read::Decoder::new(body).map_err(|e| CodecError::Zstd(e.to_string()))?;
     let mut out = Vec::with_capacity(body.len().saturating_mul(4).min(limit));
@@ -385,6 +399,36 @@ mod tests {
             matches!(e, CodecError::TooLarge { limit: 1_048_576 }),
             "{e}"
         );
+    }
+
+    #[test]
+    fn bodies_in_several_frames_or_without_a_size_decode_like_one_frame() {
+        let text: Vec<u8> = (0..2000)
+            .flat_map(|i| format!("{{\"message\":\"line {i}\"}}\n").into_bytes())
+            .collect();
+        let (a, b) = text.split_at(text.len() / 2);
+        // Two frames back to back.
+        let mut two = zstd::bulk::compress(a, 3).unwrap();
+        two.extend(zstd::bulk::compress(b, 3).unwrap());
+        // One frame written as a stream: no content size in its header.
+        let mut enc = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
+        enc.include_contentsize(false).unwrap();
+        std::io::Write::write_all(&mut enc, &text).unwrap();
+        let streamed = enc.finish().unwrap();
+        assert_eq!(
+            zstd::zstd_safe::get_frame_content_size(&streamed).unwrap(),
+            None
+        );
+        for body in [zstd::bulk::compress(&text, 3).unwrap(), two, streamed] {
+            assert_eq!(decompress_capped(&body, 1 << 20).unwrap(), text);
+            let batch = decode_batch(&body, true, DecodeLimits::default(), Timestamp(1)).unwrap();
+            assert_eq!(batch.events.len(), 2000);
+            assert_eq!(batch.events[1999].message, "line 1999");
+        }
+        // A frame that says it is bigger than the limit is refused, not reserved.
+        let body = zstd::bulk::compress(&text, 3).unwrap();
+        let e = decompress_capped(&body, text.len() - 1).unwrap_err();
+        assert!(matches!(e, CodecError::TooLarge { .. }), "{e}");
     }
 
     proptest! {

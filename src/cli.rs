@@ -379,6 +379,10 @@ pub struct BenchIndexArgs {
     /// shared machine can be off by 15% either way).
     #[arg(long, default_value_t = 3)]
     pub rounds: usize,
+    /// tantivy indexing threads per day writer, on both sides (the indexer's default when
+    /// not given).
+    #[arg(long)]
+    pub writer_threads: Option<usize>,
 }
 
 /// Flags of `bench latency`.

@@ -63,7 +63,10 @@ pub fn run(args: BenchIndexArgs) -> anyhow::Result<ExitCode> {
         start = end;
     }
     let zstd3_bytes = whole.finish()?.0;
-    let config = IndexerConfig::default();
+    let mut config = IndexerConfig::default();
+    if let Some(threads) = args.writer_threads {
+        config.writer_threads = threads.max(1);
+    }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
 
     let n = args.events as f64;
@@ -82,11 +85,12 @@ pub fn run(args: BenchIndexArgs) -> anyhow::Result<ExitCode> {
         );
     };
     println!(
-        "events {}  raw NDJSON {:.1} MB ({:.0} bytes/event)  zstd -3 of it {:.1} MB  cores {cores}",
+        "events {}  raw NDJSON {:.1} MB ({:.0} bytes/event)  zstd -3 of it {:.1} MB  cores {cores}  writer threads {}",
         args.events,
         mb,
         raw_bytes as f64 / n,
-        zstd3_bytes as f64 / 1e6
+        zstd3_bytes as f64 / 1e6,
+        config.writer_threads
     );
     let bodies: Arc<[Vec<u8>]> = bodies.into();
     let rounds = args.rounds.max(1);

@@ -59,10 +59,14 @@ impl Timestamp {
         self.0.div_euclid(NANOS_PER_SEC)
     }
 
+    /// Whole UTC days since the epoch (floor): the number behind [`Timestamp::day_string`].
+    pub fn day_number(self) -> i64 {
+        self.as_secs().div_euclid(SECS_PER_DAY)
+    }
+
     /// The UTC calendar day as `yyyy-mm-dd`, used to name daily index directories.
     pub fn day_string(self) -> String {
-        let days = self.as_secs().div_euclid(SECS_PER_DAY);
-        let (y, m, d) = civil_from_days(days);
+        let (y, m, d) = civil_from_days(self.day_number());
         format!("{y:04}-{m:02}-{d:02}")
     }
 

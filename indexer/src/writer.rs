@@ -302,7 +302,7 @@ impl Worker {
     }
 
     fn add_event(&mut self, event: &Event, source: &[u8]) -> Result<()> {
-        let day_number = event.ts.as_secs().div_euclid(86_400);
+        let day_number = event.ts.day_number();
         // Nearly every event falls on the day of the one before it: format the day's name
         // (the writer's key) only when it changes.
         if self.day.0 != day_number {

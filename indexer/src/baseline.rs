@@ -20,6 +20,8 @@ pub struct BaselineReport {
     pub events: usize,
     /// Wall time from the first document to the final commit.
     pub elapsed: Duration,
+    /// Commits made, the final one included.
+    pub commits: u64,
 }
 
 /// Indexes `batches` into a new index under `dir`, the way the writer thread would.
@@ -44,6 +46,7 @@ pub fn index_raw(
     let started = Instant::now();
     let mut last_commit = Instant::now();
     let mut events = 0;
+    let mut commits = 0;
     for batch in batches {
         for e in batch {
             let source = serde_json::to_vec(e).expect("events serialise");
@@ -52,11 +55,17 @@ pub fn index_raw(
         events += batch.len();
         if last_commit.elapsed() >= config.commit_interval {
             writer.commit()?;
+            commits += 1;
             last_commit = Instant::now();
         }
     }
     writer.commit()?;
+    commits += 1;
     let elapsed = started.elapsed();
     writer.wait_merging_threads()?;
-    Ok(BaselineReport { events, elapsed })
+    Ok(BaselineReport {
+        events,
+        elapsed,
+        commits,
+    })
 }

@@ -31,6 +31,8 @@ struct Side {
     elapsed: Duration,
     cpu: Duration,
     disk: u64,
+    /// Commits the side made: more commits mean smaller segments and more merging.
+    commits: u64,
 }
 
 /// Runs the comparison.
@@ -74,14 +76,15 @@ pub fn run(args: BenchIndexArgs) -> anyhow::Result<ExitCode> {
     let line = |name: &str, s: &Side| {
         let secs = s.elapsed.as_secs_f64();
         println!(
-            "{name:<12} {:>9.0} events/s  {:>6.1} MB/s  {:>5.1} MB/s per core  {:>5.1} MB per CPU-second  {:>6.1} s wall  {:>6.1} s CPU  {:>5.0} bytes/event on disk",
+            "{name:<12} {:>9.0} events/s  {:>6.1} MB/s  {:>5.1} MB/s per core  {:>5.1} MB per CPU-second  {:>6.1} s wall  {:>6.1} s CPU  {:>5.0} bytes/event on disk  {:>4} commits",
             n / secs,
             mb / secs,
             mb / secs / cores as f64,
             mb / s.cpu.as_secs_f64().max(1e-9),
             secs,
             s.cpu.as_secs_f64(),
-            s.disk as f64 / n
+            s.disk as f64 / n,
+            s.commits
         );
     };
     println!(
@@ -113,6 +116,7 @@ pub fn run(args: BenchIndexArgs) -> anyhow::Result<ExitCode> {
             elapsed: report.elapsed,
             cpu: cpu_time() - cpu0,
             disk: dir_size(raw_dir.path()),
+            commits: report.commits,
         };
         drop(raw_dir);
         drop(docs);
@@ -167,7 +171,7 @@ fn run_shiplog(dir: &Path, bodies: Arc<[Vec<u8>]>, config: &IndexerConfig) -> an
         .enable_all()
         .build()?;
     let cpu0 = cpu_time();
-    let elapsed = runtime.block_on(async move {
+    let (elapsed, commits) = runtime.block_on(async move {
         let indexer = Arc::new(tokio::task::spawn_blocking(move || Indexer::open(config)).await??);
         // Oldest batch first, as collectors send them: the workers take the next index.
         let next_batch = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -206,14 +210,16 @@ fn run_shiplog(dir: &Path, bodies: Arc<[Vec<u8>]>, config: &IndexerConfig) -> an
         let ix = indexer.clone();
         tokio::task::spawn_blocking(move || ix.flush()).await??;
         let elapsed = started.elapsed();
+        let commits = indexer.stats().commits;
         tokio::task::spawn_blocking(move || indexer.close()).await?;
-        anyhow::Ok(elapsed)
+        anyhow::Ok((elapsed, commits))
     })?;
     let cpu = cpu_time() - cpu0;
     Ok(Side {
         elapsed,
         cpu,
         disk: dir_size(dir),
+        commits,
     })
 }
 

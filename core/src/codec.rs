@@ -124,25 +124,93 @@ pub struct Batch {
 /// Encodes events as NDJSON with a header line (uncompressed).
 pub fn encode_ndjson(events: &[Event], batch_id: Option<&str>) -> Vec<u8> {
     let mut out = Vec::with_capacity(events.len() * 256 + 64);
+    write_ndjson(&mut out, events, batch_id);
+    out
+}
+
+/// Appends the NDJSON of `events`, header line first, to `out`.
+fn write_ndjson(out: &mut Vec<u8>, events: &[Event], batch_id: Option<&str>) {
     let header = BatchHeader {
         shiplog_batch: BATCH_VERSION,
         batch_id: batch_id.map(str::to_string),
         count: Some(events.len()),
     };
     // Serialising our own plain structs cannot fail.
-    serde_json::to_writer(&mut out, &header).expect("header serialises");
+    serde_json::to_writer(&mut *out, &header).expect("header serialises");
     out.push(b'\n');
     for e in events {
-        serde_json::to_writer(&mut out, e).expect("event serialises");
+        serde_json::to_writer(&mut *out, e).expect("event serialises");
         out.push(b'\n');
     }
-    out
 }
 
 /// Encodes events as zstd-compressed NDJSON with a header line.
 pub fn encode_batch(events: &[Event], batch_id: Option<&str>, level: i32) -> Vec<u8> {
     let raw = encode_ndjson(events, batch_id);
     zstd::bulk::compress(&raw, level).expect("in-memory zstd compression does not fail")
+}
+
+/// Encodes batches like [`encode_batch`], keeping its zstd context and its two working
+/// buffers from one batch to the next. A sender that encodes batch after batch saves
+/// making a compression context and faulting in fresh buffers for each (large buffers come
+/// straight from the kernel and go back to it when freed).
+pub struct BatchEncoder {
+    level: i32,
+    compressor: zstd::bulk::Compressor<'static>,
+    ndjson: Vec<u8>,
+    compressed: Vec<u8>,
+}
+
+impl std::fmt::Debug for BatchEncoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BatchEncoder")
+            .field("level", &self.level)
+            .field("ndjson_capacity", &self.ndjson.capacity())
+            .field("compressed_capacity", &self.compressed.capacity())
+            .finish_non_exhaustive()
+    }
+}
+
+impl BatchEncoder {
+    /// Working buffers larger than this after a batch are freed rather than kept: one
+    /// unusually large batch must not pin its size in memory for good.
+    pub const MAX_KEPT_BYTES: usize = 4 * 1024 * 1024;
+
+    /// An encoder compressing at zstd `level`.
+    pub fn new(level: i32) -> Self {
+        BatchEncoder {
+            level,
+            compressor: zstd::bulk::Compressor::new(level)
+                .expect("a zstd context for a valid level"),
+            ndjson: Vec::new(),
+            compressed: Vec::new(),
+        }
+    }
+
+    /// The zstd level it compresses at.
+    pub fn level(&self) -> i32 {
+        self.level
+    }
+
+    /// Encodes `events` as zstd-compressed NDJSON with a header line, the same bytes
+    /// [`encode_batch`] makes at this level.
+    pub fn encode(&mut self, events: &[Event], batch_id: Option<&str>) -> Vec<u8> {
+        self.ndjson.clear();
+        write_ndjson(&mut self.ndjson, events, batch_id);
+        self.compressed.clear();
+        self.compressed
+            .reserve(zstd::zstd_safe::compress_bound(self.ndjson.len()));
+        self.compressor
+            .compress_to_buffer(&self.ndjson, &mut self.compressed)
+            .expect("in-memory zstd compression into a buffer of the bound does not fail");
+        let body = self.compressed.clone();
+        for buffer in [&mut self.ndjson, &mut self.compressed] {
+            if buffer.capacity() > Self::MAX_KEPT_BYTES {
+                *buffer = Vec::new();
+            }
+        }
+        body
+    }
 }
 
 /// Decompresses a zstd body, failing once the output passes `limit` bytes.
@@ -309,6 +377,30 @@ mod tests {
                 .events,
             want
         );
+    }
+
+    #[test]
+    fn a_reused_encoder_makes_the_same_bytes_as_encode_batch_batch_after_batch() {
+        let mut encoder = BatchEncoder::new(1);
+        // Large, then small, then large again: leftovers of an earlier batch must not leak
+        // into a later one.
+        for (n, id) in [(400, "b1"), (3, "b2"), (250, "b3")] {
+            let events = sample(n);
+            let body = encoder.encode(&events, Some(id));
+            assert_eq!(body, encode_batch(&events, Some(id), 1), "batch {id}");
+            let got = decode_batch(&body, true, DecodeLimits::default(), Timestamp(9)).unwrap();
+            assert_eq!(got.batch_id.as_deref(), Some(id));
+            assert_eq!(got.events.len(), n);
+        }
+        // A batch beyond the cap is encoded, and its buffers are not kept.
+        let big: Vec<Event> = (0..3)
+            .map(|i| Event::log(Timestamp(i), "x".repeat(BatchEncoder::MAX_KEPT_BYTES / 2)))
+            .collect();
+        let body = encoder.encode(&big, None);
+        let got = decode_batch(&body, true, DecodeLimits::default(), Timestamp(9)).unwrap();
+        assert_eq!(got.events.len(), 3);
+        assert!(encoder.ndjson.capacity() <= BatchEncoder::MAX_KEPT_BYTES);
+        assert!(encoder.compressed.capacity() <= BatchEncoder::MAX_KEPT_BYTES);
     }
 
     #[test]

@@ -90,10 +90,8 @@ impl Level {
     /// word among the first tokens (`INFO`, `WARN`), or a bracketed or `level=` one in any
     /// case (`[error]`, `level=warn`). Lines with none give `None`.
     pub fn sniff(line: &str) -> Option<Level> {
-        let head = match line.char_indices().nth(200) {
-            Some((i, _)) => &line[..i],
-            None => line,
-        };
+        // The first 200 bytes (cut at a character boundary): a level word is near the start.
+        let head = &line[..line.floor_char_boundary(200)];
         for raw in head.split_ascii_whitespace().take(8) {
             if let Some(v) = raw
                 .strip_prefix("level=")

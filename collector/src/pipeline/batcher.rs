@@ -154,9 +154,13 @@ impl PendingBatch {
         }));
         self.bytes = 0;
         self.oldest = None;
+        // The next batch starts with room for as many events as this one held: under a
+        // steady load batches are alike, and growing a vector of events step by step
+        // copies every event already in it at each step.
+        let (events, positions) = (self.events.len(), self.positions.len());
         (
-            std::mem::take(&mut self.events),
-            std::mem::take(&mut self.positions),
+            std::mem::replace(&mut self.events, Vec::with_capacity(events)),
+            std::mem::replace(&mut self.positions, Vec::with_capacity(positions)),
         )
     }
 }
@@ -327,10 +331,13 @@ impl Batcher {
                     match outcome {
                         Outcome::Done => {}
                         Outcome::GaveUp => gave_up = true,
-                        Outcome::Spill(events, positions) => {
+                        Outcome::Spill(prepared, positions) => {
                             let buffer = self.buffer.as_ref().expect("only buffered sends spill");
                             // Before anything else: it is the oldest batch not delivered.
-                            let batch = encode(events, positions).await;
+                            let batch = BufferedBatch {
+                                batch: prepared.into_encoded().await,
+                                positions,
+                            };
                             held = spill(buffer, batch, give_up.is_cancelled()).await;
                         }
                     }
@@ -398,14 +405,9 @@ fn drain(
 
 /// Encodes a batch for the disk buffer on a blocking thread.
 async fn encode(events: Vec<Event>, positions: Vec<SourcePosition>) -> BufferedBatch {
-    let joined = tokio::task::spawn_blocking(move || BufferedBatch {
-        batch: EncodedBatch::encode(&events),
+    BufferedBatch {
+        batch: EncodedBatch::encode_off_runtime(events).await,
         positions,
-    })
-    .await;
-    match joined {
-        Ok(batch) => batch,
-        Err(join) => std::panic::resume_unwind(join.into_panic()),
     }
 }
 

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
 use shiplog_core::Event;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -17,7 +18,7 @@ use super::batcher::BatcherStats;
 use crate::backoff::Backoff;
 use crate::buffer::Buffer;
 use crate::checkpoint::{CheckpointStore, SourcePosition};
-use crate::sink::{Ack, Sink, SinkError};
+use crate::sink::{Ack, EncodedBatch, Sink, SinkError};
 use crate::telemetry::{BatchSent, DropReason, EventsDropped, InternalEvent, SendRetried};
 
 /// First retry delay after a failed send.
@@ -25,13 +26,57 @@ const RETRY_INITIAL: Duration = Duration::from_millis(100);
 /// Longest retry delay.
 const RETRY_MAX: Duration = Duration::from_secs(10);
 
+/// A batch in the form its sink takes, made once and sent as often as it takes: the
+/// encoded body for a sink that posts bytes (a retry resends the same bytes), the events
+/// for one that takes them in process (each attempt gets a copy).
+#[derive(Debug)]
+pub(super) enum Prepared {
+    /// For a sink that takes events.
+    Events(Vec<Event>),
+    /// For a sink that posts encoded batches.
+    Encoded(EncodedBatch),
+}
+
+impl Prepared {
+    async fn new(sink: &dyn Sink, events: Vec<Event>) -> Self {
+        if sink.posts_encoded() {
+            Prepared::Encoded(EncodedBatch::encode_off_runtime(events).await)
+        } else {
+            Prepared::Events(events)
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Prepared::Events(events) => events.len(),
+            Prepared::Encoded(batch) => batch.events,
+        }
+    }
+
+    /// One attempt at sending it.
+    fn send<'a>(&self, sink: &'a dyn Sink) -> BoxFuture<'a, Result<Ack, SinkError>> {
+        match self {
+            Prepared::Events(events) => sink.send(events.clone()),
+            Prepared::Encoded(batch) => sink.send_encoded(batch.clone()),
+        }
+    }
+
+    /// The batch encoded, as the disk buffer keeps it.
+    pub(super) async fn into_encoded(self) -> EncodedBatch {
+        match self {
+            Prepared::Events(events) => EncodedBatch::encode_off_runtime(events).await,
+            Prepared::Encoded(batch) => batch,
+        }
+    }
+}
+
 /// How a batch in flight ended.
 #[derive(Debug)]
 pub(super) enum Outcome {
     /// Acknowledged, rejected or abandoned: nothing left to do.
     Done,
     /// Not delivered in time: write it to the disk buffer.
-    Spill(Vec<Event>, Vec<SourcePosition>),
+    Spill(Prepared, Vec<SourcePosition>),
     /// The shutdown grace period ended during a replay: the batch stays buffered.
     GaveUp,
 }
@@ -136,13 +181,13 @@ impl Deliverer {
         positions: Vec<SourcePosition>,
     ) -> Outcome {
         let count = events.len();
+        let batch = Prepared::new(&*self.sink, events).await;
         let mut backoff = Backoff::new(RETRY_INITIAL, RETRY_MAX).with_jitter();
         let mut attempt = 0u64;
         loop {
             attempt += 1;
-            // The sink takes the batch by value; keep ours for a retry.
             let result = tokio::select! {
-                result = self.sink.send(events.clone()) => result,
+                result = batch.send(&*self.sink) => result,
                 () = self.give_up.cancelled() => {
                     self.abandon(count);
                     return Outcome::Done;
@@ -180,10 +225,11 @@ impl Deliverer {
         positions: Vec<SourcePosition>,
         limit: Duration,
     ) -> Outcome {
-        let count = events.len();
+        let batch = Prepared::new(&*self.sink, events).await;
+        let count = batch.len();
         let result = tokio::select! {
-            result = tokio::time::timeout(limit, self.sink.send(events.clone())) => result,
-            () = self.give_up.cancelled() => return Outcome::Spill(events, positions),
+            result = tokio::time::timeout(limit, batch.send(&*self.sink)) => result,
+            () = self.give_up.cancelled() => return Outcome::Spill(batch, positions),
         };
         match result {
             Ok(Ok(ack)) => {
@@ -197,13 +243,13 @@ impl Deliverer {
             }
             Ok(Err(error)) => {
                 self.failed(1, &error);
-                Outcome::Spill(events, positions)
+                Outcome::Spill(batch, positions)
             }
             Err(_elapsed) => {
                 if !self.stats.failing.swap(true, Ordering::Relaxed) {
                     warn!(limit = ?limit, "batch delivery is slow; buffering on disk until it recovers");
                 }
-                Outcome::Spill(events, positions)
+                Outcome::Spill(batch, positions)
             }
         }
     }

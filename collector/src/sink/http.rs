@@ -72,10 +72,8 @@ impl HttpSink {
     }
 
     async fn deliver(&self, events: Vec<Event>) -> std::result::Result<Ack, SinkError> {
-        let batch = tokio::task::spawn_blocking(move || EncodedBatch::encode(&events))
+        self.post(EncodedBatch::encode_off_runtime(events).await)
             .await
-            .map_err(|e| SinkError::Retryable(format!("encoding the batch failed: {e}")))?;
-        self.post(batch).await
     }
 
     async fn post(&self, batch: EncodedBatch) -> std::result::Result<Ack, SinkError> {
@@ -130,6 +128,10 @@ impl HttpSink {
 impl Sink for HttpSink {
     fn send(&self, events: Vec<Event>) -> BoxFuture<'_, std::result::Result<Ack, SinkError>> {
         self.deliver(events).boxed()
+    }
+
+    fn posts_encoded(&self) -> bool {
+        true
     }
 
     fn send_encoded(

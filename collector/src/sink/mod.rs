@@ -35,12 +35,29 @@ pub struct EncodedBatch {
 impl EncodedBatch {
     /// Encodes `events` (CPU-bound: call it off the async runtime for big batches).
     pub fn encode(events: &[Event]) -> Self {
+        // One encoder (zstd context and working buffers) serves batch after batch; a
+        // second encode running at the same time makes its own and drops it after.
+        static SPARE: std::sync::Mutex<Option<codec::BatchEncoder>> = std::sync::Mutex::new(None);
         let batch_id = http::batch_id(events);
-        let body = codec::encode_batch(events, Some(&batch_id), ZSTD_LEVEL);
+        let taken = SPARE.lock().map(|mut spare| spare.take()).unwrap_or(None);
+        let mut encoder = taken.unwrap_or_else(|| codec::BatchEncoder::new(ZSTD_LEVEL));
+        let body = encoder.encode(events, Some(&batch_id));
+        if let Ok(mut spare) = SPARE.lock() {
+            spare.get_or_insert(encoder);
+        }
         EncodedBatch {
             batch_id,
             events: events.len(),
             body: Bytes::from(body),
+        }
+    }
+
+    /// Encodes `events` on a blocking thread, off the async runtime.
+    pub async fn encode_off_runtime(events: Vec<Event>) -> Self {
+        match tokio::task::spawn_blocking(move || EncodedBatch::encode(&events)).await {
+            Ok(batch) => batch,
+            // Encoding our own events cannot fail; a panic there is a bug worth surfacing.
+            Err(join) => std::panic::resume_unwind(join.into_panic()),
         }
     }
 
@@ -85,6 +102,13 @@ impl SinkError {
 pub trait Sink: Send + Sync + 'static {
     /// Delivers one batch; Ok only once the receiver has acknowledged it durably.
     fn send(&self, events: Vec<Event>) -> BoxFuture<'_, Result<Ack, SinkError>>;
+
+    /// Whether [`send_encoded`](Self::send_encoded) posts the bytes as they are. Then the
+    /// pipeline encodes each batch once and a retry sends the same bytes again, instead of
+    /// handing the sink a fresh copy of every event for each attempt.
+    fn posts_encoded(&self) -> bool {
+        false
+    }
 
     /// Delivers one already encoded batch (from the disk buffer). The default decodes it
     /// (off the async runtime) and calls [`send`](Self::send); [`HttpSink`] posts it as is.

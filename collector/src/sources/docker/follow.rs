@@ -1,13 +1,15 @@
 //! The log task: follows one container's stdout and stderr until the stream ends (the
 //! container stopped) or shutdown, and sends its events into the pipeline.
 
+use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bollard::Docker;
 use bollard::container::LogOutput;
 use bollard::query_parameters::LogsOptions;
-use futures_util::StreamExt;
+use futures_util::{Stream as FrameStream, StreamExt};
 use shiplog_core::{Stream, Timestamp};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
@@ -15,10 +17,17 @@ use tracing::{debug, warn};
 use super::filter::ContainerFilter;
 use super::identity::OwnContainer;
 use super::metadata::ContainerMeta;
+use super::raw_logs::{RawLogs, RawLogsError};
 use super::record::{ContainerLog, Resume};
 use crate::error::chain;
 use crate::sources::{EventSender, SourceEvent};
 use crate::transforms::{ContainerTransforms, Transforms};
+
+/// How long a log task waits before reading a busy stream again (one that had something
+/// to read but not a full buffer): the lines a program writes in a burst then come in one
+/// read instead of one read and two task wakeups each. It delays only lines after the
+/// first of a burst (a line on a quiet stream is read at once), and by at most this much.
+const READ_LINGER: Duration = Duration::from_millis(15);
 
 /// Which container to follow and from where.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +60,9 @@ pub(super) struct FollowContext {
     pub transforms: Transforms,
     /// Where events go.
     pub tx: EventSender,
+    /// The engine's Unix socket, when it is reached through one: logs are then read from
+    /// it directly (see [`super::raw_logs`]); otherwise through bollard.
+    pub socket: Option<PathBuf>,
     /// Stops every task.
     pub shutdown: CancellationToken,
 }
@@ -92,18 +104,10 @@ pub(super) async fn follow(
     let since = resume.since_secs();
     debug!(container = %meta.name, container_id = %short, since, "following container logs");
 
-    let options = LogsOptions {
-        follow: true,
-        stdout: true,
-        stderr: true,
-        timestamps: true,
-        since,
-        ..LogsOptions::default()
-    };
-    let mut frames = docker.logs(&id, Some(options));
     let transforms = context
         .transforms
         .for_container(&meta.name, &meta.image, &meta.labels);
+    let tty = meta.tty;
     let mut log = ContainerLog::new(
         meta,
         Arc::clone(&context.node),
@@ -112,6 +116,10 @@ pub(super) async fn follow(
         context.transforms.multiline_timeout(),
     )
     .with_predictions(transforms.predictions().cloned());
+    let mut reader = tokio::select! {
+        reader = LogReader::open(&docker, &context, &id, since, tty) => reader,
+        () = context.shutdown.cancelled() => return outcome,
+    };
     let mut events = Vec::new();
     // One shutdown future for the whole stream: making one per frame registers and
     // unregisters a waiter in the token's tree (a lock) for every line.
@@ -131,8 +139,8 @@ pub(super) async fn follow(
             armed = Some(d);
         }
         // `None`: a pending multi-line event's wait is over.
-        let frame = tokio::select! {
-            frame = frames.next() => Some(frame),
+        let read = tokio::select! {
+            read = reader.read() => Some(read),
             () = &mut flush_timer, if deadline.is_some() => None,
             () = &mut cancelled => {
                 // What was not sent is not acknowledged either: the checkpoint stays
@@ -143,25 +151,44 @@ pub(super) async fn follow(
         };
         let received = Timestamp::now();
         let now = std::time::Instant::now();
-        match frame {
-            None => log.flush_due(now, received, &mut events),
-            Some(Some(Ok(LogOutput::StdOut { message } | LogOutput::Console { message }))) => {
-                log.push(Stream::Stdout, &message, received, now, &mut events);
+        let failure = match read {
+            None => {
+                log.flush_due(now, received, &mut events);
+                None
             }
-            Some(Some(Ok(LogOutput::StdErr { message }))) => {
-                log.push(Stream::Stderr, &message, received, now, &mut events);
-            }
-            Some(Some(Ok(LogOutput::StdIn { .. }))) => continue,
-            Some(Some(Err(error))) => {
-                warn!(container = %log.meta().name, error = %chain(&error), "container log stream failed");
+            Some(Read::More) => reader
+                .drain(|stream, frame| log.push(stream, frame, received, now, &mut events))
+                .err(),
+            Some(Read::End) => {
+                // A short log can arrive whole with the response head, before any read.
+                if let Err(error) = reader
+                    .drain(|stream, frame| log.push(stream, frame, received, now, &mut events))
+                {
+                    warn!(container = %log.meta().name, error = %error, "container log stream failed");
+                }
                 break;
             }
-            Some(None) => break,
+            Some(Read::Failed(error)) => Some(error),
+        };
+        if let Some(error) = failure {
+            // The events made before the failure are sent after the loop.
+            warn!(container = %log.meta().name, error = %error, "container log stream failed");
+            break;
         }
         let delivered = send_all(&context, &transforms, &mut events).await;
         outcome.cursor = Some(log.cursor());
         if !delivered {
             return outcome;
+        }
+        if reader.lingers() {
+            // Give the rest of a burst time to arrive, so it is read in one go.
+            tokio::select! {
+                () = tokio::time::sleep(READ_LINGER) => {}
+                () = &mut cancelled => {
+                    outcome.cursor = Some(log.cursor());
+                    return outcome;
+                }
+            }
         }
     }
     log.finish(Timestamp::now(), &mut events);
@@ -196,4 +223,110 @@ async fn send_all(
         }
     }
     true
+}
+
+/// A container's log stream: read from the engine's socket directly, or through bollard.
+enum LogReader {
+    Raw(RawLogs),
+    Engine {
+        frames: Pin<Box<dyn FrameStream<Item = Result<LogOutput, bollard::errors::Error>> + Send>>,
+        /// The frame the last read returned, until drained.
+        held: Option<LogOutput>,
+    },
+}
+
+/// What a read found.
+enum Read {
+    /// More of the log: drain it.
+    More,
+    /// The log ended (the container stopped).
+    End,
+    /// The stream broke.
+    Failed(String),
+}
+
+impl LogReader {
+    /// Opens the log of container `id` from `since`, directly from the socket when there is
+    /// one and it answers, else through bollard.
+    async fn open(
+        docker: &Docker,
+        context: &FollowContext,
+        id: &str,
+        since: i32,
+        tty: bool,
+    ) -> LogReader {
+        if let Some(socket) = &context.socket {
+            match RawLogs::open(socket, id, since, tty).await {
+                Ok(raw) => return LogReader::Raw(raw),
+                Err(error @ RawLogsError::Io { .. }) => {
+                    debug!(error = %error, "cannot read the log from the engine socket directly; reading it through the client");
+                }
+                // The engine answered, with an error: the client would get the same.
+                Err(error) => {
+                    return LogReader::Engine {
+                        frames: Box::pin(futures_util::stream::once(async move {
+                            Err(bollard::errors::Error::IOError {
+                                err: std::io::Error::other(error.to_string()),
+                            })
+                        })),
+                        held: None,
+                    };
+                }
+            }
+        }
+        let options = LogsOptions {
+            follow: true,
+            stdout: true,
+            stderr: true,
+            timestamps: true,
+            since,
+            ..LogsOptions::default()
+        };
+        LogReader::Engine {
+            frames: Box::pin(docker.logs(id, Some(options))),
+            held: None,
+        }
+    }
+
+    /// Waits for more of the log (cancel-safe: nothing is lost if dropped while waiting).
+    async fn read(&mut self) -> Read {
+        match self {
+            LogReader::Raw(raw) => match raw.fill().await {
+                Ok(true) => Read::More,
+                Ok(false) => Read::End,
+                Err(error) => Read::Failed(error.to_string()),
+            },
+            LogReader::Engine { frames, held } => match frames.next().await {
+                Some(Ok(frame)) => {
+                    *held = Some(frame);
+                    Read::More
+                }
+                Some(Err(error)) => Read::Failed(chain(&error)),
+                None => Read::End,
+            },
+        }
+    }
+
+    /// Hands every whole frame read to `each`, in order.
+    fn drain(&mut self, mut each: impl FnMut(Stream, &[u8])) -> Result<(), String> {
+        match self {
+            LogReader::Raw(raw) => raw.drain(each).map_err(|e| e.to_string()),
+            LogReader::Engine { held, .. } => {
+                match held.take() {
+                    Some(LogOutput::StdOut { message } | LogOutput::Console { message }) => {
+                        each(Stream::Stdout, &message)
+                    }
+                    Some(LogOutput::StdErr { message }) => each(Stream::Stderr, &message),
+                    Some(LogOutput::StdIn { .. }) | None => {}
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Whether to wait [`READ_LINGER`] before the next read: the stream is read directly
+    /// and the last read did not fill its buffer (a backlog is read on at once).
+    fn lingers(&self) -> bool {
+        matches!(self, LogReader::Raw(raw) if !raw.backlogged())
+    }
 }

@@ -64,6 +64,7 @@ mod follow;
 pub mod identity;
 pub mod line;
 pub mod metadata;
+mod raw_logs;
 pub mod record;
 mod registrar;
 pub mod registration;
@@ -186,6 +187,7 @@ impl DockerSource {
             filter: self.filter.clone(),
             transforms: self.transforms.clone(),
             tx,
+            socket: raw_logs::socket_path(self.host.as_deref()),
             shutdown: shutdown.clone(),
         });
         let mut supervisor = Supervisor {

@@ -1,0 +1,424 @@
+//! A container's log read straight from the engine's Unix socket: one HTTP/1.0 request,
+//! then the body as the engine writes it, until the engine closes the connection.
+//!
+//! Why not bollard's log stream for this one endpoint: it hands over one frame at a time
+//! through hyper's connection task and body channel, so every log line costs two task
+//! wakeups, and at a few lines per burst often a socket read of its own. Here one read
+//! takes whatever the engine has written (up to [`READ_BYTES`]), every complete frame in it
+//! is handled in one go, and the caller waits a moment (`linger`) before reading a busy
+//! stream again, so the lines of a burst arrive together. HTTP/1.0 keeps the body free of
+//! chunk framing: it ends when the connection does.
+//!
+//! Everything else (inspect, events, stats, and engines reached over TCP) still goes
+//! through bollard.
+
+use std::path::{Path, PathBuf};
+
+use shiplog_core::Stream;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::UnixStream;
+
+/// Room made for each read: a busy stream's backlog comes in reads of about this size.
+pub(super) const READ_BYTES: usize = 64 * 1024;
+/// Longest response head accepted.
+const MAX_HEAD_BYTES: usize = 16 * 1024;
+/// Longest error body kept for the message.
+const MAX_ERROR_BYTES: usize = 4 * 1024;
+/// Largest frame accepted. The engine splits log lines at 16 KiB, so a frame is far
+/// smaller; a size beyond this means the stream is not what we think it is.
+const MAX_FRAME_BYTES: usize = 4 * 1024 * 1024;
+/// Bytes of a multiplexed frame header: stream type, three zero bytes, big-endian size.
+const FRAME_HEADER: usize = 8;
+
+/// Why a raw log stream could not be opened or read on.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum RawLogsError {
+    /// The socket could not be reached or the connection broke.
+    #[error("engine socket {path}: {source}")]
+    Io {
+        /// The socket.
+        path: PathBuf,
+        /// What the system said.
+        source: std::io::Error,
+    },
+    /// The engine answered with an error status (no such container, say).
+    #[error("engine answered {status}: {message}")]
+    Status {
+        /// HTTP status code.
+        status: u16,
+        /// The engine's message.
+        message: String,
+    },
+    /// The answer is not an HTTP response, or its body not a log stream.
+    #[error("engine sent something that is not a log stream: {0}")]
+    Protocol(String),
+}
+
+/// The path of the engine's Unix socket for `host` (a `unix://` address, or none for
+/// `DOCKER_HOST` and then the default socket); `None` when the engine is reached another
+/// way, which the raw reader does not handle.
+pub(super) fn socket_path(host: Option<&str>) -> Option<PathBuf> {
+    let env = std::env::var("DOCKER_HOST").ok();
+    match host.or(env.as_deref()) {
+        None => Some(PathBuf::from("/var/run/docker.sock")),
+        Some(address) => address
+            .strip_prefix("unix://")
+            .filter(|path| !path.is_empty())
+            .map(PathBuf::from),
+    }
+}
+
+/// One container's log as it is read.
+#[derive(Debug)]
+pub(super) struct RawLogs {
+    path: PathBuf,
+    stream: UnixStream,
+    /// Bytes read and not handled yet start at `start`.
+    buf: Vec<u8>,
+    start: usize,
+    /// A TTY container's log is raw bytes, not multiplexed frames.
+    tty: bool,
+    /// Whether the last read filled all the room it had.
+    filled: bool,
+}
+
+impl RawLogs {
+    /// Asks the engine at `socket` for the log of container `id` from `since` (Unix
+    /// seconds; 0 for all of it), with timestamps, following it.
+    pub(super) async fn open(
+        socket: &Path,
+        id: &str,
+        since: i32,
+        tty: bool,
+    ) -> Result<Self, RawLogsError> {
+        let io = |source| RawLogsError::Io {
+            path: socket.to_path_buf(),
+            source,
+        };
+        if !id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            return Err(RawLogsError::Protocol(format!(
+                "container id {id:?} cannot be put in a request path"
+            )));
+        }
+        let mut stream = UnixStream::connect(socket).await.map_err(io)?;
+        let request = format!(
+            "GET /containers/{id}/logs?follow=1&stdout=1&stderr=1&timestamps=1&since={since} HTTP/1.0\r\nHost: docker\r\nUser-Agent: shiplog\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).await.map_err(io)?;
+        let mut logs = RawLogs {
+            path: socket.to_path_buf(),
+            stream,
+            buf: Vec::with_capacity(READ_BYTES),
+            start: 0,
+            tty,
+            filled: false,
+        };
+        logs.read_head().await?;
+        Ok(logs)
+    }
+
+    /// Reads up to the end of the response head and checks the status.
+    async fn read_head(&mut self) -> Result<(), RawLogsError> {
+        let end = loop {
+            if let Some(at) = memchr::memmem::find(&self.buf, b"\r\n\r\n") {
+                break at + 4;
+            }
+            if self.buf.len() > MAX_HEAD_BYTES {
+                return Err(RawLogsError::Protocol(format!(
+                    "no end of the response head in {MAX_HEAD_BYTES} bytes"
+                )));
+            }
+            if !self.fill().await? {
+                return Err(RawLogsError::Protocol(
+                    "connection closed before the response head ended".into(),
+                ));
+            }
+        };
+        let head = String::from_utf8_lossy(&self.buf[..end]).into_owned();
+        let status = head
+            .lines()
+            .next()
+            .filter(|line| line.starts_with("HTTP/1."))
+            .and_then(|line| line.split(' ').nth(1))
+            .and_then(|code| code.parse::<u16>().ok())
+            .ok_or_else(|| {
+                RawLogsError::Protocol(format!(
+                    "not an HTTP status line: {:?}",
+                    head.lines().next().unwrap_or("")
+                ))
+            })?;
+        self.start = end;
+        if status != 200 {
+            // The error body is short and ends with the connection; read a little of it.
+            while self.buf.len() - self.start < MAX_ERROR_BYTES && self.fill().await? {}
+            let body = &self.buf[self.start..];
+            let body = &body[..body.len().min(MAX_ERROR_BYTES)];
+            let text = String::from_utf8_lossy(body);
+            let message = serde_json::from_str::<serde_json::Value>(&text)
+                .ok()
+                .and_then(|v| v["message"].as_str().map(str::to_string))
+                .unwrap_or_else(|| text.trim().to_string());
+            return Err(RawLogsError::Status { status, message });
+        }
+        Ok(())
+    }
+
+    /// Reads what the engine has written since the last read (waiting for at least one
+    /// byte). False at the end of the log (the engine closed the stream).
+    pub(super) async fn fill(&mut self) -> Result<bool, RawLogsError> {
+        if self.start > 0 && self.start == self.buf.len() {
+            self.buf.clear();
+            self.start = 0;
+        } else if self.start >= READ_BYTES {
+            // Keep the buffer from creeping: move the partial frame to the front.
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
+        self.buf.reserve(READ_BYTES);
+        let room = self.buf.capacity() - self.buf.len();
+        let read = self
+            .stream
+            .read_buf(&mut self.buf)
+            .await
+            .map_err(|source| RawLogsError::Io {
+                path: self.path.clone(),
+                source,
+            })?;
+        self.filled = read == room;
+        Ok(read > 0)
+    }
+
+    /// Whether the last read filled all the room it had: more is probably waiting.
+    pub(super) fn backlogged(&self) -> bool {
+        self.filled
+    }
+
+    /// Hands every complete frame held to `each`, in order; a partial frame waits for the
+    /// next read. Fails on a frame that cannot be a log frame (the rest of the stream
+    /// could not be trusted).
+    pub(super) fn drain(
+        &mut self,
+        mut each: impl FnMut(Stream, &[u8]),
+    ) -> Result<(), RawLogsError> {
+        if self.tty {
+            if self.start < self.buf.len() {
+                each(Stream::Stdout, &self.buf[self.start..]);
+            }
+            self.start = self.buf.len();
+            return Ok(());
+        }
+        loop {
+            let held = &self.buf[self.start..];
+            if held.len() < FRAME_HEADER {
+                return Ok(());
+            }
+            let stream = match held[0] {
+                0 => None,
+                1 => Some(Stream::Stdout),
+                2 => Some(Stream::Stderr),
+                other => {
+                    return Err(RawLogsError::Protocol(format!(
+                        "frame of unknown stream type {other}"
+                    )));
+                }
+            };
+            let size = u32::from_be_bytes([held[4], held[5], held[6], held[7]]) as usize;
+            if size > MAX_FRAME_BYTES {
+                return Err(RawLogsError::Protocol(format!(
+                    "frame of {size} bytes (at most {MAX_FRAME_BYTES} expected)"
+                )));
+            }
+            if held.len() < FRAME_HEADER + size {
+                // Room for the whole frame, so the next reads complete it.
+                self.buf.reserve(FRAME_HEADER + size);
+                return Ok(());
+            }
+            if let Some(stream) = stream {
+                each(stream, &held[FRAME_HEADER..FRAME_HEADER + size]);
+            }
+            self.start += FRAME_HEADER + size;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The engine's side is played by a local socket here only for answers the real engine
+    //! does not give (broken frames, a non-HTTP answer); reading real containers' logs
+    //! this way is covered by the collector's tests against the Docker engine.
+
+    use tokio::net::UnixListener;
+
+    use super::*;
+
+    /// Serves `parts` (written one by one, with a pause between) to the first client, after
+    /// reading its request.
+    fn serve(parts: Vec<Vec<u8>>) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("engine.sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        tokio::spawn(async move {
+            let (mut conn, _) = listener.accept().await.unwrap();
+            let mut request = [0u8; 1024];
+            let _ = conn.read(&mut request).await.unwrap();
+            for part in parts {
+                conn.write_all(&part).await.unwrap();
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+        });
+        (dir, path)
+    }
+
+    fn frame(stream: u8, payload: &[u8]) -> Vec<u8> {
+        let mut f = vec![stream, 0, 0, 0];
+        f.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+        f.extend_from_slice(payload);
+        f
+    }
+
+    const HEAD: &[u8] =
+        b"HTTP/1.0 200 OK\r\nContent-Type: application/vnd.docker.multiplexed-stream\r\n\r\n";
+
+    async fn read_all(logs: &mut RawLogs) -> Result<Vec<(Stream, Vec<u8>)>, RawLogsError> {
+        // In the order the log task reads: a read, then what it brought; at the end, what
+        // is still held (a short log can come whole with the response head).
+        let mut got = Vec::new();
+        loop {
+            let more = logs.fill().await?;
+            logs.drain(|s, f| got.push((s, f.to_vec())))?;
+            if !more {
+                return Ok(got);
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_short_log_that_comes_with_the_head_is_all_there() {
+        let mut body = HEAD.to_vec();
+        body.extend(frame(1, b"2026-12-03T00:00:00Z \xff\xfe bad bytes\n"));
+        body.extend(frame(1, b"2026-12-03T00:00:00Z fine\n"));
+        let (_dir, path) = serve(vec![body]);
+        let mut logs = RawLogs::open(&path, "abc123", 0, false).await.unwrap();
+        let got = read_all(&mut logs).await.unwrap();
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert_eq!(got[1].1, b"2026-12-03T00:00:00Z fine\n");
+    }
+
+    #[tokio::test]
+    async fn frames_split_anywhere_across_reads_come_out_whole_and_in_order() {
+        let mut body = HEAD.to_vec();
+        body.extend(frame(1, b"2026-12-03T00:00:00Z out 1\n"));
+        body.extend(frame(2, b"2026-12-03T00:00:00Z err 1\n"));
+        body.extend(frame(0, b"stdin is skipped"));
+        body.extend(frame(1, &vec![b'x'; 20_000]));
+        body.extend(frame(1, b""));
+        // Cut into pieces that split the head, frame headers and payloads.
+        let (small, large) = body.split_at(300);
+        let parts: Vec<Vec<u8>> = small
+            .chunks(7)
+            .chain(large.chunks(4099))
+            .map(<[u8]>::to_vec)
+            .collect();
+        let (_dir, path) = serve(parts);
+        let mut logs = RawLogs::open(&path, "abc123", 0, false).await.unwrap();
+        let got = read_all(&mut logs).await.unwrap();
+        let want = vec![
+            (Stream::Stdout, b"2026-12-03T00:00:00Z out 1\n".to_vec()),
+            (Stream::Stderr, b"2026-12-03T00:00:00Z err 1\n".to_vec()),
+            (Stream::Stdout, vec![b'x'; 20_000]),
+            (Stream::Stdout, Vec::new()),
+        ];
+        assert_eq!(got, want);
+    }
+
+    #[tokio::test]
+    async fn a_tty_log_is_passed_on_as_it_comes() {
+        let mut body = HEAD.to_vec();
+        body.extend_from_slice(b"2026-12-03T00:00:00Z line one\r\n2026-12-03T00:00:01Z par");
+        let (_dir, path) = serve(vec![body, b"tial\r\n".to_vec()]);
+        let mut logs = RawLogs::open(&path, "abc123", 0, true).await.unwrap();
+        let got = read_all(&mut logs).await.unwrap();
+        let bytes: Vec<u8> = got.iter().flat_map(|(_, b)| b.clone()).collect();
+        assert!(got.iter().all(|(s, _)| *s == Stream::Stdout));
+        assert_eq!(
+            bytes,
+            b"2026-12-03T00:00:00Z line one\r\n2026-12-03T00:00:01Z partial\r\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_error_status_carries_the_engines_message() {
+        let (_dir, path) = serve(vec![
+            b"HTTP/1.0 404 Not Found\r\nContent-Type: application/json\r\n\r\n{\"message\":\"No such container: abc123\"}\n".to_vec(),
+        ]);
+        let err = RawLogs::open(&path, "abc123", 0, false).await.unwrap_err();
+        match err {
+            RawLogsError::Status { status, message } => {
+                assert_eq!(status, 404);
+                assert_eq!(message, "No such container: abc123");
+            }
+            other => panic!("expected a status error, got {other}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn answers_that_are_not_a_log_stream_are_refused_precisely() {
+        let (_dir, path) = serve(vec![b"SSH-2.0-OpenSSH\r\n\r\n".to_vec()]);
+        let err = RawLogs::open(&path, "abc123", 0, false).await.unwrap_err();
+        assert!(err.to_string().contains("not an HTTP status line"), "{err}");
+
+        let (_dir, path) = serve(vec![vec![b'a'; MAX_HEAD_BYTES + 10]]);
+        let err = RawLogs::open(&path, "abc123", 0, false).await.unwrap_err();
+        assert!(
+            err.to_string().contains("no end of the response head"),
+            "{err}"
+        );
+
+        let (_dir, path) = serve(vec![b"HTTP/1.0 200 OK\r\n".to_vec()]);
+        let err = RawLogs::open(&path, "abc123", 0, false).await.unwrap_err();
+        assert!(err.to_string().contains("closed before"), "{err}");
+
+        let mut body = HEAD.to_vec();
+        body.extend(frame(1, b"fine\n"));
+        body.extend(frame(7, b"what is this"));
+        let (_dir, path) = serve(vec![body]);
+        let mut logs = RawLogs::open(&path, "abc123", 0, false).await.unwrap();
+        let err = read_all(&mut logs).await.unwrap_err();
+        assert!(err.to_string().contains("unknown stream type 7"), "{err}");
+
+        let mut body = HEAD.to_vec();
+        body.extend_from_slice(&[1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]);
+        let (_dir, path) = serve(vec![body]);
+        let mut logs = RawLogs::open(&path, "abc123", 0, false).await.unwrap();
+        let err = read_all(&mut logs).await.unwrap_err();
+        assert!(err.to_string().contains("at most"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn an_id_that_would_change_the_request_is_refused_before_connecting() {
+        let err = RawLogs::open(Path::new("/nonexistent.sock"), "a/../../x?y", 0, false)
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("cannot be put in a request path"),
+            "{err}"
+        );
+        let err = RawLogs::open(Path::new("/nonexistent.sock"), "abc", 0, false)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, RawLogsError::Io { .. }), "{err}");
+    }
+
+    #[test]
+    fn the_socket_is_found_for_unix_addresses_only() {
+        assert_eq!(
+            socket_path(Some("unix:///run/docker.sock")),
+            Some(PathBuf::from("/run/docker.sock"))
+        );
+        assert_eq!(socket_path(Some("tcp://10.0.0.1:2375")), None);
+        assert_eq!(socket_path(Some("unix://")), None);
+    }
+}

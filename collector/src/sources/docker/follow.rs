@@ -246,8 +246,8 @@ enum Read {
 }
 
 impl LogReader {
-    /// Opens the log of container `id` from `since`, directly from the socket when there is
-    /// one and it answers, else through bollard.
+    /// Opens the log of container `id` from `since`: directly from the socket when there is
+    /// one, it answers and the container has no TTY; else through bollard.
     async fn open(
         docker: &Docker,
         context: &FollowContext,
@@ -255,8 +255,9 @@ impl LogReader {
         since: i32,
         tty: bool,
     ) -> LogReader {
-        if let Some(socket) = &context.socket {
-            match RawLogs::open(socket, id, since, tty).await {
+        // A TTY log has no frames: it keeps bollard's chunks (see `raw_logs`).
+        if let Some(socket) = context.socket.as_ref().filter(|_| !tty) {
+            match RawLogs::open(socket, id, since).await {
                 Ok(raw) => return LogReader::Raw(raw),
                 Err(error @ RawLogsError::Io { .. }) => {
                     debug!(error = %error, "cannot read the log from the engine socket directly; reading it through the client");

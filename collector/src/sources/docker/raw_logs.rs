@@ -9,8 +9,11 @@
 //! stream again, so the lines of a burst arrive together. HTTP/1.0 keeps the body free of
 //! chunk framing: it ends when the connection does.
 //!
-//! Everything else (inspect, events, stats, and engines reached over TCP) still goes
-//! through bollard.
+//! Only multiplexed logs (containers without a TTY) are read this way. A TTY container's log
+//! is one raw byte stream: without HTTP/1.1's chunks, the boundaries between the engine's
+//! entries (each behind its own timestamp) would be lost, and a partial line's continuation
+//! could not be told from text. Those, and everything else (inspect, events, stats, and
+//! engines reached over TCP), still go through bollard.
 
 use std::path::{Path, PathBuf};
 
@@ -76,8 +79,6 @@ pub(super) struct RawLogs {
     /// Bytes read and not handled yet start at `start`.
     buf: Vec<u8>,
     start: usize,
-    /// A TTY container's log is raw bytes, not multiplexed frames.
-    tty: bool,
     /// Whether the last read filled all the room it had.
     filled: bool,
 }
@@ -85,12 +86,7 @@ pub(super) struct RawLogs {
 impl RawLogs {
     /// Asks the engine at `socket` for the log of container `id` from `since` (Unix
     /// seconds; 0 for all of it), with timestamps, following it.
-    pub(super) async fn open(
-        socket: &Path,
-        id: &str,
-        since: i32,
-        tty: bool,
-    ) -> Result<Self, RawLogsError> {
+    pub(super) async fn open(socket: &Path, id: &str, since: i32) -> Result<Self, RawLogsError> {
         let io = |source| RawLogsError::Io {
             path: socket.to_path_buf(),
             source,
@@ -113,7 +109,6 @@ impl RawLogs {
             stream,
             buf: Vec::with_capacity(READ_BYTES),
             start: 0,
-            tty,
             filled: false,
         };
         logs.read_head().await?;
@@ -203,13 +198,6 @@ impl RawLogs {
         &mut self,
         mut each: impl FnMut(Stream, &[u8]),
     ) -> Result<(), RawLogsError> {
-        if self.tty {
-            if self.start < self.buf.len() {
-                each(Stream::Stdout, &self.buf[self.start..]);
-            }
-            self.start = self.buf.len();
-            return Ok(());
-        }
         loop {
             let held = &self.buf[self.start..];
             if held.len() < FRAME_HEADER {
@@ -301,7 +289,7 @@ mod tests {
         body.extend(frame(1, b"2026-12-03T00:00:00Z \xff\xfe bad bytes\n"));
         body.extend(frame(1, b"2026-12-03T00:00:00Z fine\n"));
         let (_dir, path) = serve(vec![body]);
-        let mut logs = RawLogs::open(&path, "abc123", 0, false).await.unwrap();
+        let mut logs = RawLogs::open(&path, "abc123", 0).await.unwrap();
         let got = read_all(&mut logs).await.unwrap();
         assert_eq!(got.len(), 2, "{got:?}");
         assert_eq!(got[1].1, b"2026-12-03T00:00:00Z fine\n");
@@ -323,7 +311,7 @@ mod tests {
             .map(<[u8]>::to_vec)
             .collect();
         let (_dir, path) = serve(parts);
-        let mut logs = RawLogs::open(&path, "abc123", 0, false).await.unwrap();
+        let mut logs = RawLogs::open(&path, "abc123", 0).await.unwrap();
         let got = read_all(&mut logs).await.unwrap();
         let want = vec![
             (Stream::Stdout, b"2026-12-03T00:00:00Z out 1\n".to_vec()),
@@ -335,26 +323,11 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_tty_log_is_passed_on_as_it_comes() {
-        let mut body = HEAD.to_vec();
-        body.extend_from_slice(b"2026-12-03T00:00:00Z line one\r\n2026-12-03T00:00:01Z par");
-        let (_dir, path) = serve(vec![body, b"tial\r\n".to_vec()]);
-        let mut logs = RawLogs::open(&path, "abc123", 0, true).await.unwrap();
-        let got = read_all(&mut logs).await.unwrap();
-        let bytes: Vec<u8> = got.iter().flat_map(|(_, b)| b.clone()).collect();
-        assert!(got.iter().all(|(s, _)| *s == Stream::Stdout));
-        assert_eq!(
-            bytes,
-            b"2026-12-03T00:00:00Z line one\r\n2026-12-03T00:00:01Z partial\r\n"
-        );
-    }
-
-    #[tokio::test]
     async fn an_error_status_carries_the_engines_message() {
         let (_dir, path) = serve(vec![
             b"HTTP/1.0 404 Not Found\r\nContent-Type: application/json\r\n\r\n{\"message\":\"No such container: abc123\"}\n".to_vec(),
         ]);
-        let err = RawLogs::open(&path, "abc123", 0, false).await.unwrap_err();
+        let err = RawLogs::open(&path, "abc123", 0).await.unwrap_err();
         match err {
             RawLogsError::Status { status, message } => {
                 assert_eq!(status, 404);
@@ -367,46 +340,46 @@ mod tests {
     #[tokio::test]
     async fn answers_that_are_not_a_log_stream_are_refused_precisely() {
         let (_dir, path) = serve(vec![b"SSH-2.0-OpenSSH\r\n\r\n".to_vec()]);
-        let err = RawLogs::open(&path, "abc123", 0, false).await.unwrap_err();
+        let err = RawLogs::open(&path, "abc123", 0).await.unwrap_err();
         assert!(err.to_string().contains("not an HTTP status line"), "{err}");
 
         let (_dir, path) = serve(vec![vec![b'a'; MAX_HEAD_BYTES + 10]]);
-        let err = RawLogs::open(&path, "abc123", 0, false).await.unwrap_err();
+        let err = RawLogs::open(&path, "abc123", 0).await.unwrap_err();
         assert!(
             err.to_string().contains("no end of the response head"),
             "{err}"
         );
 
         let (_dir, path) = serve(vec![b"HTTP/1.0 200 OK\r\n".to_vec()]);
-        let err = RawLogs::open(&path, "abc123", 0, false).await.unwrap_err();
+        let err = RawLogs::open(&path, "abc123", 0).await.unwrap_err();
         assert!(err.to_string().contains("closed before"), "{err}");
 
         let mut body = HEAD.to_vec();
         body.extend(frame(1, b"fine\n"));
         body.extend(frame(7, b"what is this"));
         let (_dir, path) = serve(vec![body]);
-        let mut logs = RawLogs::open(&path, "abc123", 0, false).await.unwrap();
+        let mut logs = RawLogs::open(&path, "abc123", 0).await.unwrap();
         let err = read_all(&mut logs).await.unwrap_err();
         assert!(err.to_string().contains("unknown stream type 7"), "{err}");
 
         let mut body = HEAD.to_vec();
         body.extend_from_slice(&[1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]);
         let (_dir, path) = serve(vec![body]);
-        let mut logs = RawLogs::open(&path, "abc123", 0, false).await.unwrap();
+        let mut logs = RawLogs::open(&path, "abc123", 0).await.unwrap();
         let err = read_all(&mut logs).await.unwrap_err();
         assert!(err.to_string().contains("at most"), "{err}");
     }
 
     #[tokio::test]
     async fn an_id_that_would_change_the_request_is_refused_before_connecting() {
-        let err = RawLogs::open(Path::new("/nonexistent.sock"), "a/../../x?y", 0, false)
+        let err = RawLogs::open(Path::new("/nonexistent.sock"), "a/../../x?y", 0)
             .await
             .unwrap_err();
         assert!(
             err.to_string().contains("cannot be put in a request path"),
             "{err}"
         );
-        let err = RawLogs::open(Path::new("/nonexistent.sock"), "abc", 0, false)
+        let err = RawLogs::open(Path::new("/nonexistent.sock"), "abc", 0)
             .await
             .unwrap_err();
         assert!(matches!(err, RawLogsError::Io { .. }), "{err}");

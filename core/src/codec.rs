@@ -187,11 +187,6 @@ impl BatchEncoder {
         }
     }
 
-    /// The zstd level it compresses at.
-    pub fn level(&self) -> i32 {
-        self.level
-    }
-
     /// Encodes `events` as zstd-compressed NDJSON with a header line, the same bytes
     /// [`encode_batch`] makes at this level.
     pub fn encode(&mut self, events: &[Event], batch_id: Option<&str>) -> Vec<u8> {

@@ -151,28 +151,26 @@ pub(super) async fn follow(
         };
         let received = Timestamp::now();
         let now = std::time::Instant::now();
-        let failure = match read {
+        let (failure, ended) = match read {
             None => {
                 log.flush_due(now, received, &mut events);
-                None
+                (None, false)
             }
-            Some(Read::More) => reader
-                .drain(|stream, frame| log.push(stream, frame, received, now, &mut events))
-                .err(),
-            Some(Read::End) => {
-                // A short log can arrive whole with the response head, before any read.
-                if let Err(error) = reader
+            // At the end too, what is held is drained: a short log can arrive whole with
+            // the response head, before any read.
+            Some(read @ (Read::More | Read::End)) => (
+                reader
                     .drain(|stream, frame| log.push(stream, frame, received, now, &mut events))
-                {
-                    warn!(container = %log.meta().name, error = %error, "container log stream failed");
-                }
-                break;
-            }
-            Some(Read::Failed(error)) => Some(error),
+                    .err(),
+                matches!(read, Read::End),
+            ),
+            Some(Read::Failed(error)) => (Some(error), false),
         };
-        if let Some(error) = failure {
-            // The events made before the failure are sent after the loop.
+        if let Some(error) = &failure {
             warn!(container = %log.meta().name, error = %error, "container log stream failed");
+        }
+        if failure.is_some() || ended {
+            // The events made before the end are sent after the loop.
             break;
         }
         let delivered = send_all(&context, &transforms, &mut events).await;

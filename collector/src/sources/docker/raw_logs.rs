@@ -283,14 +283,25 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn a_short_log_that_comes_with_the_head_is_all_there() {
+    /// Serves a 200 head and `frames` in one write, and reads the log to its end.
+    async fn read_served(frames: &[Vec<u8>]) -> Result<Vec<(Stream, Vec<u8>)>, RawLogsError> {
         let mut body = HEAD.to_vec();
-        body.extend(frame(1, b"2026-12-03T00:00:00Z \xff\xfe bad bytes\n"));
-        body.extend(frame(1, b"2026-12-03T00:00:00Z fine\n"));
+        for f in frames {
+            body.extend_from_slice(f);
+        }
         let (_dir, path) = serve(vec![body]);
         let mut logs = RawLogs::open(&path, "abc123", 0).await.unwrap();
-        let got = read_all(&mut logs).await.unwrap();
+        read_all(&mut logs).await
+    }
+
+    #[tokio::test]
+    async fn a_short_log_that_comes_with_the_head_is_all_there() {
+        let got = read_served(&[
+            frame(1, b"2026-12-03T00:00:00Z \xff\xfe bad bytes\n"),
+            frame(1, b"2026-12-03T00:00:00Z fine\n"),
+        ])
+        .await
+        .unwrap();
         assert_eq!(got.len(), 2, "{got:?}");
         assert_eq!(got[1].1, b"2026-12-03T00:00:00Z fine\n");
     }
@@ -354,19 +365,14 @@ mod tests {
         let err = RawLogs::open(&path, "abc123", 0).await.unwrap_err();
         assert!(err.to_string().contains("closed before"), "{err}");
 
-        let mut body = HEAD.to_vec();
-        body.extend(frame(1, b"fine\n"));
-        body.extend(frame(7, b"what is this"));
-        let (_dir, path) = serve(vec![body]);
-        let mut logs = RawLogs::open(&path, "abc123", 0).await.unwrap();
-        let err = read_all(&mut logs).await.unwrap_err();
+        let err = read_served(&[frame(1, b"fine\n"), frame(7, b"what is this")])
+            .await
+            .unwrap_err();
         assert!(err.to_string().contains("unknown stream type 7"), "{err}");
 
-        let mut body = HEAD.to_vec();
-        body.extend_from_slice(&[1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]);
-        let (_dir, path) = serve(vec![body]);
-        let mut logs = RawLogs::open(&path, "abc123", 0).await.unwrap();
-        let err = read_all(&mut logs).await.unwrap_err();
+        let err = read_served(&[vec![1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]])
+            .await
+            .unwrap_err();
         assert!(err.to_string().contains("at most"), "{err}");
     }
 

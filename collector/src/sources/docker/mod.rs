@@ -187,7 +187,7 @@ impl DockerSource {
             filter: self.filter.clone(),
             transforms: self.transforms.clone(),
             tx,
-            socket: raw_logs::socket_path(self.host.as_deref()),
+            socket: raw_logs::socket_path(self.host.as_deref()).filter(|_| raw_logs::enabled()),
             shutdown: shutdown.clone(),
         });
         let mut supervisor = Supervisor {

@@ -57,6 +57,18 @@ pub(super) enum RawLogsError {
     Protocol(String),
 }
 
+/// Environment variable that turns this reader on (`1`). Off by default: under the test
+/// suite's parallel load, a collector started with `read_from_head` received none of a
+/// running container's history through it (reproducible with
+/// `cargo nextest run -p shiplog-collector`; bollard's path passes the same run), and the
+/// cause is not found yet.
+pub(super) const ENABLE_VAR: &str = "SHIPLOG_DOCKER_RAW_LOGS";
+
+/// Whether [`ENABLE_VAR`] asks for this reader.
+pub(super) fn enabled() -> bool {
+    std::env::var(ENABLE_VAR).is_ok_and(|v| v == "1")
+}
+
 /// The path of the engine's Unix socket for `host` (a `unix://` address, or none for
 /// `DOCKER_HOST` and then the default socket); `None` when the engine is reached another
 /// way, which the raw reader does not handle.

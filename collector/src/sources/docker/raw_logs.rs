@@ -57,16 +57,13 @@ pub(super) enum RawLogsError {
     Protocol(String),
 }
 
-/// Environment variable that turns this reader on (`1`). Off by default: under the test
-/// suite's parallel load, a collector started with `read_from_head` received none of a
-/// running container's history through it (reproducible with
-/// `cargo nextest run -p shiplog-collector`; bollard's path passes the same run), and the
-/// cause is not found yet.
+/// Environment variable that turns this reader off (`0`), so every log goes through
+/// bollard: a way out should an engine answer in a way this reader does not expect.
 pub(super) const ENABLE_VAR: &str = "SHIPLOG_DOCKER_RAW_LOGS";
 
-/// Whether [`ENABLE_VAR`] asks for this reader.
+/// Whether this reader is used (unless [`ENABLE_VAR`] is `0`).
 pub(super) fn enabled() -> bool {
-    std::env::var(ENABLE_VAR).is_ok_and(|v| v == "1")
+    std::env::var(ENABLE_VAR).ok().is_none_or(|v| v != "0")
 }
 
 /// The path of the engine's Unix socket for `host` (a `unix://` address, or none for
@@ -93,6 +90,11 @@ pub(super) struct RawLogs {
     start: usize,
     /// Whether the last read filled all the room it had.
     filled: bool,
+    /// Whether log bytes came in with the response head and were not handed out yet: the
+    /// next [`RawLogs::fill`] returns at once for them. Under load the engine's head and
+    /// its first frames share one read; waiting for more bytes first would keep a log that
+    /// then goes quiet (a running container's history) held forever.
+    unread: bool,
 }
 
 impl RawLogs {
@@ -122,6 +124,7 @@ impl RawLogs {
             buf: Vec::with_capacity(READ_BYTES),
             start: 0,
             filled: false,
+            unread: false,
         };
         logs.read_head().await?;
         Ok(logs)
@@ -170,12 +173,16 @@ impl RawLogs {
                 .unwrap_or_else(|| text.trim().to_string());
             return Err(RawLogsError::Status { status, message });
         }
+        self.unread = self.buf.len() > self.start;
         Ok(())
     }
 
     /// Reads what the engine has written since the last read (waiting for at least one
     /// byte). False at the end of the log (the engine closed the stream).
     pub(super) async fn fill(&mut self) -> Result<bool, RawLogsError> {
+        if std::mem::take(&mut self.unread) {
+            return Ok(true);
+        }
         if self.start > 0 && self.start == self.buf.len() {
             self.buf.clear();
             self.start = 0;
@@ -316,6 +323,41 @@ mod tests {
         .unwrap();
         assert_eq!(got.len(), 2, "{got:?}");
         assert_eq!(got[1].1, b"2026-12-03T00:00:00Z fine\n");
+    }
+
+    #[tokio::test]
+    async fn a_log_that_comes_with_the_head_and_goes_quiet_is_handed_out_without_more_bytes() {
+        // A running container's history, then nothing: the connection stays open.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("engine.sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        let mut body = HEAD.to_vec();
+        body.extend(frame(1, b"2026-12-03T00:00:00Z old1\n"));
+        body.extend(frame(2, b"2026-12-03T00:00:01Z old2\n"));
+        let server = tokio::spawn(async move {
+            let (mut conn, _) = listener.accept().await.unwrap();
+            let mut request = [0u8; 1024];
+            let _ = conn.read(&mut request).await.unwrap();
+            conn.write_all(&body).await.unwrap();
+            tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+            drop(conn);
+        });
+        let mut logs = RawLogs::open(&path, "abc123", 0).await.unwrap();
+        let more = tokio::time::timeout(std::time::Duration::from_secs(5), logs.fill())
+            .await
+            .expect("the frames held since the head are handed out without waiting for more")
+            .unwrap();
+        assert!(more);
+        let mut got = Vec::new();
+        logs.drain(|s, f| got.push((s, f.to_vec()))).unwrap();
+        assert_eq!(
+            got,
+            [
+                (Stream::Stdout, b"2026-12-03T00:00:00Z old1\n".to_vec()),
+                (Stream::Stderr, b"2026-12-03T00:00:01Z old2\n".to_vec()),
+            ]
+        );
+        server.abort();
     }
 
     #[tokio::test]

@@ -53,6 +53,12 @@ pub struct BenchCollectArgs {
     /// Steady and tail: lines per second written by all of them together.
     #[arg(long, default_value_t = 10_000)]
     pub rate: usize,
+    /// Steady and tail: each line in its own write(), as an unbuffered program does. By
+    /// default a container writes each 100 ms burst in one write, as a program with
+    /// buffered stdout does: line by line, 100 shells and their container shims take most of
+    /// two cores, and the figures then measure a saturated node.
+    #[arg(long)]
+    pub line_writes: bool,
     /// Steady and tail: seconds measured (after a 5 s warm-up).
     #[arg(long, default_value_t = 60)]
     pub seconds: u64,
@@ -165,20 +171,40 @@ fn payloads(corpus: &[(String, Vec<String>)], target: usize) -> Vec<String> {
     out
 }
 
+/// How a paced container writes its lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Writes {
+    /// One `write()` per line, as an unbuffered program does.
+    PerLine,
+    /// One `write()` per burst, as a program with buffered stdout does.
+    PerBurst,
+}
+
 /// Script of a container writing `{n} $P` lines once /go/now exists, `burst` lines every
 /// `interval_us`, forever (`lines` = None) or until `lines` are written, then exiting.
-fn paced_script(burst: usize, interval_us: u64, lines: Option<usize>) -> String {
+fn paced_script(burst: usize, interval_us: u64, lines: Option<usize>, writes: Writes) -> String {
     let condition = match lines {
         Some(n) => format!("[ $n -lt {n} ]"),
         None => ":".into(),
     };
+    // A burst gathered in a variable leaves the shell in one printf; the quoted newline
+    // ends each line.
+    let (line, flush) = match writes {
+        Writes::PerLine => ("echo \"$n $P\";", ""),
+        Writes::PerBurst => ("s=\"$s$n $P\n\";", " printf %s \"$s\"; s=;"),
+    };
     // Pacing against the clock (not a fixed sleep per burst) keeps the rate whatever the
-    // loop itself costs; ${EPOCHREALTIME/./} is the time in microseconds.
+    // loop itself costs; ${EPOCHREALTIME/./} is the time in microseconds. The waits are
+    // `read -t` on a FIFO nobody writes to, a shell builtin: busybox's `usleep` forks a
+    // process, and a thousand forks a second would load the node more than the logging.
+    // `${f#1}` is the wait's microseconds zero-padded to six digits, without a subshell.
     format!(
-        "while [ ! -e /go/now ]; do usleep 20000; done; n=0; t=${{EPOCHREALTIME/./}}; \
+        "mkfifo /pace && exec 3<>/pace || exit 1; \
+         while [ ! -e /go/now ]; do read -t 0.02 -u 3 x; done; n=0; s=; t=${{EPOCHREALTIME/./}}; \
          while {condition}; do b=0; while [ $b -lt {burst} ] && {condition}; do \
-         echo \"$n $P\"; n=$((n+1)); b=$((b+1)); done; t=$((t+{interval_us})); \
-         d=$((t-${{EPOCHREALTIME/./}})); if [ $d -gt 0 ]; then usleep $d; fi; done"
+         {line} n=$((n+1)); b=$((b+1)); done;{flush} t=$((t+{interval_us})); \
+         d=$((t-${{EPOCHREALTIME/./}})); if [ $d -gt 0 ]; then f=$((1000000+d%1000000)); \
+         read -t $((d/1000000)).${{f#1}} -u 3 x; fi; done"
     )
 }
 

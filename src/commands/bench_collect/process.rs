@@ -29,10 +29,13 @@ impl Collector {
         std::fs::create_dir_all(setup.data_dir)?;
         let config = setup.data_dir.join("collect.toml");
         // Metrics and self-telemetry off: the figures are about logs, as in the reference.
+        // SHIPLOG_BENCH_COLLECTOR_TOML adds lines to the `[collector]` table, to try a
+        // setting (`batch_max_age = "50ms"`) without a new build.
+        let extra = std::env::var("SHIPLOG_BENCH_COLLECTOR_TOML").unwrap_or_default();
         std::fs::write(
             &config,
             format!(
-                "data_dir = {:?}\n[collector]\ninclude_names = [\"^{}\"]\nmetrics_interval = \"0s\"\ntelemetry_interval = \"0s\"\nread_from_head = {}\n",
+                "data_dir = {:?}\n[collector]\ninclude_names = [\"^{}\"]\nmetrics_interval = \"0s\"\ntelemetry_interval = \"0s\"\nread_from_head = {}\n{extra}\n",
                 setup.data_dir.join("state"),
                 setup.prefix,
                 setup.read_from_head
@@ -95,6 +98,16 @@ impl Collector {
         };
         let start = text.len().saturating_sub(2000);
         format!("{}\n{kept}", &text[text.ceil_char_boundary(start)..])
+    }
+
+    /// The warnings and errors it logged: a run with any is not a clean figure.
+    pub fn warnings(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|line| line.contains("WARN") || line.contains("ERROR"))
+            .map(str::to_string)
+            .collect()
     }
 
     /// SIGKILL: no chance to flush or checkpoint.

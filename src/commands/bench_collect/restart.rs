@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::blackhole::Blackhole;
 use super::process::{Collector, Setup};
-use super::{BenchCollectArgs, fleet, paced_script, paced_specs};
+use super::{BenchCollectArgs, Writes, fleet, paced_script, paced_specs};
 
 pub(super) fn restart(
     args: &BenchCollectArgs,
@@ -18,7 +18,7 @@ pub(super) fn restart(
     let prefix = format!("shiplog-bench-rs-{}-", std::process::id());
     let go = dir.join("restart-go");
     std::fs::create_dir_all(&go)?;
-    let script = paced_script(10, 100_000, Some(args.restart_lines));
+    let script = paced_script(10, 100_000, Some(args.restart_lines), Writes::PerLine);
     let specs = paced_specs(&prefix, args.restart_containers, payloads, &go, &script);
     let write_time = Duration::from_millis(10 * args.restart_lines as u64);
     eprintln!(

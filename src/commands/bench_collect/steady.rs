@@ -12,7 +12,7 @@ use shiplog_core::{Event, Timestamp};
 
 use super::blackhole::Blackhole;
 use super::process::{Collector, Setup};
-use super::{BenchCollectArgs, WARM_UP, fleet, paced_script, paced_specs};
+use super::{BenchCollectArgs, WARM_UP, Writes, fleet, paced_script, paced_specs};
 
 pub(super) fn steady_and_tail(
     args: &BenchCollectArgs,
@@ -29,12 +29,21 @@ pub(super) fn steady_and_tail(
     // costs the engine and the shells more CPU than the two cores hold.
     let burst = (args.rate / args.steady_containers / 10).max(1);
     let interval_us = 1_000_000 * (burst * args.steady_containers) as u64 / args.rate as u64;
-    let script = paced_script(burst, interval_us, None);
+    let writes = if args.line_writes {
+        Writes::PerLine
+    } else {
+        Writes::PerBurst
+    };
+    let script = paced_script(burst, interval_us, None, writes);
     let specs = paced_specs(&prefix, args.steady_containers, payloads, &go, &script);
     eprintln!(
-        "steady: starting {} containers, each to write {burst} lines every {} ms",
+        "steady: starting {} containers, each to write {burst} lines every {} ms ({})",
         specs.len(),
-        interval_us / 1000
+        interval_us / 1000,
+        match writes {
+            Writes::PerLine => "a write per line",
+            Writes::PerBurst => "one write per burst",
+        }
     );
     fleet::start(&specs)?;
     let mut gate_open = false;
@@ -77,6 +86,7 @@ pub(super) fn steady_and_tail(
         );
         let rss = collector.peak_rss_mib();
         collector.stop();
+        report_warnings(&collector);
         if lines == 0 {
             bail!(
                 "steady: no line shipped; collector log:\n{}",
@@ -139,38 +149,78 @@ fn tail_delay(
     });
     stop.store(true, Ordering::Relaxed);
     collector.stop();
-    let (mut delays, gaps) = subscriber
+    report_warnings(&collector);
+    let mut sample = subscriber
         .join()
         .map_err(|_| anyhow::anyhow!("the tail subscriber panicked"))??;
     runtime.block_on(node.stop())?;
-    if delays.is_empty() {
+    if sample.delays.is_empty() {
         bail!("tail: no line reached the subscriber");
     }
-    delays.sort_unstable();
-    let pct = |p: f64| delays[((delays.len() - 1) as f64 * p).round() as usize] as f64 / 1e6;
     println!(
         "live tail ({} containers at {} lines/s, collector -> indexer -> SSE):",
         args.steady_containers, args.rate
     );
+    let (p50, p99, max) = percentiles(&mut sample.delays);
     println!(
-        "  Docker timestamp -> subscriber: p50 {:.0} ms, p99 {:.0} ms (target <= 200), max {:.0} ms; {} lines, {} gaps",
-        pct(0.5),
-        pct(0.99),
-        pct(1.0),
-        delays.len(),
-        gaps
+        "  Docker timestamp -> subscriber: p50 {p50:.0} ms, p99 {p99:.0} ms (target <= 200), max {max:.0} ms; {} lines, {} gaps",
+        sample.delays.len(),
+        sample.gaps
     );
+    // Where the time went: up to the collector's read (the engine's part), and after it.
+    let (p50, p99, max) = percentiles(&mut sample.to_read);
+    println!(
+        "    Docker timestamp -> read by the collector: p50 {p50:.0} ms, p99 {p99:.0} ms, max {max:.0} ms"
+    );
+    let (p50, p99, max) = percentiles(&mut sample.from_read);
+    println!(
+        "    read by the collector -> subscriber: p50 {p50:.0} ms, p99 {p99:.0} ms, max {max:.0} ms"
+    );
+    let late = sample.delays.iter().filter(|&&d| d > 1_000_000_000).count();
+    if let Some(worst) = sample.worst {
+        // Which line was the latest tells a stall of one container from a saturated node.
+        println!(
+            "  over 1 s: {late} lines; the latest: {} line {:?}, written {}",
+            worst.container_name,
+            worst.message.split(' ').next().unwrap_or(""),
+            worst.ts
+        );
+    }
     Ok(())
 }
 
-/// Reads the tail until `stop`; while `measuring`, records each benchmark line's delay
-/// from its Docker timestamp, in nanoseconds. Returns the delays and the gap count.
+/// p50, p99 and max of `nanos`, in milliseconds (sorts it; zeros when empty).
+fn percentiles(nanos: &mut [i64]) -> (f64, f64, f64) {
+    if nanos.is_empty() {
+        return (0.0, 0.0, 0.0);
+    }
+    nanos.sort_unstable();
+    let at = |p: f64| nanos[((nanos.len() - 1) as f64 * p).round() as usize] as f64 / 1e6;
+    (at(0.5), at(0.99), at(1.0))
+}
+
+/// What the tail subscriber saw while measuring.
+#[derive(Default)]
+struct TailSample {
+    /// Docker timestamp to arrival, per line, in nanoseconds.
+    delays: Vec<i64>,
+    /// Docker timestamp to the collector's read of it, per line that carries the latter.
+    to_read: Vec<i64>,
+    /// The collector's read to arrival, for the same lines.
+    from_read: Vec<i64>,
+    /// `gap` messages: lines the server dropped for this subscriber.
+    gaps: u64,
+    /// The line that came latest.
+    worst: Option<Event>,
+}
+
+/// Reads the tail until `stop`; while `measuring`, records each benchmark line's delays.
 fn subscribe(
     url: &str,
     prefix: &str,
     stop: &AtomicBool,
     measuring: &AtomicBool,
-) -> anyhow::Result<(Vec<i64>, u64)> {
+) -> anyhow::Result<TailSample> {
     use shiplog_tui::sse::SseDecoder;
     let http = reqwest::blocking::Client::builder().timeout(None).build()?;
     let mut resp = http
@@ -181,7 +231,8 @@ fn subscribe(
     let mut decoder = SseDecoder::default();
     let mut messages = Vec::new();
     let mut buf = vec![0u8; 256 * 1024];
-    let (mut delays, mut gaps) = (Vec::new(), 0u64);
+    let mut sample = TailSample::default();
+    let mut worst_delay = i64::MIN;
     while !stop.load(Ordering::Relaxed) {
         let n = resp.read(&mut buf)?;
         if n == 0 {
@@ -191,7 +242,7 @@ fn subscribe(
         decoder.push(&buf[..n], &mut messages)?;
         for m in messages.drain(..) {
             if m.event == "gap" {
-                gaps += 1;
+                sample.gaps += 1;
                 continue;
             }
             if m.event != "log" || !measuring.load(Ordering::Relaxed) {
@@ -201,11 +252,36 @@ fn subscribe(
                 continue;
             };
             if event.container_name.starts_with(prefix) {
-                delays.push(now.as_nanos() - event.ts.as_nanos());
+                let delay = now.as_nanos() - event.ts.as_nanos();
+                sample.delays.push(delay);
+                if let Some(received) = event.received {
+                    sample
+                        .to_read
+                        .push(received.as_nanos() - event.ts.as_nanos());
+                    sample.from_read.push(now.as_nanos() - received.as_nanos());
+                }
+                if delay > worst_delay {
+                    worst_delay = delay;
+                    sample.worst = Some(event);
+                }
             }
         }
     }
-    Ok((delays, gaps))
+    Ok(sample)
+}
+
+/// Prints how many warnings the collector logged, and the first few.
+fn report_warnings(collector: &Collector) {
+    let warnings = collector.warnings();
+    if !warnings.is_empty() {
+        eprintln!(
+            "collector logged {} warnings or errors; the first:",
+            warnings.len()
+        );
+        for line in warnings.iter().take(3) {
+            eprintln!("  {line}");
+        }
+    }
 }
 
 /// Sleeps `total`, printing `what()` every 10 s.

@@ -71,7 +71,7 @@ pub struct BatcherConfig {
     /// Send once the oldest event in a batch has waited this long.
     pub max_age: Duration,
     /// Send as soon as the channel is empty and no send is in flight, when the previous send
-    /// is at least `max_age` old (adaptive batching: a lone line in a quiet pipeline goes at
+    /// is at least half of `max_age` old (adaptive batching: a lone line in a quiet pipeline goes at
     /// once; under load batches fill up to the limits instead of going out one round trip
     /// at a time). Turning it off leaves only the three limits above.
     pub flush_when_idle: bool,
@@ -260,7 +260,10 @@ impl Batcher {
         // Set once a replay ran into the end of the shutdown grace: stop replaying.
         let mut gave_up = false;
         let mut open = true;
-        // When the last direct send went out: the idle flush waits `max_age` after it.
+        // When the last direct send went out: the idle flush waits half of `max_age` after
+        // it. Under a steady load that is at most ~20 sends a second at the default: a line
+        // waits 25 ms on average instead of 50 (the live tail's delay), for one more HTTP
+        // round trip per 100 ms.
         let mut last_send: Option<Instant> = None;
         loop {
             if let Some(buffer) = &self.buffer
@@ -272,7 +275,7 @@ impl Batcher {
             let buffering = self.buffer.as_ref().is_some_and(|b| !b.is_empty())
                 || matches!(in_flight, Some((Flight::Replay, _)));
             if !pending.is_empty() && held.is_none() {
-                let quiet = last_send.is_none_or(|t| t.elapsed() >= config.max_age);
+                let quiet = last_send.is_none_or(|t| t.elapsed() >= config.max_age / 2);
                 let idle = config.flush_when_idle && quiet && rx.is_empty();
                 let aged = pending
                     .deadline(&config)

@@ -83,6 +83,7 @@ impl HttpSink {
             body,
         } = batch;
         debug!(batch_id = %batch_id, events = count, bytes = body.len(), "posting batch");
+        let posted = std::time::Instant::now();
 
         let mut request = self
             .client
@@ -100,13 +101,15 @@ impl HttpSink {
 
         let status = response.status();
         if status.is_success() {
-            return response.json::<Ack>().await.map_err(|e| {
+            let ack = response.json::<Ack>().await.map_err(|e| {
                 SinkError::Retryable(format!(
                     "answer from {} is not an ack: {}",
                     self.ingest_url,
                     chain(&e)
                 ))
             });
+            debug!(batch_id = %batch_id, ms = posted.elapsed().as_secs_f64() * 1e3, "batch answered");
+            return ack;
         }
         let mut body = Vec::new();
         while body.len() < MAX_ERROR_BODY {

@@ -180,6 +180,16 @@ enum Writes {
     PerBurst,
 }
 
+impl Writes {
+    /// How the progress line names it.
+    fn describe(self) -> &'static str {
+        match self {
+            Writes::PerLine => "a write per line",
+            Writes::PerBurst => "one write per burst",
+        }
+    }
+}
+
 /// Script of a container writing `{n} $P` lines once /go/now exists, `burst` lines every
 /// `interval_us`, forever (`lines` = None) or until `lines` are written, then exiting.
 fn paced_script(burst: usize, interval_us: u64, lines: Option<usize>, writes: Writes) -> String {

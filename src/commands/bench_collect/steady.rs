@@ -40,10 +40,7 @@ pub(super) fn steady_and_tail(
         "steady: starting {} containers, each to write {burst} lines every {} ms ({})",
         specs.len(),
         interval_us / 1000,
-        match writes {
-            Writes::PerLine => "a write per line",
-            Writes::PerBurst => "one write per burst",
-        }
+        writes.describe()
     );
     fleet::start(&specs)?;
     let mut gate_open = false;

@@ -230,6 +230,32 @@ fn search(base: &str, query: &str, limit: usize) -> Option<(u64, Vec<Event>)> {
     Some((v["total"].as_u64()?, hits))
 }
 
+/// For each container with lines missing from the index: how many it has, and what every
+/// collector run logged about it (which names the log task that held the missing lines).
+fn shortfall(base: &str, containers: &[Container], each: usize, logs: &Path) -> String {
+    let mut report = String::new();
+    for c in containers {
+        let query = format!("container_name:{} AND kind:log", c.name);
+        let total = search(base, &query, 1).map_or(0, |(n, _)| n);
+        if total as usize == each {
+            continue;
+        }
+        report += &format!("{}: {total} of {each} lines indexed\n", c.name);
+        let short = &c.id[..12];
+        for n in 1..=3 {
+            let log =
+                std::fs::read_to_string(logs.join(format!("collect-{n}.log"))).unwrap_or_default();
+            for line in log
+                .lines()
+                .filter(|l| l.contains(c.name.as_str()) || l.contains(short))
+            {
+                report += &format!("  collect-{n}: {line}\n");
+            }
+        }
+    }
+    report
+}
+
 #[test]
 fn fifty_containers_across_two_collector_sigkills_are_indexed_exactly_once() {
     const CONTAINERS: usize = 50;
@@ -254,7 +280,7 @@ fn fifty_containers_across_two_collector_sigkills_are_indexed_exactly_once() {
         ),
     )
     .unwrap();
-    let server = serve(port, &serve_data, dir.path().join("serve.log"));
+    let _server = serve(port, &serve_data, dir.path().join("serve.log"));
     let collect = |n: usize| {
         let proc = Proc::start(
             &[
@@ -316,12 +342,16 @@ fn fifty_containers_across_two_collector_sigkills_are_indexed_exactly_once() {
         assert_eq!(c.wait(), 0, "{} finished writing", c.name);
     }
     println!("writers done after {:?}", started.elapsed());
-    wait_until(
-        Duration::from_secs(180),
-        "every line indexed",
-        &[&server, &collector],
-        || indexed() >= (CONTAINERS * EACH) as u64,
-    );
+    let waited = Instant::now();
+    while indexed() < (CONTAINERS * EACH) as u64 {
+        if waited.elapsed() > Duration::from_secs(180) {
+            panic!(
+                "not every line indexed 180 s after the writers finished:\n{}",
+                shortfall(&base, &containers, EACH, dir.path())
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
     // Nothing more arrives late: the count stays put after the collector had time to
     // send any duplicate it would send.
     std::thread::sleep(Duration::from_secs(3));

@@ -23,12 +23,6 @@ use crate::error::chain;
 use crate::sources::{EventSender, SourceEvent};
 use crate::transforms::{ContainerTransforms, Transforms};
 
-/// How long a log task waits before reading a busy stream again (one that had something
-/// to read but not a full buffer): the lines a program writes in a burst then come in one
-/// read instead of one read and two task wakeups each. It delays only lines after the
-/// first of a burst (a line on a quiet stream is read at once), and by at most this much.
-const READ_LINGER: Duration = Duration::from_millis(15);
-
 /// Which container to follow and from where.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct FollowRequest {
@@ -178,16 +172,6 @@ pub(super) async fn follow(
         if !delivered {
             return outcome;
         }
-        if reader.lingers() {
-            // Give the rest of a burst time to arrive, so it is read in one go.
-            tokio::select! {
-                () = tokio::time::sleep(READ_LINGER) => {}
-                () = &mut cancelled => {
-                    outcome.cursor = Some(log.cursor());
-                    return outcome;
-                }
-            }
-        }
     }
     log.finish(Timestamp::now(), &mut events);
     send_all(&context, &transforms, &mut events).await;
@@ -321,11 +305,5 @@ impl LogReader {
                 Ok(())
             }
         }
-    }
-
-    /// Whether to wait [`READ_LINGER`] before the next read: the stream is read directly
-    /// and the last read did not fill its buffer (a backlog is read on at once).
-    fn lingers(&self) -> bool {
-        matches!(self, LogReader::Raw(raw) if !raw.backlogged())
     }
 }

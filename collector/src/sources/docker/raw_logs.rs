@@ -5,9 +5,19 @@
 //! through hyper's connection task and body channel, so every log line costs two task
 //! wakeups, and at a few lines per burst often a socket read of its own. Here one read
 //! takes whatever the engine has written (up to [`READ_BYTES`]), every complete frame in it
-//! is handled in one go, and the caller waits a moment (`linger`) before reading a busy
-//! stream again, so the lines of a burst arrive together. HTTP/1.0 keeps the body free of
-//! chunk framing: it ends when the connection does.
+//! is handled in one go. HTTP/1.0 keeps the body free of chunk framing: it ends when the
+//! connection does.
+//!
+//! A busy stream is read on a clock, not on readiness. While a socket is registered with
+//! the runtime's poller, every write the engine makes to it (one per log line) can wake the
+//! collector's thread; a hundred containers writing bursts every 100 ms made about 1,500
+//! wakeups a second, and those, not the lines, were most of the collector's CPU. So once a
+//! read brings lines, the socket leaves the poller and is read every [`READ_TICK`], on a
+//! grid shared by every stream, so one wakeup reads all of them. A stream that brings
+//! nothing for [`IDLE_TICKS`] ticks goes back to the poller and wakes the thread only when
+//! the engine writes again, so quiet containers cost nothing. A backlog (a read of
+//! [`BACKLOG_BYTES`] or more) is read on readiness too: on the clock, a full socket would
+//! hold the engine up between ticks.
 //!
 //! Only multiplexed logs (containers without a TTY) are read this way. A TTY container's log
 //! is one raw byte stream: without HTTP/1.1's chunks, the boundaries between the engine's
@@ -15,7 +25,10 @@
 //! could not be told from text. Those, and everything else (inspect, events, stats, and
 //! engines reached over TCP), still go through bollard.
 
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use shiplog_core::Stream;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -23,6 +36,20 @@ use tokio::net::UnixStream;
 
 /// Room made for each read: a busy stream's backlog comes in reads of about this size.
 pub(super) const READ_BYTES: usize = 64 * 1024;
+/// Room a stream starts with, enough for a burst of lines: a buffer grows to
+/// [`READ_BYTES`] only when a read fills it, so a hundred live containers do not each hold
+/// a backlog's worth of memory.
+const FIRST_READ_BYTES: usize = 8 * 1024;
+/// How often a busy stream is read. A line on a busy stream waits at most this long before
+/// it is read (a line on a quiet stream is read at once); every busy stream is read in the
+/// same wakeup.
+pub(super) const READ_TICK: Duration = Duration::from_millis(20);
+/// A read of at least this much means a backlog (stored logs, or a program writing faster
+/// than a tick): the stream is then read as fast as the engine writes, not on the clock.
+const BACKLOG_BYTES: usize = 16 * 1024;
+/// Empty ticks after which a stream is quiet: it goes back to waiting for the engine to
+/// write (half a second at 20 ms).
+pub(super) const IDLE_TICKS: u32 = 25;
 /// Longest response head accepted.
 const MAX_HEAD_BYTES: usize = 16 * 1024;
 /// Longest error body kept for the message.
@@ -83,14 +110,42 @@ pub(super) fn socket_path(host: Option<&str>) -> Option<PathBuf> {
     }
 }
 
+/// The connection, as it is read now.
+#[derive(Debug)]
+enum Conn {
+    /// Registered with the runtime's poller: a read waits for the engine to write.
+    Waiting(UnixStream),
+    /// Out of the poller, read every [`READ_TICK`]; `empty` counts reads in a row that found
+    /// nothing.
+    Ticking {
+        stream: std::os::unix::net::UnixStream,
+        empty: u32,
+    },
+    /// Only while moving between the two (a failed move leaves it here, and reads fail).
+    Moving,
+}
+
+/// The next instant on the grid of [`READ_TICK`] every stream shares, so the streams read
+/// on the clock are read in one wakeup.
+fn next_tick() -> tokio::time::Instant {
+    static ORIGIN: OnceLock<Instant> = OnceLock::new();
+    let origin = *ORIGIN.get_or_init(Instant::now);
+    let tick = READ_TICK.as_nanos();
+    let ticks = origin.elapsed().as_nanos() / tick + 1;
+    let offset = Duration::from_nanos(u64::try_from(ticks * tick).unwrap_or(u64::MAX));
+    tokio::time::Instant::from_std(origin + offset)
+}
+
 /// One container's log as it is read.
 #[derive(Debug)]
 pub(super) struct RawLogs {
     path: PathBuf,
-    stream: UnixStream,
-    /// Bytes read and not handled yet start at `start`.
+    conn: Conn,
+    /// Bytes read and not handled yet are `buf[start..end]`. The whole of `buf` is
+    /// initialised once, so a read on the clock needs no zeroing first.
     buf: Vec<u8>,
     start: usize,
+    end: usize,
     /// Whether the last read filled all the room it had.
     filled: bool,
     /// Whether log bytes came in with the response head and were not handed out yet: the
@@ -123,9 +178,10 @@ impl RawLogs {
         stream.write_all(request.as_bytes()).await.map_err(io)?;
         let mut logs = RawLogs {
             path: socket.to_path_buf(),
-            stream,
-            buf: Vec::with_capacity(READ_BYTES),
+            conn: Conn::Waiting(stream),
+            buf: vec![0; FIRST_READ_BYTES],
             start: 0,
+            end: 0,
             filled: false,
             unread: false,
         };
@@ -136,10 +192,10 @@ impl RawLogs {
     /// Reads up to the end of the response head and checks the status.
     async fn read_head(&mut self) -> Result<(), RawLogsError> {
         let end = loop {
-            if let Some(at) = memchr::memmem::find(&self.buf, b"\r\n\r\n") {
+            if let Some(at) = memchr::memmem::find(&self.buf[..self.end], b"\r\n\r\n") {
                 break at + 4;
             }
-            if self.buf.len() > MAX_HEAD_BYTES {
+            if self.end > MAX_HEAD_BYTES {
                 return Err(RawLogsError::Protocol(format!(
                     "no end of the response head in {MAX_HEAD_BYTES} bytes"
                 )));
@@ -166,8 +222,8 @@ impl RawLogs {
         self.start = end;
         if status != 200 {
             // The error body is short and ends with the connection; read a little of it.
-            while self.buf.len() - self.start < MAX_ERROR_BYTES && self.fill().await? {}
-            let body = &self.buf[self.start..];
+            while self.end - self.start < MAX_ERROR_BYTES && self.fill().await? {}
+            let body = &self.buf[self.start..self.end];
             let body = &body[..body.len().min(MAX_ERROR_BYTES)];
             let text = String::from_utf8_lossy(body);
             let message = serde_json::from_str::<serde_json::Value>(&text)
@@ -176,41 +232,115 @@ impl RawLogs {
                 .unwrap_or_else(|| text.trim().to_string());
             return Err(RawLogsError::Status { status, message });
         }
-        self.unread = self.buf.len() > self.start;
+        self.unread = self.end > self.start;
         Ok(())
     }
 
     /// Reads what the engine has written since the last read (waiting for at least one
-    /// byte). False at the end of the log (the engine closed the stream).
+    /// byte). False at the end of the log (the engine closed the stream). Cancel-safe:
+    /// dropped while waiting, nothing read is lost.
     pub(super) async fn fill(&mut self) -> Result<bool, RawLogsError> {
         if std::mem::take(&mut self.unread) {
             return Ok(true);
         }
-        if self.start > 0 && self.start == self.buf.len() {
-            self.buf.clear();
-            self.start = 0;
-        } else if self.start >= READ_BYTES {
-            // Keep the buffer from creeping: move the partial frame to the front.
-            self.buf.drain(..self.start);
-            self.start = 0;
+        self.make_room();
+        loop {
+            match &mut self.conn {
+                Conn::Waiting(stream) => {
+                    let room = self.buf.len() - self.end;
+                    let read = stream
+                        .read(&mut self.buf[self.end..])
+                        .await
+                        .map_err(|source| self.io_error(source))?;
+                    self.end += read;
+                    self.filled = read == room;
+                    if read > 0 && read < BACKLOG_BYTES && !self.filled {
+                        // A burst of lines came: the next ones are read on the clock.
+                        self.move_conn(true)?;
+                    }
+                    return Ok(read > 0);
+                }
+                Conn::Ticking { stream, empty } => {
+                    if !self.filled {
+                        tokio::time::sleep_until(next_tick()).await;
+                    }
+                    let room = self.buf.len() - self.end;
+                    match stream.read(&mut self.buf[self.end..]) {
+                        Ok(read) => {
+                            *empty = 0;
+                            self.end += read;
+                            self.filled = read == room;
+                            if read >= BACKLOG_BYTES || self.filled {
+                                // A backlog: waiting for the clock would hold the engine
+                                // up once the socket is full; read it as fast as it comes.
+                                self.move_conn(false)?;
+                            }
+                            return Ok(read > 0);
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                            self.filled = false;
+                            *empty += 1;
+                            if *empty >= IDLE_TICKS {
+                                // Quiet: wait for the engine to write again.
+                                self.move_conn(false)?;
+                            }
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(source) => return Err(self.io_error(source)),
+                    }
+                }
+                Conn::Moving => {
+                    return Err(self.io_error(std::io::Error::other(
+                        "the connection was lost while moving it on or off the poller",
+                    )));
+                }
+            }
         }
-        self.buf.reserve(READ_BYTES);
-        let room = self.buf.capacity() - self.buf.len();
-        let read = self
-            .stream
-            .read_buf(&mut self.buf)
-            .await
-            .map_err(|source| RawLogsError::Io {
-                path: self.path.clone(),
-                source,
-            })?;
-        self.filled = read == room;
-        Ok(read > 0)
     }
 
-    /// Whether the last read filled all the room it had: more is probably waiting.
-    pub(super) fn backlogged(&self) -> bool {
-        self.filled
+    /// Makes room for a read: drops what was handled, grows the buffer for a backlog, and
+    /// moves a partial frame to the front once little room is left behind it.
+    fn make_room(&mut self) {
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+        if self.filled && self.buf.len() < READ_BYTES {
+            // A backlog: read it in large pieces.
+            self.buf.resize(READ_BYTES, 0);
+        }
+        let low = self.buf.len() / 4;
+        if self.start > 0 && self.buf.len() - self.end < low {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if self.buf.len() - self.end < low {
+            // Only a long response head or a frame larger than the buffer gets here.
+            self.buf.resize(self.end + READ_BYTES, 0);
+        }
+    }
+
+    /// Moves the connection off the poller (`ticking`) or back onto it.
+    fn move_conn(&mut self, ticking: bool) -> Result<(), RawLogsError> {
+        let moved = match std::mem::replace(&mut self.conn, Conn::Moving) {
+            Conn::Waiting(stream) if ticking => stream
+                .into_std()
+                .map(|stream| Conn::Ticking { stream, empty: 0 }),
+            Conn::Ticking { stream, .. } if !ticking => {
+                UnixStream::from_std(stream).map(Conn::Waiting)
+            }
+            same => Ok(same),
+        };
+        self.conn = moved.map_err(|source| self.io_error(source))?;
+        Ok(())
+    }
+
+    fn io_error(&self, source: std::io::Error) -> RawLogsError {
+        RawLogsError::Io {
+            path: self.path.clone(),
+            source,
+        }
     }
 
     /// Hands every complete frame held to `each`, in order; a partial frame waits for the
@@ -221,7 +351,7 @@ impl RawLogs {
         mut each: impl FnMut(Stream, &[u8]),
     ) -> Result<(), RawLogsError> {
         loop {
-            let held = &self.buf[self.start..];
+            let held = &self.buf[self.start..self.end];
             if held.len() < FRAME_HEADER {
                 return Ok(());
             }
@@ -243,7 +373,14 @@ impl RawLogs {
             }
             if held.len() < FRAME_HEADER + size {
                 // Room for the whole frame, so the next reads complete it.
-                self.buf.reserve(FRAME_HEADER + size);
+                if self.buf.len() - self.start < FRAME_HEADER + size {
+                    self.buf.copy_within(self.start..self.end, 0);
+                    self.end -= self.start;
+                    self.start = 0;
+                    if self.buf.len() < FRAME_HEADER + size + READ_BYTES / 4 {
+                        self.buf.resize(FRAME_HEADER + size + READ_BYTES / 4, 0);
+                    }
+                }
                 return Ok(());
             }
             if let Some(stream) = stream {
@@ -388,6 +525,68 @@ mod tests {
             (Stream::Stdout, Vec::new()),
         ];
         assert_eq!(got, want);
+    }
+
+    #[tokio::test]
+    async fn a_stream_read_on_the_clock_waits_for_the_engine_again_once_quiet() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("engine.sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        let mut first = HEAD.to_vec();
+        first.extend(frame(1, b"2026-12-03T00:00:00Z busy\n"));
+        let server = tokio::spawn(async move {
+            let (mut conn, _) = listener.accept().await.unwrap();
+            let mut request = [0u8; 1024];
+            let _ = conn.read(&mut request).await.unwrap();
+            conn.write_all(&first).await.unwrap();
+            // Longer than IDLE_TICKS ticks: the reader goes back to the poller meanwhile.
+            tokio::time::sleep(READ_TICK * (IDLE_TICKS + 15)).await;
+            conn.write_all(&frame(2, b"2026-12-03T00:00:01Z woke\n"))
+                .await
+                .unwrap();
+        });
+        let mut logs = RawLogs::open(&path, "abc123", 0).await.unwrap();
+        let mut got = Vec::new();
+        assert!(logs.fill().await.unwrap());
+        logs.drain(|s, f| got.push((s, f.to_vec()))).unwrap();
+        assert!(
+            matches!(logs.conn, Conn::Ticking { .. }),
+            "lines came: read on the clock"
+        );
+        let quiet = READ_TICK * (IDLE_TICKS + 5);
+        assert!(
+            tokio::time::timeout(quiet, logs.fill()).await.is_err(),
+            "nothing was written"
+        );
+        assert!(
+            matches!(logs.conn, Conn::Waiting(_)),
+            "quiet: back on the poller"
+        );
+        let rest = read_all(&mut logs).await.unwrap();
+        got.extend(rest);
+        assert_eq!(
+            got,
+            [
+                (Stream::Stdout, b"2026-12-03T00:00:00Z busy\n".to_vec()),
+                (Stream::Stderr, b"2026-12-03T00:00:01Z woke\n".to_vec()),
+            ]
+        );
+        server.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_backlog_larger_than_the_first_buffer_comes_out_whole() {
+        // 600 frames of 200 bytes: far more than the first buffer, in one write.
+        let frames: Vec<Vec<u8>> = (0..600)
+            .map(|i| frame(1, format!("{i:0>199}\n").as_bytes()))
+            .collect();
+        let got = read_served(&frames).await.unwrap();
+        assert_eq!(got.len(), 600);
+        assert!(
+            got.iter()
+                .enumerate()
+                .all(|(i, (_, f))| *f == format!("{i:0>199}\n").into_bytes())
+        );
     }
 
     #[tokio::test]

@@ -14,6 +14,32 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cli::BenchIngestArgs;
 
+/// The `p`th percentile (0 to 100) of `samples`, by nearest rank: the smallest sample with
+/// at least p% of all samples at or below it (p100 is the largest). Every bench command
+/// reports percentiles this way. Sorts `samples`; NaN when there are none.
+pub fn percentile(samples: &mut [f64], p: f64) -> f64 {
+    if samples.is_empty() {
+        return f64::NAN;
+    }
+    samples.sort_unstable_by(f64::total_cmp);
+    let rank = ((p.clamp(0.0, 100.0) / 100.0) * samples.len() as f64).ceil() as usize;
+    samples[rank.clamp(1, samples.len()) - 1]
+}
+
+/// p50, p99 and the largest of `samples` (see [`percentile`]).
+pub fn p50_p99_max(samples: &mut [f64]) -> (f64, f64, f64) {
+    (
+        percentile(samples, 50.0),
+        percentile(samples, 99.0),
+        percentile(samples, 100.0),
+    )
+}
+
+/// Each duration in milliseconds.
+pub fn millis(durations: &[Duration]) -> Vec<f64> {
+    durations.iter().map(|d| d.as_secs_f64() * 1e3).collect()
+}
+
 /// Reads every `<system>/<system>_2k.log` under the corpus directory.
 pub fn load_corpus(dir: &Path) -> anyhow::Result<Vec<(String, Vec<String>)>> {
     let mut systems = Vec::new();
@@ -261,4 +287,25 @@ async fn run_ingest(
     );
     node.stop().await?;
     Ok((elapsed, accepted, retries))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_are_nearest_rank_and_nan_when_empty() {
+        let mut samples: Vec<f64> = (1..=100).rev().map(f64::from).collect();
+        assert_eq!(p50_p99_max(&mut samples), (50.0, 99.0, 100.0));
+        let mut few = vec![3.0, 1.0, 2.0];
+        assert_eq!(percentile(&mut few, 0.0), 1.0);
+        assert_eq!(percentile(&mut few, 50.0), 2.0);
+        assert_eq!(percentile(&mut few, 99.0), 3.0);
+        assert!(percentile(&mut [], 50.0).is_nan());
+        assert_eq!(
+            millis(&[Duration::from_micros(1500)]),
+            vec![1.5],
+            "durations become milliseconds"
+        );
+    }
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::bail;
 use shiplog_core::{Event, EventId, Timestamp};
 
-use super::bench::{LocalNode, load_corpus, make_event};
+use super::bench::{LocalNode, load_corpus, make_event, millis, p50_p99_max};
 use crate::cli::BenchLatencyArgs;
 
 /// Batches sent per second at every rate.
@@ -27,31 +27,22 @@ pub fn run(args: BenchLatencyArgs) -> anyhow::Result<ExitCode> {
         .build()?;
     for rate in &args.rates {
         let RateRun {
-            mut delays,
-            mut acks,
+            delays,
+            acks,
             sent,
             late,
         } = runtime.block_on(one_rate(corpus.clone(), *rate, args.seconds))?;
         if delays.is_empty() {
             bail!("no sample became searchable at {rate} events/s");
         }
-        delays.sort();
-        acks.sort();
-        let pct = |v: &[Duration], p: f64| {
-            v[((v.len() as f64 - 1.0) * p).round() as usize].as_secs_f64() * 1e3
-        };
+        let (p50, p99, max) = p50_p99_max(&mut millis(&delays));
         println!(
-            "{rate:>6} events/s: ack -> searchable p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms ({} samples, {sent} events sent, sender behind schedule {late} times)",
-            pct(&delays, 0.5),
-            pct(&delays, 0.99),
-            pct(&delays, 1.0),
+            "{rate:>6} events/s: ack -> searchable p50 {p50:.0} ms, p99 {p99:.0} ms, max {max:.0} ms ({} samples, {sent} events sent, sender behind schedule {late} times)",
             delays.len()
         );
+        let (p50, p99, max) = p50_p99_max(&mut millis(&acks));
         println!(
-            "{rate:>6} events/s: POST -> ack p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} batches; merges run in the background meanwhile)",
-            pct(&acks, 0.5),
-            pct(&acks, 0.99),
-            pct(&acks, 1.0),
+            "{rate:>6} events/s: POST -> ack p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms ({} batches; merges run in the background meanwhile)",
             acks.len()
         );
     }

@@ -9,7 +9,7 @@ use anyhow::bail;
 use clap::Args;
 use shiplog_core::{Event, EventId, Kind, Stream, Timestamp};
 
-use crate::commands::bench::LocalNode;
+use crate::commands::bench::{LocalNode, percentile};
 
 /// Flags of `bench predictions`.
 #[derive(Debug, Args)]
@@ -59,10 +59,6 @@ fn prediction(i: usize, base: Timestamp) -> Event {
         ),
         ..Event::default()
     }
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    shiplog_indexer::aggregate::percentile(sorted, p)
 }
 
 /// Runs the benchmark.
@@ -146,8 +142,8 @@ pub fn run(args: BenchPredictionsArgs) -> anyhow::Result<ExitCode> {
         println!("predictions stored     {stored} ({:.0}/s)", stored as f64 / ingest_secs);
         println!(
             "lookup by request id   p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({} lookups over HTTP, access record included)",
-            percentile(&timings, 50.0),
-            percentile(&timings, 99.0),
+            percentile(&mut timings, 50.0),
+            percentile(&mut timings, 99.0),
             timings.last().copied().unwrap_or(0.0),
             timings.len()
         );

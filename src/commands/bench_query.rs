@@ -19,7 +19,7 @@ use shiplog_core::{Event, EventId, Timestamp};
 use shiplog_indexer::baseline_query::{RawDays, RawHits, RawRatio};
 use shiplog_indexer::{Indexer, IndexerConfig};
 
-use super::bench::{LocalNode, load_corpus, make_event};
+use super::bench::{LocalNode, load_corpus, make_event, percentile};
 
 /// Flags of `bench query`.
 #[derive(Debug, Args)]
@@ -486,11 +486,4 @@ where
         api: (percentile(&mut api_ms, 50.0), percentile(&mut api_ms, 99.0)),
         raw: (percentile(&mut raw_ms, 50.0), percentile(&mut raw_ms, 99.0)),
     })
-}
-
-/// Nearest-rank percentile (with 50 runs, p99 is the slowest run).
-fn percentile(samples: &mut [f64], p: f64) -> f64 {
-    samples.sort_by(f64::total_cmp);
-    let rank = ((p / 100.0) * samples.len() as f64).ceil() as usize;
-    samples[rank.clamp(1, samples.len()) - 1]
 }

@@ -13,6 +13,7 @@ use shiplog_core::{Event, Timestamp};
 use super::blackhole::Blackhole;
 use super::process::{Collector, Setup};
 use super::{BenchCollectArgs, WARM_UP, Writes, fleet, paced_script, paced_specs};
+use crate::commands::bench::p50_p99_max;
 
 pub(super) fn steady_and_tail(
     args: &BenchCollectArgs,
@@ -147,7 +148,7 @@ fn tail_delay(
     stop.store(true, Ordering::Relaxed);
     collector.stop();
     report_warnings(&collector);
-    let mut sample = subscriber
+    let sample = subscriber
         .join()
         .map_err(|_| anyhow::anyhow!("the tail subscriber panicked"))??;
     runtime.block_on(node.stop())?;
@@ -158,18 +159,18 @@ fn tail_delay(
         "live tail ({} containers at {} lines/s, collector -> indexer -> SSE):",
         args.steady_containers, args.rate
     );
-    let (p50, p99, max) = percentiles(&mut sample.delays);
+    let (p50, p99, max) = p50_p99_max(&mut millis_of_nanos(&sample.delays));
     println!(
         "  Docker timestamp -> subscriber: p50 {p50:.0} ms, p99 {p99:.0} ms (target <= 200), max {max:.0} ms; {} lines, {} gaps",
         sample.delays.len(),
         sample.gaps
     );
     // Where the time went: up to the collector's read (the engine's part), and after it.
-    let (p50, p99, max) = percentiles(&mut sample.to_read);
+    let (p50, p99, max) = p50_p99_max(&mut millis_of_nanos(&sample.to_read));
     println!(
         "    Docker timestamp -> read by the collector: p50 {p50:.0} ms, p99 {p99:.0} ms, max {max:.0} ms"
     );
-    let (p50, p99, max) = percentiles(&mut sample.from_read);
+    let (p50, p99, max) = p50_p99_max(&mut millis_of_nanos(&sample.from_read));
     println!(
         "    read by the collector -> subscriber: p50 {p50:.0} ms, p99 {p99:.0} ms, max {max:.0} ms"
     );
@@ -186,14 +187,9 @@ fn tail_delay(
     Ok(())
 }
 
-/// p50, p99 and max of `nanos`, in milliseconds (sorts it; zeros when empty).
-fn percentiles(nanos: &mut [i64]) -> (f64, f64, f64) {
-    if nanos.is_empty() {
-        return (0.0, 0.0, 0.0);
-    }
-    nanos.sort_unstable();
-    let at = |p: f64| nanos[((nanos.len() - 1) as f64 * p).round() as usize] as f64 / 1e6;
-    (at(0.5), at(0.99), at(1.0))
+/// Each delay in nanoseconds, in milliseconds.
+fn millis_of_nanos(nanos: &[i64]) -> Vec<f64> {
+    nanos.iter().map(|n| *n as f64 / 1e6).collect()
 }
 
 /// What the tail subscriber saw while measuring.

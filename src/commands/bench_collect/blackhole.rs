@@ -1,6 +1,7 @@
-//! An ingest endpoint that stores nothing: it decodes each batch as the indexer would,
-//! counts the log events, acknowledges them all, and, when asked, remembers every log line
-//! with its event id so losses and duplicates can be counted afterwards.
+//! An ingest endpoint that stores nothing: it decompresses each batch, counts its events
+//! and log events, acknowledges them all, and, when asked to record, decodes each batch
+//! whole and remembers every log line with its event id so losses and duplicates can be
+//! counted afterwards.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -401,9 +401,14 @@ mod tests {
 
     use super::*;
 
-    /// Serves `parts` (written one by one, with a pause between) to the first client, after
-    /// reading its request.
-    fn serve(parts: Vec<Vec<u8>>) -> (tempfile::TempDir, PathBuf) {
+    /// One thing the fake engine does after reading the request.
+    enum Step {
+        Write(Vec<u8>),
+        Pause(std::time::Duration),
+    }
+
+    /// Plays `steps` to the first client after reading its request, then closes.
+    fn serve_steps(steps: Vec<Step>) -> (tempfile::TempDir, PathBuf) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("engine.sock");
         let listener = UnixListener::bind(&path).unwrap();
@@ -411,12 +416,25 @@ mod tests {
             let (mut conn, _) = listener.accept().await.unwrap();
             let mut request = [0u8; 1024];
             let _ = conn.read(&mut request).await.unwrap();
-            for part in parts {
-                conn.write_all(&part).await.unwrap();
-                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            for step in steps {
+                match step {
+                    Step::Write(bytes) => conn.write_all(&bytes).await.unwrap(),
+                    Step::Pause(pause) => tokio::time::sleep(pause).await,
+                }
             }
         });
         (dir, path)
+    }
+
+    /// Serves `parts` (written one by one, with a pause between) to the first client.
+    fn serve(parts: Vec<Vec<u8>>) -> (tempfile::TempDir, PathBuf) {
+        let pause = std::time::Duration::from_millis(5);
+        serve_steps(
+            parts
+                .into_iter()
+                .flat_map(|part| [Step::Write(part), Step::Pause(pause)])
+                .collect(),
+        )
     }
 
     fn frame(stream: u8, payload: &[u8]) -> Vec<u8> {
@@ -468,20 +486,13 @@ mod tests {
     #[tokio::test]
     async fn a_log_that_comes_with_the_head_and_goes_quiet_is_handed_out_without_more_bytes() {
         // A running container's history, then nothing: the connection stays open.
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("engine.sock");
-        let listener = UnixListener::bind(&path).unwrap();
         let mut body = HEAD.to_vec();
         body.extend(frame(1, b"2026-12-03T00:00:00Z old1\n"));
         body.extend(frame(2, b"2026-12-03T00:00:01Z old2\n"));
-        let server = tokio::spawn(async move {
-            let (mut conn, _) = listener.accept().await.unwrap();
-            let mut request = [0u8; 1024];
-            let _ = conn.read(&mut request).await.unwrap();
-            conn.write_all(&body).await.unwrap();
-            tokio::time::sleep(std::time::Duration::from_secs(60)).await;
-            drop(conn);
-        });
+        let (_dir, path) = serve_steps(vec![
+            Step::Write(body),
+            Step::Pause(std::time::Duration::from_secs(60)),
+        ]);
         let mut logs = RawLogs::open(&path, "abc123", 0).await.unwrap();
         let more = tokio::time::timeout(std::time::Duration::from_secs(5), logs.fill())
             .await
@@ -497,7 +508,6 @@ mod tests {
                 (Stream::Stderr, b"2026-12-03T00:00:01Z old2\n".to_vec()),
             ]
         );
-        server.abort();
     }
 
     #[tokio::test]
@@ -529,22 +539,14 @@ mod tests {
 
     #[tokio::test]
     async fn a_stream_read_on_the_clock_waits_for_the_engine_again_once_quiet() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("engine.sock");
-        let listener = UnixListener::bind(&path).unwrap();
         let mut first = HEAD.to_vec();
         first.extend(frame(1, b"2026-12-03T00:00:00Z busy\n"));
-        let server = tokio::spawn(async move {
-            let (mut conn, _) = listener.accept().await.unwrap();
-            let mut request = [0u8; 1024];
-            let _ = conn.read(&mut request).await.unwrap();
-            conn.write_all(&first).await.unwrap();
+        let (_dir, path) = serve_steps(vec![
+            Step::Write(first),
             // Longer than IDLE_TICKS ticks: the reader goes back to the poller meanwhile.
-            tokio::time::sleep(READ_TICK * (IDLE_TICKS + 15)).await;
-            conn.write_all(&frame(2, b"2026-12-03T00:00:01Z woke\n"))
-                .await
-                .unwrap();
-        });
+            Step::Pause(READ_TICK * (IDLE_TICKS + 15)),
+            Step::Write(frame(2, b"2026-12-03T00:00:01Z woke\n")),
+        ]);
         let mut logs = RawLogs::open(&path, "abc123", 0).await.unwrap();
         let mut got = Vec::new();
         assert!(logs.fill().await.unwrap());
@@ -571,7 +573,6 @@ mod tests {
                 (Stream::Stderr, b"2026-12-03T00:00:01Z woke\n".to_vec()),
             ]
         );
-        server.await.unwrap();
     }
 
     #[tokio::test]

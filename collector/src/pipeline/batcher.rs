@@ -71,9 +71,9 @@ pub struct BatcherConfig {
     /// Send once the oldest event in a batch has waited this long.
     pub max_age: Duration,
     /// Send as soon as the channel is empty and no send is in flight, when the previous send
-    /// is at least half of `max_age` old (adaptive batching: a lone line in a quiet pipeline goes at
-    /// once; under load batches fill up to the limits instead of going out one round trip
-    /// at a time). Turning it off leaves only the three limits above.
+    /// is at least half of `max_age` old (adaptive batching: a lone line in a quiet pipeline
+    /// goes at once; under load batches fill up to the limits instead of going out one round
+    /// trip at a time). Turning it off leaves only the three limits above.
     pub flush_when_idle: bool,
 }
 

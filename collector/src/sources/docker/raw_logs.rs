@@ -310,15 +310,20 @@ impl RawLogs {
             self.buf.resize(READ_BYTES, 0);
         }
         let low = self.buf.len() / 4;
-        if self.start > 0 && self.buf.len() - self.end < low {
-            self.buf.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
-            self.start = 0;
+        if self.buf.len() - self.end < low {
+            self.compact();
         }
         if self.buf.len() - self.end < low {
             // Only a long response head or a frame larger than the buffer gets here.
             self.buf.resize(self.end + READ_BYTES, 0);
         }
+    }
+
+    /// Moves the bytes not handled yet (a partial frame) to the front of the buffer.
+    fn compact(&mut self) {
+        self.buf.copy_within(self.start..self.end, 0);
+        self.end -= self.start;
+        self.start = 0;
     }
 
     /// Moves the connection off the poller (`ticking`) or back onto it.
@@ -374,9 +379,7 @@ impl RawLogs {
             if held.len() < FRAME_HEADER + size {
                 // Room for the whole frame, so the next reads complete it.
                 if self.buf.len() - self.start < FRAME_HEADER + size {
-                    self.buf.copy_within(self.start..self.end, 0);
-                    self.end -= self.start;
-                    self.start = 0;
+                    self.compact();
                     if self.buf.len() < FRAME_HEADER + size + READ_BYTES / 4 {
                         self.buf.resize(FRAME_HEADER + size + READ_BYTES / 4, 0);
                     }

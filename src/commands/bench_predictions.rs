@@ -9,7 +9,7 @@ use anyhow::bail;
 use clap::Args;
 use shiplog_core::{Event, EventId, Kind, Stream, Timestamp};
 
-use crate::commands::bench::{LocalNode, percentile};
+use crate::commands::bench::{LocalNode, p50_p99_max};
 
 /// Flags of `bench predictions`.
 #[derive(Debug, Args)]
@@ -121,7 +121,6 @@ pub fn run(args: BenchPredictionsArgs) -> anyhow::Result<ExitCode> {
                 bail!("lookup of req-{i:010} found {} records, not 1", body["total"]);
             }
         }
-        timings.sort_by(f64::total_cmp);
 
         let t = Instant::now();
         let mut resp = http
@@ -140,11 +139,9 @@ pub fn run(args: BenchPredictionsArgs) -> anyhow::Result<ExitCode> {
         node.stop().await?;
 
         println!("predictions stored     {stored} ({:.0}/s)", stored as f64 / ingest_secs);
+        let (p50, p99, max) = p50_p99_max(&mut timings);
         println!(
-            "lookup by request id   p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({} lookups over HTTP, access record included)",
-            percentile(&mut timings, 50.0),
-            percentile(&mut timings, 99.0),
-            timings.last().copied().unwrap_or(0.0),
+            "lookup by request id   p50 {p50:.2} ms, p99 {p99:.2} ms, max {max:.2} ms ({} lookups over HTTP, access record included)",
             timings.len()
         );
         println!(

@@ -148,7 +148,7 @@ fn tail_delay(
     stop.store(true, Ordering::Relaxed);
     collector.stop();
     report_warnings(&collector);
-    let sample = subscriber
+    let mut sample = subscriber
         .join()
         .map_err(|_| anyhow::anyhow!("the tail subscriber panicked"))??;
     runtime.block_on(node.stop())?;
@@ -159,22 +159,22 @@ fn tail_delay(
         "live tail ({} containers at {} lines/s, collector -> indexer -> SSE):",
         args.steady_containers, args.rate
     );
-    let (p50, p99, max) = p50_p99_max(&mut millis_of_nanos(&sample.delays));
+    let (p50, p99, max) = p50_p99_max(&mut sample.delays);
     println!(
         "  Docker timestamp -> subscriber: p50 {p50:.0} ms, p99 {p99:.0} ms (target <= 200), max {max:.0} ms; {} lines, {} gaps",
         sample.delays.len(),
         sample.gaps
     );
     // Where the time went: up to the collector's read (the engine's part), and after it.
-    let (p50, p99, max) = p50_p99_max(&mut millis_of_nanos(&sample.to_read));
+    let (p50, p99, max) = p50_p99_max(&mut sample.to_read);
     println!(
         "    Docker timestamp -> read by the collector: p50 {p50:.0} ms, p99 {p99:.0} ms, max {max:.0} ms"
     );
-    let (p50, p99, max) = p50_p99_max(&mut millis_of_nanos(&sample.from_read));
+    let (p50, p99, max) = p50_p99_max(&mut sample.from_read);
     println!(
         "    read by the collector -> subscriber: p50 {p50:.0} ms, p99 {p99:.0} ms, max {max:.0} ms"
     );
-    let late = sample.delays.iter().filter(|&&d| d > 1_000_000_000).count();
+    let late = sample.delays.iter().filter(|&&d| d > 1000.0).count();
     if let Some(worst) = sample.worst {
         // Which line was the latest tells a stall of one container from a saturated node.
         println!(
@@ -187,20 +187,20 @@ fn tail_delay(
     Ok(())
 }
 
-/// Each delay in nanoseconds, in milliseconds.
-fn millis_of_nanos(nanos: &[i64]) -> Vec<f64> {
-    nanos.iter().map(|n| *n as f64 / 1e6).collect()
+/// Milliseconds from `from` to `to`.
+fn millis_between(from: Timestamp, to: Timestamp) -> f64 {
+    (to.as_nanos() - from.as_nanos()) as f64 / 1e6
 }
 
 /// What the tail subscriber saw while measuring.
 #[derive(Default)]
 struct TailSample {
-    /// Docker timestamp to arrival, per line, in nanoseconds.
-    delays: Vec<i64>,
+    /// Docker timestamp to arrival, per line, in milliseconds.
+    delays: Vec<f64>,
     /// Docker timestamp to the collector's read of it, per line that carries the latter.
-    to_read: Vec<i64>,
+    to_read: Vec<f64>,
     /// The collector's read to arrival, for the same lines.
-    from_read: Vec<i64>,
+    from_read: Vec<f64>,
     /// `gap` messages: lines the server dropped for this subscriber.
     gaps: u64,
     /// The line that came latest.
@@ -225,7 +225,7 @@ fn subscribe(
     let mut messages = Vec::new();
     let mut buf = vec![0u8; 256 * 1024];
     let mut sample = TailSample::default();
-    let mut worst_delay = i64::MIN;
+    let mut worst_delay = f64::MIN;
     while !stop.load(Ordering::Relaxed) {
         let n = resp.read(&mut buf)?;
         if n == 0 {
@@ -245,13 +245,11 @@ fn subscribe(
                 continue;
             };
             if event.container_name.starts_with(prefix) {
-                let delay = now.as_nanos() - event.ts.as_nanos();
+                let delay = millis_between(event.ts, now);
                 sample.delays.push(delay);
                 if let Some(received) = event.received {
-                    sample
-                        .to_read
-                        .push(received.as_nanos() - event.ts.as_nanos());
-                    sample.from_read.push(now.as_nanos() - received.as_nanos());
+                    sample.to_read.push(millis_between(event.ts, received));
+                    sample.from_read.push(millis_between(received, now));
                 }
                 if delay > worst_delay {
                     worst_delay = delay;

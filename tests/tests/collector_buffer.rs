@@ -233,6 +233,9 @@ fn search(base: &str, query: &str, limit: usize) -> Option<(u64, Vec<Event>)> {
 /// For each container with lines missing from the index: how many it has, and what every
 /// collector run logged about it (which names the log task that held the missing lines).
 fn shortfall(base: &str, containers: &[Container], each: usize, logs: &Path) -> String {
+    let runs: Vec<String> = (1..=3)
+        .map(|n| std::fs::read_to_string(logs.join(format!("collect-{n}.log"))).unwrap_or_default())
+        .collect();
     let mut report = String::new();
     for c in containers {
         let query = format!("container_name:{} AND kind:log", c.name);
@@ -242,14 +245,12 @@ fn shortfall(base: &str, containers: &[Container], each: usize, logs: &Path) -> 
         }
         report += &format!("{}: {total} of {each} lines indexed\n", c.name);
         let short = &c.id[..12];
-        for n in 1..=3 {
-            let log =
-                std::fs::read_to_string(logs.join(format!("collect-{n}.log"))).unwrap_or_default();
+        for (n, log) in runs.iter().enumerate() {
             for line in log
                 .lines()
                 .filter(|l| l.contains(c.name.as_str()) || l.contains(short))
             {
-                report += &format!("  collect-{n}: {line}\n");
+                report += &format!("  collect-{}: {line}\n", n + 1);
             }
         }
     }

@@ -58,7 +58,7 @@ impl EventId {
 
 impl fmt::Display for EventId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:032x}", self.0)
+        f.write_str(std::str::from_utf8(&self.hex()).unwrap_or_default())
     }
 }
 
@@ -84,9 +84,25 @@ impl FromStr for EventId {
     }
 }
 
+impl EventId {
+    /// The 32 lowercase hex digits, on the stack: ids are written once per event sent or
+    /// stored, and formatting through `Display` padding is several times slower.
+    fn hex(self) -> [u8; 32] {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [0u8; 32];
+        for (i, byte) in self.0.to_be_bytes().iter().enumerate() {
+            out[2 * i] = DIGITS[usize::from(byte >> 4)];
+            out[2 * i + 1] = DIGITS[usize::from(byte & 0x0f)];
+        }
+        out
+    }
+}
+
 impl Serialize for EventId {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
+        let hex = self.hex();
+        // Only hex digits are ever written into it.
+        s.serialize_str(std::str::from_utf8(&hex).unwrap_or_default())
     }
 }
 
@@ -127,6 +143,14 @@ mod tests {
         let id = EventId(0x0123_4567_89ab_cdef_0011_2233_4455_6677);
         let s = id.to_string();
         assert_eq!(s, "0123456789abcdef0011223344556677");
+        assert_eq!(
+            serde_json::to_string(&id).unwrap(),
+            "\"0123456789abcdef0011223344556677\""
+        );
+        assert_eq!(
+            serde_json::to_string(&EventId(1)).unwrap(),
+            "\"00000000000000000000000000000001\""
+        );
         assert_eq!(s.parse::<EventId>().unwrap(), id);
         assert!("xyz".parse::<EventId>().is_err());
         assert!(

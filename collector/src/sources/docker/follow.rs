@@ -23,6 +23,9 @@ use crate::error::chain;
 use crate::sources::{EventSender, SourceEvent};
 use crate::transforms::{ContainerTransforms, Transforms};
 
+/// Room for events a log task keeps between reads once its reads are small again.
+const EVENTS_KEPT: usize = 32;
+
 /// Which container to follow and from where.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct FollowRequest {
@@ -167,7 +170,13 @@ pub(super) async fn follow(
             // The events made before the end are sent after the loop.
             break;
         }
+        let made = events.len();
         let delivered = send_all(&context, &transforms, &mut events).await;
+        if made < EVENTS_KEPT && events.capacity() > EVENTS_KEPT {
+            // A backlog is over: a hundred quiet tasks each holding room for a large
+            // read's events (600 bytes each) would hold megabytes for nothing.
+            events.shrink_to(EVENTS_KEPT);
+        }
         outcome.cursor = Some(log.cursor());
         if !delivered {
             return outcome;

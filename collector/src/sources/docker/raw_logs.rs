@@ -148,6 +148,9 @@ pub(super) struct RawLogs {
     end: usize,
     /// Whether the last read filled all the room it had.
     filled: bool,
+    /// Whether the buffer may shrink back to [`FIRST_READ_BYTES`]: set when the stream goes
+    /// on the clock.
+    settle: bool,
     /// Whether log bytes came in with the response head and were not handed out yet: the
     /// next [`RawLogs::fill`] returns at once for them. Under load the engine's head and
     /// its first frames share one read; waiting for more bytes first would keep a log that
@@ -183,6 +186,7 @@ impl RawLogs {
             start: 0,
             end: 0,
             filled: false,
+            settle: false,
             unread: false,
         };
         logs.read_head().await?;
@@ -255,7 +259,9 @@ impl RawLogs {
                     self.end += read;
                     self.filled = read == room;
                     if read > 0 && read < BACKLOG_BYTES && !self.filled {
-                        // A burst of lines came: the next ones are read on the clock.
+                        // A burst of lines came: the next ones are read on the clock, and
+                        // a backlog's room is given back.
+                        self.settle = true;
                         self.move_conn(true)?;
                     }
                     return Ok(read > 0);
@@ -305,9 +311,24 @@ impl RawLogs {
             self.start = 0;
             self.end = 0;
         }
+        if self.filled {
+            // A backlog again: whatever burst came before, keep the room.
+            self.settle = false;
+        }
         if self.filled && self.buf.len() < READ_BYTES {
             // A backlog: read it in large pieces.
             self.buf.resize(READ_BYTES, 0);
+        }
+        if self.settle
+            && self.buf.len() > FIRST_READ_BYTES
+            && self.end - self.start <= FIRST_READ_BYTES / 4
+        {
+            // Back to bursts after a backlog: a hundred streams each keeping a backlog's
+            // room would hold megabytes for nothing.
+            self.compact();
+            self.buf.truncate(FIRST_READ_BYTES);
+            self.buf.shrink_to_fit();
+            self.settle = false;
         }
         let low = self.buf.len() / 4;
         if self.buf.len() - self.end < low {
@@ -590,6 +611,32 @@ mod tests {
             got.iter()
                 .enumerate()
                 .all(|(i, (_, f))| *f == format!("{i:0>199}\n").into_bytes())
+        );
+    }
+
+    #[tokio::test]
+    async fn a_backlogs_room_is_given_back_once_the_stream_brings_bursts_again() {
+        let mut backlog = HEAD.to_vec();
+        for i in 0..600 {
+            backlog.extend(frame(1, format!("{i:0>199}\n").as_bytes()));
+        }
+        let pause = READ_TICK * 3;
+        let (_dir, path) = serve_steps(vec![
+            Step::Write(backlog),
+            Step::Pause(pause),
+            Step::Write(frame(2, b"2026-12-03T00:00:01Z burst 1\n")),
+            Step::Pause(pause),
+            Step::Write(frame(2, b"2026-12-03T00:00:02Z burst 2\n")),
+            Step::Pause(pause),
+        ]);
+        let mut logs = RawLogs::open(&path, "abc123", 0).await.unwrap();
+        let got = read_all(&mut logs).await.unwrap();
+        assert_eq!(got.len(), 602);
+        assert_eq!(got[601].1, b"2026-12-03T00:00:02Z burst 2\n");
+        assert_eq!(
+            logs.buf.len(),
+            FIRST_READ_BYTES,
+            "the backlog grew the buffer; the bursts after it shrink it back"
         );
     }
 

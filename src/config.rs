@@ -27,6 +27,7 @@
 //! buffer_spill_after = "5s"
 //! telemetry_interval = "60s"
 //! read_from_head = false
+//! docker_socket_logs = true
 //!
 //! [[collector.parse]]
 //! name = "nginx"
@@ -413,6 +414,9 @@ pub struct CollectorSection {
     /// Containers running at start with no checkpoint: read their stored logs whole
     /// (`true`) or from a second before the start (`false`).
     pub read_from_head: bool,
+    /// Logs of containers without a TTY read straight from the engine's Unix socket
+    /// (`true`, default) or through the Docker client (`false`).
+    pub docker_socket_logs: bool,
     /// `[[collector.parse]]`: regexes whose named captures become fields.
     pub parse: Vec<ParseSection>,
     /// `[[collector.redact]]`: regexes whose matches are masked or hashed before shipping.
@@ -543,6 +547,7 @@ impl Default for CollectorSection {
             buffer_spill_after: HumanDuration(d.buffer_spill_after),
             telemetry_interval: HumanDuration(d.telemetry_interval),
             read_from_head: d.read_from_head,
+            docker_socket_logs: d.docker_socket_logs,
             parse: Vec::new(),
             redact: Vec::new(),
         }

@@ -283,6 +283,7 @@ pub fn collector_config(config: &Config) -> shiplog_collector::CollectorConfig {
         buffer_spill_after: c.buffer_spill_after.0,
         telemetry_interval: c.telemetry_interval.0,
         read_from_head: c.read_from_head,
+        docker_socket_logs: c.docker_socket_logs,
         predictions: config.predictions.clone(),
         parse_rules: c
             .parse

@@ -218,12 +218,27 @@ async fn an_unusable_setting_fails_at_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn docker_source_reads_a_real_container() {
+    reads_a_real_container(true).await;
+}
+
+/// The same through bollard's log stream: what `docker_socket_logs = false` and engines
+/// reached over TCP use.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_source_reads_a_real_container_through_the_client() {
+    reads_a_real_container(false).await;
+}
+
+async fn reads_a_real_container(socket_logs: bool) {
     if !docker_available() {
         return;
     }
     let (id, name) = create_test_container("for i in 1 2 3; do echo out$i; echo err$i >&2; done");
     let _cleanup = RemoveOnDrop(id.clone());
-    let (sink, shutdown, collector) = start_collector();
+    let (sink, shutdown, collector) = start_collector_with(CollectorConfig {
+        node: "test-node".into(),
+        docker_socket_logs: socket_logs,
+        ..CollectorConfig::default()
+    });
     // Start the container once the collector has had time to subscribe to events (the
     // subscription also replays the last second).
     tokio::time::sleep(Duration::from_secs(2)).await;

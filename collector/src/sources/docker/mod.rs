@@ -95,6 +95,7 @@ pub struct DockerSource {
     checkpoints: Arc<CheckpointStore>,
     metrics_interval: Duration,
     read_from_head: bool,
+    socket_logs: bool,
 }
 
 impl DockerSource {
@@ -125,7 +126,15 @@ impl DockerSource {
             checkpoints: Arc::new(CheckpointStore::in_memory()),
             metrics_interval: crate::config::DEFAULT_METRICS_INTERVAL,
             read_from_head: false,
+            socket_logs: true,
         })
+    }
+
+    /// Reads logs of containers without a TTY straight from the engine's Unix socket
+    /// (default on; off, or with an engine reached over TCP: through bollard).
+    pub fn with_socket_logs(mut self, on: bool) -> Self {
+        self.socket_logs = on;
+        self
     }
 
     /// Reads containers already running at start, that no checkpoint covers, from the
@@ -187,7 +196,7 @@ impl DockerSource {
             filter: self.filter.clone(),
             transforms: self.transforms.clone(),
             tx,
-            socket: raw_logs::socket_path(self.host.as_deref()).filter(|_| raw_logs::enabled()),
+            socket: raw_logs::socket_path(self.host.as_deref()).filter(|_| self.socket_logs),
             shutdown: shutdown.clone(),
         });
         let mut supervisor = Supervisor {

@@ -84,18 +84,6 @@ pub(super) enum RawLogsError {
     Protocol(String),
 }
 
-/// Environment variable that turns this reader on (`1`). Off by default: under CPU load
-/// beside it (three busy loops on two cores), `collector_buffer`'s fifty-container test
-/// did not get every line indexed within its 180 s through this reader, and did through
-/// bollard's path under the same load; whether lines were lost or only late is not known
-/// yet.
-pub(super) const ENABLE_VAR: &str = "SHIPLOG_DOCKER_RAW_LOGS";
-
-/// Whether [`ENABLE_VAR`] asks for this reader.
-pub(super) fn enabled() -> bool {
-    std::env::var(ENABLE_VAR).is_ok_and(|v| v == "1")
-}
-
 /// The path of the engine's Unix socket for `host` (a `unix://` address, or none for
 /// `DOCKER_HOST` and then the default socket); `None` when the engine is reached another
 /// way, which the raw reader does not handle.

@@ -58,9 +58,15 @@ impl LineAssembler {
                 rest = body;
             }
         }
-        while let Some(pos) = rest.iter().position(|&b| b == b'\n') {
-            self.append(&rest[..pos]);
-            out.push(self.take_line());
+        while let Some(pos) = memchr::memchr(b'\n', rest) {
+            if self.in_line() {
+                self.append(&rest[..pos]);
+                out.push(self.take_line());
+            } else {
+                // A whole line in this frame (the usual case): straight from the frame,
+                // without a copy through the carry-over buffer.
+                out.push(make_line(&rest[..pos], false, self.max_line));
+            }
             rest = &rest[pos + 1..];
         }
         self.append(rest);

@@ -24,6 +24,10 @@ use crate::transforms::predictions::PredictionCapture;
 /// reach Docker's log slightly out of time order, and a resume must not miss one of them.
 const RESUME_MARGIN_NANOS: i64 = 1_000_000_000;
 
+/// Longest working list kept between frames: a TTY chunk of many lines does not leave a
+/// hundred containers each holding room for that many.
+const SCRATCH_KEPT: usize = 64;
+
 /// Where a container's log is read from, and which of the lines read were shipped already.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Resume {
@@ -112,6 +116,10 @@ pub struct ContainerLog {
     emitted: StreamPositions,
     /// Set when the container writes predictions.
     predictions: Option<PredictionCapture>,
+    /// Working lists kept from one frame to the next (empty between calls), so a frame
+    /// does not cost two allocations on top of its lines.
+    scratch_lines: Vec<Line>,
+    scratch_joined: Vec<Joined>,
 }
 
 impl ContainerLog {
@@ -139,6 +147,8 @@ impl ContainerLog {
             resume,
             emitted: StreamPositions::default(),
             predictions: None,
+            scratch_lines: Vec::new(),
+            scratch_joined: Vec::new(),
         }
     }
 
@@ -176,24 +186,27 @@ impl ContainerLog {
         now: Instant,
         out: &mut Vec<SourceEvent>,
     ) {
-        let mut lines = Vec::new();
+        let mut lines = std::mem::take(&mut self.scratch_lines);
         self.state(stream).assembler.push(frame, &mut lines);
-        self.take_lines(stream, lines, received, now, out);
+        self.take_lines(stream, &mut lines, received, now, out);
+        if lines.capacity() <= SCRATCH_KEPT {
+            self.scratch_lines = lines;
+        }
     }
 
     /// Numbers `lines`, drops those shipped before, and joins the rest.
     fn take_lines(
         &mut self,
         stream: Stream,
-        lines: Vec<Line>,
+        lines: &mut Vec<Line>,
         received: Timestamp,
         now: Instant,
         out: &mut Vec<SourceEvent>,
     ) {
         let resume = self.resume;
+        let mut joined = std::mem::take(&mut self.scratch_joined);
         let state = self.state(stream);
-        let mut joined = Vec::new();
-        for line in lines {
+        for line in lines.drain(..) {
             let ts = line.ts.unwrap_or(received);
             let seq = state.next_seq(ts);
             let docker_ts = line.ts.is_some();
@@ -209,7 +222,10 @@ impl ContainerLog {
             };
             state.joiner.push(line, now, &mut joined);
         }
-        self.emit(stream, joined, received, out);
+        self.emit(stream, &mut joined, received, out);
+        if joined.capacity() <= SCRATCH_KEPT {
+            self.scratch_joined = joined;
+        }
     }
 
     /// When a pending multi-line event is due, if one is.
@@ -227,7 +243,7 @@ impl ContainerLog {
         for stream in [Stream::Stdout, Stream::Stderr] {
             let mut joined = Vec::new();
             self.state(stream).joiner.flush_due(now, &mut joined);
-            self.emit(stream, joined, received, out);
+            self.emit(stream, &mut joined, received, out);
         }
     }
 
@@ -236,10 +252,10 @@ impl ContainerLog {
         for stream in [Stream::Stdout, Stream::Stderr] {
             let mut lines = Vec::new();
             self.state(stream).assembler.finish(&mut lines);
-            self.take_lines(stream, lines, received, Instant::now(), out);
+            self.take_lines(stream, &mut lines, received, Instant::now(), out);
             let mut joined = Vec::new();
             self.state(stream).joiner.finish(&mut joined);
-            self.emit(stream, joined, received, out);
+            self.emit(stream, &mut joined, received, out);
         }
     }
 
@@ -253,11 +269,11 @@ impl ContainerLog {
     fn emit(
         &mut self,
         stream: Stream,
-        joined: Vec<Joined>,
+        joined: &mut Vec<Joined>,
         received: Timestamp,
         out: &mut Vec<SourceEvent>,
     ) {
-        for group in joined {
+        for group in joined.drain(..) {
             let end = group.end.map(|position| {
                 self.emitted.set(stream, position);
                 SourcePosition {

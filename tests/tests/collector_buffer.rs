@@ -243,7 +243,44 @@ fn shortfall(base: &str, containers: &[Container], each: usize, logs: &Path) -> 
         if total as usize == each {
             continue;
         }
-        report += &format!("{}: {total} of {each} lines indexed\n", c.name);
+        // Which line numbers are missing, as ranges, and when the lines around them were
+        // written (Docker's time), to tell a lost read from a lost tail.
+        let hits = search(base, &query, each + 10).map_or_else(Vec::new, |(_, hits)| hits);
+        let numbered: std::collections::BTreeMap<usize, String> = hits
+            .iter()
+            .filter_map(|e| {
+                let n = e.message.strip_prefix("line ")?.parse().ok()?;
+                Some((n, e.ts.to_rfc3339()))
+            })
+            .collect();
+        let mut missing = Vec::new();
+        let mut n = 1;
+        while n <= each {
+            if numbered.contains_key(&n) {
+                n += 1;
+                continue;
+            }
+            let from = n;
+            while n <= each && !numbered.contains_key(&n) {
+                n += 1;
+            }
+            let before = numbered
+                .range(..from)
+                .next_back()
+                .map(|(_, ts)| ts.as_str());
+            let after = numbered.range(n..).next().map(|(_, ts)| ts.as_str());
+            missing.push(format!(
+                "{from}..={} (line before at {}, after at {})",
+                n - 1,
+                before.unwrap_or("-"),
+                after.unwrap_or("-")
+            ));
+        }
+        report += &format!(
+            "{}: {total} of {each} lines indexed; missing {}\n",
+            c.name,
+            missing.join(", ")
+        );
         let short = &c.id[..12];
         for (n, log) in runs.iter().enumerate() {
             for line in log

@@ -126,12 +126,12 @@ impl DockerSource {
             checkpoints: Arc::new(CheckpointStore::in_memory()),
             metrics_interval: crate::config::DEFAULT_METRICS_INTERVAL,
             read_from_head: false,
-            socket_logs: true,
+            socket_logs: false,
         })
     }
 
-    /// Reads logs of containers without a TTY straight from the engine's Unix socket
-    /// (default on; off, or with an engine reached over TCP: through bollard).
+    /// Reads logs of containers without a TTY straight from the engine's Unix socket (default
+    /// off: through bollard, as with an engine reached over TCP).
     pub fn with_socket_logs(mut self, on: bool) -> Self {
         self.socket_logs = on;
         self

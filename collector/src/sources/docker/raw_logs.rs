@@ -136,9 +136,6 @@ pub(super) struct RawLogs {
     end: usize,
     /// Whether the last read filled all the room it had.
     filled: bool,
-    /// Whether the buffer may shrink back to [`FIRST_READ_BYTES`]: set when the stream goes
-    /// on the clock.
-    settle: bool,
     /// Whether log bytes came in with the response head and were not handed out yet: the
     /// next [`RawLogs::fill`] returns at once for them. Under load the engine's head and
     /// its first frames share one read; waiting for more bytes first would keep a log that
@@ -174,7 +171,6 @@ impl RawLogs {
             start: 0,
             end: 0,
             filled: false,
-            settle: false,
             unread: false,
         };
         logs.read_head().await?;
@@ -248,8 +244,7 @@ impl RawLogs {
                     self.filled = read == room;
                     if read > 0 && read < BACKLOG_BYTES && !self.filled {
                         // A burst of lines came: the next ones are read on the clock, and
-                        // a backlog's room is given back.
-                        self.settle = true;
+                        // a backlog's room is given back (`make_room`).
                         self.move_conn(true)?;
                     }
                     return Ok(read > 0);
@@ -299,15 +294,12 @@ impl RawLogs {
             self.start = 0;
             self.end = 0;
         }
-        if self.filled {
-            // A backlog again: whatever burst came before, keep the room.
-            self.settle = false;
-        }
         if self.filled && self.buf.len() < READ_BYTES {
             // A backlog: read it in large pieces.
             self.buf.resize(READ_BYTES, 0);
         }
-        if self.settle
+        // On the clock, the stream brings bursts, not a backlog (a backlog takes it off).
+        if matches!(self.conn, Conn::Ticking { .. })
             && self.buf.len() > FIRST_READ_BYTES
             && self.end - self.start <= FIRST_READ_BYTES / 4
         {
@@ -316,7 +308,6 @@ impl RawLogs {
             self.compact();
             self.buf.truncate(FIRST_READ_BYTES);
             self.buf.shrink_to_fit();
-            self.settle = false;
         }
         let low = self.buf.len() / 4;
         if self.buf.len() - self.end < low {

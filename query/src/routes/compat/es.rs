@@ -395,7 +395,7 @@ pub fn parse_search(
     clauses.extend(index_scope(index)?);
     for (k, v) in params {
         match k.as_str() {
-            "q" => clauses.push(shiplog_core::query::parse(v).map_err(|e| ApiError::query(&e))?),
+            "q" => clauses.push(super::es_query::lucene_text(v)?),
             "size" => req.size = usize_param("size", &json!(v))?,
             "from" => req.from = usize_param("from", &json!(v))?,
             "sort" => {

@@ -162,6 +162,16 @@ fn query_string(kind: &str, body: &Value) -> Result<Query, ApiError> {
              write OR between them"
         )));
     }
+    lucene_text(text)
+}
+
+/// Query text as ES takes it (`query_string` or URL `q=`): shiplog's own language, plus
+/// Lucene's match-everything forms `*` and `*:*`, which Kibana and most clients send by
+/// default.
+pub(super) fn lucene_text(text: &str) -> Result<Query, ApiError> {
+    if matches!(text.trim(), "*" | "*:*") {
+        return Ok(Query::All);
+    }
     shiplog_core::query::parse(text).map_err(|e| ApiError::query(&e))
 }
 

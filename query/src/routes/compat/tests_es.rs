@@ -293,6 +293,14 @@ async fn search_translates_the_query_dsl() {
             vec!["payment retried"],
         ),
         (
+            json!({"query_string": {"query": "*"}}),
+            vec!["payment retried", "payment failed for order"],
+        ),
+        (
+            json!({"query_string": {"query": " *:* "}}),
+            vec!["payment retried", "payment failed for order"],
+        ),
+        (
             json!({"query_string": {"query": "payment AND level:warn"}}),
             vec!["payment retried"],
         ),
@@ -340,6 +348,11 @@ async fn search_translates_the_query_dsl() {
     let (_, v) = es_search(&st, "/other/_search", json!({})).await;
     assert_eq!(messages(&v), vec!["cache warm"]);
     assert_eq!(v["hits"]["hits"][0]["_index"], "other");
+    let (_, v) = es_search(&st, "/app/_search?q=*", json!(null)).await;
+    assert_eq!(
+        v["hits"]["total"]["value"], 2,
+        "q=* matches everything: {v}"
+    );
     let (_, v) = es_search(&st, "/_search?q=payment&size=1", json!(null)).await;
     assert_eq!(messages(&v), vec!["payment retried"]);
     assert_eq!(v["hits"]["total"]["value"], 2);

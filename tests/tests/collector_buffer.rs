@@ -12,6 +12,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use shiplog_core::Event;
+use shiplog_tests::docker::docker;
 use shiplog_tests::process::{Proc, free_port, serve, wait_until};
 use shiplog_tests::{Container, docker_or_skip};
 
@@ -237,6 +238,10 @@ fn shortfall(base: &str, containers: &[Container], each: usize, logs: &Path) -> 
         .map(|n| std::fs::read_to_string(logs.join(format!("collect-{n}.log"))).unwrap_or_default())
         .collect();
     let mut report = String::new();
+    // The checkpoints as the last collector left them.
+    let checkpoints = walk_for(&logs.join("collect"), "checkpoints.json")
+        .and_then(|path| std::fs::read_to_string(path).ok())
+        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok());
     for c in containers {
         let query = format!("container_name:{} AND kind:log", c.name);
         let total = search(base, &query, 1).map_or(0, |(n, _)| n);
@@ -281,6 +286,27 @@ fn shortfall(base: &str, containers: &[Container], each: usize, logs: &Path) -> 
             c.name,
             missing.join(", ")
         );
+        // Docker's own record of the missing lines and their neighbours: whether the
+        // engine has them, and at which times.
+        let stored = docker(&["logs", "--timestamps", &c.id]);
+        let wanted: HashSet<usize> = (1..=each)
+            .filter(|n| {
+                !numbered.contains_key(n)
+                    || !numbered.contains_key(&(n + 1))
+                    || (*n > 1 && !numbered.contains_key(&(n - 1)))
+            })
+            .collect();
+        for line in stored.lines() {
+            let number = line
+                .rsplit_once("line ")
+                .and_then(|(_, n)| n.trim().parse::<usize>().ok());
+            if number.is_some_and(|n| wanted.contains(&n)) {
+                report += &format!("  docker: {line}\n");
+            }
+        }
+        if let Some(found) = checkpoints.as_ref().and_then(|v| find_key(v, &c.id)) {
+            report += &format!("  checkpoint: {found}\n");
+        }
         let short = &c.id[..12];
         for (n, log) in runs.iter().enumerate() {
             for line in log
@@ -313,8 +339,14 @@ fn fifty_containers_across_two_collector_sigkills_are_indexed_exactly_once() {
     std::fs::write(
         &config,
         format!(
-            "data_dir = {:?}\n\n[collector]\ninclude_names = [\"^{prefix}\"]\nmetrics_interval = \"0s\"\n",
-            collect_data.to_str().unwrap()
+            "data_dir = {:?}\n\n[collector]\ninclude_names = [\"^{prefix}\"]\nmetrics_interval = \"0s\"\n{}",
+            collect_data.to_str().unwrap(),
+            // The socket log reader is opt-in; this runs the test with it on.
+            if std::env::var_os("SHIPLOG_TEST_SOCKET_LOGS").is_some() {
+                "docker_socket_logs = true\n"
+            } else {
+                ""
+            }
         ),
     )
     .unwrap();
@@ -417,4 +449,30 @@ fn fifty_containers_across_two_collector_sigkills_are_indexed_exactly_once() {
         CONTAINERS * EACH,
         started.elapsed()
     );
+}
+
+/// The first file called `name` under `dir`.
+fn walk_for(dir: &Path, name: &str) -> Option<std::path::PathBuf> {
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            if let Some(found) = walk_for(&path, name) {
+                return Some(found);
+            }
+        } else if entry.file_name() == name {
+            return Some(path);
+        }
+    }
+    None
+}
+
+/// The first value under key `key` anywhere in `value`.
+fn find_key<'a>(value: &'a serde_json::Value, key: &str) -> Option<&'a serde_json::Value> {
+    match value {
+        serde_json::Value::Object(map) => map
+            .get(key)
+            .or_else(|| map.values().find_map(|v| find_key(v, key))),
+        serde_json::Value::Array(items) => items.iter().find_map(|v| find_key(v, key)),
+        _ => None,
+    }
 }

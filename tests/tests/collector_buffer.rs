@@ -238,9 +238,9 @@ fn shortfall(base: &str, containers: &[Container], each: usize, logs: &Path) -> 
         .map(|n| std::fs::read_to_string(logs.join(format!("collect-{n}.log"))).unwrap_or_default())
         .collect();
     let mut report = String::new();
-    // The checkpoints as the last collector left them.
-    let checkpoints = walk_for(&logs.join("collect"), "checkpoints.json")
-        .and_then(|path| std::fs::read_to_string(path).ok())
+    // The checkpoints as the last collector left them (`<data_dir>/collector/`).
+    let checkpoints = std::fs::read_to_string(logs.join("collect/collector/checkpoints.json"))
+        .ok()
         .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok());
     for c in containers {
         let query = format!("container_name:{} AND kind:log", c.name);
@@ -304,7 +304,7 @@ fn shortfall(base: &str, containers: &[Container], each: usize, logs: &Path) -> 
                 report += &format!("  docker: {line}\n");
             }
         }
-        if let Some(found) = checkpoints.as_ref().and_then(|v| find_key(v, &c.id)) {
+        if let Some(found) = checkpoints.as_ref().map(|v| &v["containers"][&c.id]) {
             report += &format!("  checkpoint: {found}\n");
         }
         let short = &c.id[..12];
@@ -449,30 +449,4 @@ fn fifty_containers_across_two_collector_sigkills_are_indexed_exactly_once() {
         CONTAINERS * EACH,
         started.elapsed()
     );
-}
-
-/// The first file called `name` under `dir`.
-fn walk_for(dir: &Path, name: &str) -> Option<std::path::PathBuf> {
-    for entry in std::fs::read_dir(dir).ok()?.flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            if let Some(found) = walk_for(&path, name) {
-                return Some(found);
-            }
-        } else if entry.file_name() == name {
-            return Some(path);
-        }
-    }
-    None
-}
-
-/// The first value under key `key` anywhere in `value`.
-fn find_key<'a>(value: &'a serde_json::Value, key: &str) -> Option<&'a serde_json::Value> {
-    match value {
-        serde_json::Value::Object(map) => map
-            .get(key)
-            .or_else(|| map.values().find_map(|v| find_key(v, key))),
-        serde_json::Value::Array(items) => items.iter().find_map(|v| find_key(v, key)),
-        _ => None,
-    }
 }

@@ -227,6 +227,19 @@ impl CheckpointStore {
         }
     }
 
+    /// Records where this run starts reading container `id`, unless it has an entry already
+    /// (or is gone). Should the run die before any of its lines is acknowledged, the next
+    /// run reads on from here instead of taking the container for one it never saw (read
+    /// from a second before its own start, which would skip what was written meanwhile).
+    pub fn begin(&self, id: &str, from: StreamPositions) {
+        let mut state = self.lock();
+        if state.retired.contains(id) || state.containers.contains_key(id) {
+            return;
+        }
+        state.containers.insert(id.to_string(), from);
+        state.dirty = true;
+    }
+
     /// Forgets container `id` for good: it no longer exists, so its log cannot be read again.
     pub fn remove(&self, id: &str) {
         let mut state = self.lock();
@@ -495,6 +508,33 @@ mod tests {
         );
         assert_eq!(c.stdout.unwrap().seq, 2);
         assert_eq!(c.stderr, None);
+    }
+
+    #[test]
+    fn a_begun_container_keeps_its_start_until_an_ack_moves_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CheckpointStore::open(dir.path()).unwrap();
+        let mut start = StreamPositions::default();
+        start.set(Stream::Stdout, pos(5, u32::MAX));
+        store.begin("a", start);
+        store.begin("b", StreamPositions::default());
+        assert!(store.persist().unwrap());
+        let again = CheckpointStore::open(dir.path()).unwrap();
+        assert_eq!(again.get("a"), Some(start), "the start survives a restart");
+        assert_eq!(
+            again.get("b"),
+            Some(StreamPositions::default()),
+            "read from the beginning: an entry with no position"
+        );
+
+        // A second begin (a later task of the same run) does not move an entry back.
+        again.advance(&[at("a", Stream::Stdout, 9, 0)]);
+        again.begin("a", start);
+        assert_eq!(again.get("a").unwrap().stdout, Some(pos(9, 0)));
+        // Nor brings back a container that is gone.
+        again.remove("b");
+        again.begin("b", StreamPositions::default());
+        assert_eq!(again.get("b"), None);
     }
 
     #[test]

@@ -657,3 +657,74 @@ async fn a_container_that_ran_and_exited_while_no_collector_ran_is_read_whole() 
     );
     assert_eq!(lines, ["gone1", "gone2", "gone3"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_container_an_earlier_run_followed_without_shipping_a_line_is_read_on_from_there() {
+    if !docker_available() {
+        return;
+    }
+    let state = tempfile::tempdir().unwrap();
+    // Silent until told, so the earlier run follows it and acknowledges nothing of it.
+    let (quiet_id, quiet) = create_test_container(
+        "while [ ! -e /go ]; do usleep 100000; done; echo between1; echo between2; exec sleep 600",
+    );
+    let _cleanup_quiet = RemoveOnDrop(quiet_id.clone());
+    // Its lines are acknowledged all along, so the earlier run rewrites its checkpoint
+    // file to the end: the quiet container is then older than that run's last sign of life
+    // by more than the slack, not one created while no collector ran.
+    let (ticker_id, ticker) = create_test_container("while :; do echo tick; usleep 300000; done");
+    let _cleanup_ticker = RemoveOnDrop(ticker_id.clone());
+    docker_ok(&["start", &quiet_id, &ticker_id]);
+    let created = std::time::SystemTime::now();
+    let config = CollectorConfig {
+        node: "test-node".into(),
+        state_dir: Some(state.path().to_path_buf()),
+        include_names: vec![format!("^{quiet}$"), format!("^{ticker}$")],
+        metrics_interval: Duration::ZERO,
+        telemetry_interval: Duration::ZERO,
+        ..CollectorConfig::default()
+    };
+
+    let (sink, shutdown, collector) = start_collector_with(config.clone());
+    tokio::time::sleep(Duration::from_millis(12_500)).await;
+    stop_collector(shutdown, collector).await;
+    assert!(events_of(&sink, &quiet).is_empty(), "nothing to ship yet");
+    assert!(
+        !events_of(&sink, &ticker).is_empty(),
+        "the ticker was shipped"
+    );
+    let written = std::fs::metadata(state.path().join("checkpoints.json"))
+        .and_then(|m| m.modified())
+        .unwrap();
+    assert!(
+        written.duration_since(created).unwrap_or_default() >= Duration::from_secs(11),
+        "the test needs the earlier run's last checkpoint write 11 s after the containers \
+         were created (was {:?})",
+        written.duration_since(created)
+    );
+
+    // Written while no collector runs, and more than the one-second look-back before the
+    // next run starts.
+    docker_ok(&["exec", &quiet_id, "/bin/busybox", "touch", "/go"]);
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while !docker_ok(&["logs", &quiet_id]).contains("between2") {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("the quiet container writes once told");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let (sink, shutdown, collector) = start_collector_with(config);
+    let arrived = wait_for_events(&sink, &quiet, 2).await;
+    stop_collector(shutdown, collector).await;
+    let lines: Vec<String> = events_of(&sink, &quiet)
+        .into_iter()
+        .map(|e| e.message)
+        .collect();
+    assert!(
+        arrived,
+        "the lines written between the runs did not arrive: {lines:?}"
+    );
+    assert_eq!(lines, ["between1", "between2"]);
+}

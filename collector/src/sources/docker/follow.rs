@@ -19,6 +19,7 @@ use super::identity::OwnContainer;
 use super::metadata::ContainerMeta;
 use super::raw_logs::{RawLogs, RawLogsError};
 use super::record::{ContainerLog, Resume};
+use crate::checkpoint::CheckpointStore;
 use crate::error::chain;
 use crate::sources::{EventSender, SourceEvent};
 use crate::transforms::{ContainerTransforms, Transforms};
@@ -60,6 +61,9 @@ pub(super) struct FollowContext {
     /// The engine's Unix socket, when it is reached through one: logs are then read from
     /// it directly (see [`super::raw_logs`]); otherwise through bollard.
     pub socket: Option<PathBuf>,
+    /// Where each container's reading begins is recorded here (see
+    /// [`CheckpointStore::begin`]).
+    pub checkpoints: Arc<CheckpointStore>,
     /// Stops every task.
     pub shutdown: CancellationToken,
 }
@@ -98,6 +102,7 @@ pub(super) async fn follow(
         debug!(container = %meta.name, reason, "container not collected");
         return outcome;
     }
+    context.checkpoints.begin(&id, resume.as_checkpoint());
     let since = resume.since_secs();
     debug!(container = %meta.name, container_id = %short, since, "following container logs");
 

@@ -12,7 +12,10 @@
 //! 1. followed before in this run: after the last event sent (in-memory cursor);
 //! 2. a checkpoint from an earlier run (see [`crate::checkpoint`]): after the last line the
 //!    sink acknowledged, re-reading from a second before it and dropping what was shipped;
-//!    this includes containers that exited meanwhile, whose remaining lines are read once;
+//!    this includes containers that exited meanwhile, whose remaining lines are read once.
+//!    A run records where it begins reading each collected container before any line of it
+//!    is acknowledged, so a run that dies before an acknowledgement leaves that as the
+//!    checkpoint, and the next run does not take the container for one never seen (4);
 //! 3. created since about the last time an earlier run was alive (the checkpoint file's
 //!    time, less 10 s), running or exited: from its beginning, since that run may have died
 //!    before checkpointing it;
@@ -197,6 +200,7 @@ impl DockerSource {
             transforms: self.transforms.clone(),
             tx,
             socket: raw_logs::socket_path(self.host.as_deref()).filter(|_| self.socket_logs),
+            checkpoints: Arc::clone(&self.checkpoints),
             shutdown: shutdown.clone(),
         });
         let mut supervisor = Supervisor {

@@ -69,6 +69,23 @@ impl Resume {
         }
     }
 
+    /// The same starting point as checkpoint positions: per stream, the later of the last
+    /// line shipped and the floor (every line Docker dates at the floor itself included).
+    pub fn as_checkpoint(&self) -> StreamPositions {
+        let mut positions = self.shipped;
+        if let Some(floor) = self.floor {
+            let at_floor = Position {
+                ts: floor,
+                seq: u32::MAX,
+            };
+            for stream in [Stream::Stdout, Stream::Stderr] {
+                let later = positions.get(stream).map_or(at_floor, |p| p.max(at_floor));
+                positions.set(stream, later);
+            }
+        }
+        positions
+    }
+
     /// Whether the line at `position` of `stream` was shipped before (or is before the floor).
     pub fn skips(&self, stream: Stream, position: Position) -> bool {
         self.floor.is_some_and(|floor| position.ts <= floor)
@@ -475,6 +492,42 @@ mod tests {
         );
         assert_eq!(messages(&out), ["new"]);
         assert_eq!(Resume::from_beginning().since_secs(), 0);
+    }
+
+    #[test]
+    fn a_resume_as_a_checkpoint_drops_the_same_lines() {
+        let mut shipped = StreamPositions::default();
+        shipped.set(Stream::Stdout, Position { ts: t(T2), seq: 0 });
+        let resume = Resume {
+            floor: Some(t(T1)),
+            shipped,
+        };
+        let checkpoint = resume.as_checkpoint();
+        assert_eq!(
+            checkpoint.stdout, shipped.stdout,
+            "a line shipped after the floor stays the mark"
+        );
+        let again = Resume::after_checkpoint(checkpoint);
+        for (stream, ts, seq) in [
+            (Stream::Stdout, T1, 0),
+            (Stream::Stdout, T2, 0),
+            (Stream::Stderr, T1, 0),
+            (Stream::Stderr, T1, 7),
+            (Stream::Stderr, T2, 0),
+            (Stream::Stdout, T2, 1),
+        ] {
+            let position = Position { ts: t(ts), seq };
+            assert_eq!(
+                again.skips(stream, position),
+                resume.skips(stream, position),
+                "{stream:?} {ts} #{seq}"
+            );
+        }
+        assert!(again.since_secs() <= resume.since_secs());
+        assert_eq!(
+            Resume::from_beginning().as_checkpoint(),
+            StreamPositions::default()
+        );
     }
 
     #[test]

@@ -12,15 +12,20 @@ use super::*;
 
 const TEST_IMAGE: &str = "shiplog-test-busybox:latest";
 
-/// An in-memory sink that keeps every event it acknowledges.
+/// An in-memory sink that keeps every event it acknowledges; while `held`, it does not
+/// answer (a receiver that is slow to take a batch), so the collector stops reading.
 #[derive(Default)]
 struct RecordingSink {
     events: Mutex<Vec<Event>>,
+    held: std::sync::atomic::AtomicBool,
 }
 
 impl Sink for RecordingSink {
     fn send(&self, events: Vec<Event>) -> BoxFuture<'_, std::result::Result<Ack, SinkError>> {
         Box::pin(async move {
+            while self.held.load(std::sync::atomic::Ordering::Acquire) {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
             let accepted = events.len();
             self.events.lock().unwrap().extend(events);
             Ok(Ack {
@@ -163,7 +168,18 @@ fn start_collector_with(
     CancellationToken,
     tokio::task::JoinHandle<Result<()>>,
 ) {
-    let sink = Arc::new(RecordingSink::default());
+    start_collector_into(config, Arc::new(RecordingSink::default()))
+}
+
+/// Starts a collector with `config` on the real engine, delivering to `sink`.
+fn start_collector_into(
+    config: CollectorConfig,
+    sink: Arc<RecordingSink>,
+) -> (
+    Arc<RecordingSink>,
+    CancellationToken,
+    tokio::task::JoinHandle<Result<()>>,
+) {
     let shutdown = CancellationToken::new();
     let collector = tokio::spawn(run(config, sink.clone(), shutdown.clone()));
     (sink, shutdown, collector)
@@ -727,4 +743,96 @@ async fn a_container_an_earlier_run_followed_without_shipping_a_line_is_read_on_
         "the lines written between the runs did not arrive: {lines:?}"
     );
     assert_eq!(lines, ["between1", "between2"]);
+}
+
+/// Docker 20.10 (json-file) ends a followed log once its stored part is sent if the
+/// container has stopped by then, without the lines written meanwhile. A sink that does not
+/// answer holds the collector back in the middle of the stored part while the container
+/// writes its last lines and exits: those must still arrive, once each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lines_left_out_of_a_followed_log_at_exit_are_read_again() {
+    lines_left_out_at_exit_are_read_again(true, 20).await;
+}
+
+/// More lines left out than the first, short read of the log's end asks for: the log is
+/// read again from the last line read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_stretch_left_out_of_a_followed_log_at_exit_is_read_again() {
+    lines_left_out_at_exit_are_read_again(true, 1_500).await;
+}
+
+/// The same through bollard's log stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lines_left_out_of_a_followed_log_at_exit_are_read_again_through_the_client() {
+    lines_left_out_at_exit_are_read_again(false, 20).await;
+}
+
+async fn lines_left_out_at_exit_are_read_again(socket_logs: bool, last: usize) {
+    const STORED: usize = 30_000;
+    if !docker_available() {
+        return;
+    }
+    let (id, name) = create_test_container(&format!(
+        "i=0; while [ $i -lt {STORED} ]; do echo \"stored $i\"; i=$((i+1)); done; \
+         while [ ! -e /go ]; do usleep 50000; done; \
+         i=1; while [ $i -le {last} ]; do echo \"last $i\"; i=$((i+1)); done"
+    ));
+    let _cleanup = RemoveOnDrop(id.clone());
+    docker_ok(&["start", &id]);
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while !docker_ok(&["logs", "--tail", "1", &id]).contains(&format!("stored {}", STORED - 1))
+        {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await
+    .expect("the container writes its stored lines");
+    // Past the last second of engine events the collector replays when it subscribes: a
+    // replayed `start` would have it follow the container again after the log ends,
+    // which would hide what this test is about.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    let sink = Arc::new(RecordingSink::default());
+    sink.held.store(true, std::sync::atomic::Ordering::Release);
+    let (sink, shutdown, collector) = start_collector_into(
+        CollectorConfig {
+            node: "test-node".into(),
+            include_names: vec![format!("^{name}$")],
+            read_from_head: true,
+            docker_socket_logs: socket_logs,
+            metrics_interval: Duration::ZERO,
+            telemetry_interval: Duration::ZERO,
+            ..CollectorConfig::default()
+        },
+        sink,
+    );
+    // The collector opens the log and stops reading once its channel is full.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    docker_ok(&["exec", &id, "/bin/busybox", "touch", "/go"]);
+    docker_ok(&["wait", &id]);
+    // The engine closes the container's log a moment after it exits; the stream must still
+    // be in its stored part then.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    sink.held.store(false, std::sync::atomic::Ordering::Release);
+
+    let arrived = wait_for_events(&sink, &name, STORED + last).await;
+    // Time for a line that came twice to show.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop_collector(shutdown, collector).await;
+    let lines: Vec<String> = events_of(&sink, &name)
+        .into_iter()
+        .map(|e| e.message)
+        .collect();
+    assert!(
+        arrived,
+        "{} of {} lines arrived; the last ones: {:?}",
+        lines.len(),
+        STORED + last,
+        &lines[lines.len().saturating_sub(3)..]
+    );
+    let expected: Vec<String> = (0..STORED)
+        .map(|i| format!("stored {i}"))
+        .chain((1..=last).map(|i| format!("last {i}")))
+        .collect();
+    assert!(lines == expected, "every line once, in order");
 }

@@ -17,7 +17,7 @@ use tracing::{debug, warn};
 use super::filter::ContainerFilter;
 use super::identity::OwnContainer;
 use super::metadata::ContainerMeta;
-use super::raw_logs::{RawLogs, RawLogsError};
+use super::raw_logs::{LogQuery, RawLogs, RawLogsError};
 use super::record::{ContainerLog, Resume};
 use crate::checkpoint::CheckpointStore;
 use crate::error::chain;
@@ -119,7 +119,7 @@ pub(super) async fn follow(
     )
     .with_predictions(transforms.predictions().cloned());
     let mut reader = tokio::select! {
-        reader = LogReader::open(&docker, &context, &id, since, tty) => reader,
+        reader = LogReader::open(&docker, &context, &id, LogQuery::follow(since), tty) => reader,
         () = context.shutdown.cancelled() => return outcome,
     };
     let mut events = Vec::new();
@@ -132,7 +132,7 @@ pub(super) async fn follow(
     let flush_timer = tokio::time::sleep(Duration::ZERO);
     tokio::pin!(flush_timer);
     let mut armed: Option<tokio::time::Instant> = None;
-    loop {
+    let ended = loop {
         let deadline = log.next_deadline().map(tokio::time::Instant::from_std);
         if let Some(d) = deadline
             && armed != Some(d)
@@ -173,7 +173,7 @@ pub(super) async fn follow(
         }
         if failure.is_some() || ended {
             // The events made before the end are sent after the loop.
-            break;
+            break ended;
         }
         let made = events.len();
         let delivered = send_all(&context, &transforms, &mut events).await;
@@ -186,12 +186,177 @@ pub(super) async fn follow(
         if !delivered {
             return outcome;
         }
+    };
+    drop(reader);
+    if ended
+        && !reread_end(
+            &docker,
+            &context,
+            &transforms,
+            &id,
+            tty,
+            &mut log,
+            &mut events,
+        )
+        .await
+    {
+        outcome.cursor = Some(log.cursor());
+        return outcome;
     }
     log.finish(Timestamp::now(), &mut events);
     send_all(&context, &transforms, &mut events).await;
     outcome.cursor = Some(log.cursor());
     debug!(container = %log.meta().name, "container log ended");
     outcome
+}
+
+/// Entries asked for first when the end of a log is read again (see [`reread_end`]).
+const REREAD_TAIL: u32 = 1_000;
+
+/// Reads the end of a log again from the engine's files once its followed stream has ended,
+/// and sends what the stream left out. Returns false on shutdown.
+///
+/// The engine can end a followed log without its last lines: a follow request sends the
+/// stored part first, and if the container has stopped by the time that is sent, the
+/// stream ends there, without what the container wrote meanwhile (seen with Docker 20.10
+/// and the json-file driver: the last burst of a container that exited just after a
+/// collector restart was missing, though `docker logs` had it). Lines read already are
+/// dropped when they come again.
+///
+/// First only the last [`REREAD_TAIL`] entries are asked for, which the engine reads from
+/// the end of the file whatever its size. That is enough when fewer came, or when the first
+/// of them was read already; otherwise (or for a TTY log, whose chunks are not entries) the
+/// log is read again from a second before the last line read.
+async fn reread_end(
+    docker: &Docker,
+    context: &FollowContext,
+    transforms: &ContainerTransforms,
+    id: &str,
+    tty: bool,
+    log: &mut ContainerLog,
+    events: &mut Vec<SourceEvent>,
+) -> bool {
+    let read_through = log.read_through();
+    let since = log.reread_after_seen();
+    if !tty {
+        let query = LogQuery {
+            since,
+            follow: false,
+            tail: Some(REREAD_TAIL),
+        };
+        let mut last = Vec::new();
+        let read = read_stored(docker, context, id, tty, query, |stream, frame| {
+            last.push((stream, frame.to_vec()));
+        });
+        match read.await {
+            Stored::Read => {}
+            Stored::Failed(error) => {
+                reread_failed(log, &error);
+                return true;
+            }
+            Stored::Shutdown => return false,
+        }
+        let reaches_back = last
+            .first()
+            .and_then(|(_, frame)| frame_time(frame))
+            .zip(read_through)
+            .is_some_and(|(first, through)| first <= through);
+        if last.len() < REREAD_TAIL as usize || reaches_back {
+            let (received, now) = (Timestamp::now(), std::time::Instant::now());
+            for (stream, frame) in &last {
+                log.push(*stream, frame, received, now, events);
+            }
+            return send_all(context, transforms, events).await;
+        }
+    }
+    let query = LogQuery {
+        since,
+        follow: false,
+        tail: None,
+    };
+    let mut pending = Vec::new();
+    let mut reader = tokio::select! {
+        reader = LogReader::open(docker, context, id, query, tty) => reader,
+        () = context.shutdown.cancelled() => return false,
+    };
+    loop {
+        let read = tokio::select! {
+            read = reader.read() => read,
+            () = context.shutdown.cancelled() => return false,
+        };
+        let (received, now) = (Timestamp::now(), std::time::Instant::now());
+        let drained = reader.drain(|stream, frame| {
+            log.push(stream, frame, received, now, &mut pending);
+        });
+        events.append(&mut pending);
+        if !send_all(context, transforms, events).await {
+            return false;
+        }
+        let failure = match (read, drained) {
+            (Read::Failed(error), _) | (_, Err(error)) => error,
+            (Read::End, Ok(())) => return true,
+            (Read::More, Ok(())) => continue,
+        };
+        reread_failed(log, &failure);
+        return true;
+    }
+}
+
+/// Says why the end of a log could not be read again: only in debug when the container is
+/// gone (removed as it stopped, `docker run --rm`), since its log went with it.
+fn reread_failed(log: &ContainerLog, error: &str) {
+    if error.contains("No such container") {
+        debug!(container = %log.meta().name, error, "container removed before the end of its log was read again");
+    } else {
+        warn!(container = %log.meta().name, error, "cannot read the end of the container's log again; lines written just before it stopped may be missing");
+    }
+}
+
+/// How reading a stored part of a log ended.
+enum Stored {
+    /// All of it was read.
+    Read,
+    /// The stream broke or could not be opened.
+    Failed(String),
+    /// Shutdown came first.
+    Shutdown,
+}
+
+/// Reads the part of a log that `query` names (not followed) and hands every entry to
+/// `each`.
+async fn read_stored(
+    docker: &Docker,
+    context: &FollowContext,
+    id: &str,
+    tty: bool,
+    query: LogQuery,
+    mut each: impl FnMut(Stream, &[u8]),
+) -> Stored {
+    let mut reader = tokio::select! {
+        reader = LogReader::open(docker, context, id, query, tty) => reader,
+        () = context.shutdown.cancelled() => return Stored::Shutdown,
+    };
+    loop {
+        let read = tokio::select! {
+            read = reader.read() => read,
+            () = context.shutdown.cancelled() => return Stored::Shutdown,
+        };
+        if let Err(error) = reader.drain(&mut each) {
+            return Stored::Failed(error);
+        }
+        match read {
+            Read::More => {}
+            Read::End => return Stored::Read,
+            Read::Failed(error) => return Stored::Failed(error),
+        }
+    }
+}
+
+/// Docker's time at the start of an entry read with timestamps.
+fn frame_time(frame: &[u8]) -> Option<Timestamp> {
+    let end = memchr::memchr(b' ', frame)?;
+    let text = std::str::from_utf8(&frame[..end]).ok()?;
+    Timestamp::parse_rfc3339(text).ok()
 }
 
 /// Transforms and sends events in order, waiting while the channel is full (see
@@ -242,18 +407,18 @@ enum Read {
 }
 
 impl LogReader {
-    /// Opens the log of container `id` from `since`: directly from the socket when there is
+    /// Opens the part of container `id`'s log that `query` names: directly from the socket when there is
     /// one, it answers and the container has no TTY; else through bollard.
     async fn open(
         docker: &Docker,
         context: &FollowContext,
         id: &str,
-        since: i32,
+        query: LogQuery,
         tty: bool,
     ) -> LogReader {
         // A TTY log has no frames: it keeps bollard's chunks (see `raw_logs`).
         if let Some(socket) = context.socket.as_ref().filter(|_| !tty) {
-            match RawLogs::open(socket, id, since).await {
+            match RawLogs::open(socket, id, &query).await {
                 Ok(raw) => return LogReader::Raw(raw),
                 Err(error @ RawLogsError::Io { .. }) => {
                     debug!(error = %error, "cannot read the log from the engine socket directly; reading it through the client");
@@ -272,11 +437,14 @@ impl LogReader {
             }
         }
         let options = LogsOptions {
-            follow: true,
+            follow: query.follow,
             stdout: true,
             stderr: true,
             timestamps: true,
-            since,
+            since: query.since,
+            tail: query
+                .tail
+                .map_or_else(|| "all".to_string(), |n| n.to_string()),
             ..LogsOptions::default()
         };
         LogReader::Engine {

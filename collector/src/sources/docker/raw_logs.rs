@@ -98,6 +98,40 @@ pub(super) fn socket_path(host: Option<&str>) -> Option<PathBuf> {
     }
 }
 
+/// Which part of a container's log to ask the engine for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct LogQuery {
+    /// Docker's `since`: Unix seconds, inclusive; 0 for all of it.
+    pub since: i32,
+    /// Keep the stream open and send lines as they are written.
+    pub follow: bool,
+    /// Only the last this many entries (before `since` applies); `None` for all.
+    pub tail: Option<u32>,
+}
+
+impl LogQuery {
+    /// The log from `since` on, followed.
+    pub(super) fn follow(since: i32) -> Self {
+        LogQuery {
+            since,
+            follow: true,
+            tail: None,
+        }
+    }
+
+    /// The query string of the engine's logs endpoint, with timestamps and both streams.
+    fn query_string(&self) -> String {
+        let tail = self
+            .tail
+            .map_or_else(|| "all".to_string(), |n| n.to_string());
+        format!(
+            "follow={}&stdout=1&stderr=1&timestamps=1&since={}&tail={tail}",
+            u8::from(self.follow),
+            self.since
+        )
+    }
+}
+
 /// The connection, as it is read now.
 #[derive(Debug)]
 enum Conn {
@@ -144,9 +178,13 @@ pub(super) struct RawLogs {
 }
 
 impl RawLogs {
-    /// Asks the engine at `socket` for the log of container `id` from `since` (Unix
-    /// seconds; 0 for all of it), with timestamps, following it.
-    pub(super) async fn open(socket: &Path, id: &str, since: i32) -> Result<Self, RawLogsError> {
+    /// Asks the engine at `socket` for the part of container `id`'s log that `query` names,
+    /// with timestamps.
+    pub(super) async fn open(
+        socket: &Path,
+        id: &str,
+        query: &LogQuery,
+    ) -> Result<Self, RawLogsError> {
         let io = |source| RawLogsError::Io {
             path: socket.to_path_buf(),
             source,
@@ -161,7 +199,8 @@ impl RawLogs {
         }
         let mut stream = UnixStream::connect(socket).await.map_err(io)?;
         let request = format!(
-            "GET /containers/{id}/logs?follow=1&stdout=1&stderr=1&timestamps=1&since={since} HTTP/1.0\r\nHost: docker\r\nUser-Agent: shiplog\r\n\r\n"
+            "GET /containers/{id}/logs?{} HTTP/1.0\r\nHost: docker\r\nUser-Agent: shiplog\r\n\r\n",
+            query.query_string()
         );
         stream.write_all(request.as_bytes()).await.map_err(io)?;
         let mut logs = RawLogs {
@@ -470,7 +509,9 @@ mod tests {
             body.extend_from_slice(f);
         }
         let (_dir, path) = serve(vec![body]);
-        let mut logs = RawLogs::open(&path, "abc123", 0).await.unwrap();
+        let mut logs = RawLogs::open(&path, "abc123", &LogQuery::follow(0))
+            .await
+            .unwrap();
         read_all(&mut logs).await
     }
 
@@ -496,7 +537,9 @@ mod tests {
             Step::Write(body),
             Step::Pause(std::time::Duration::from_secs(60)),
         ]);
-        let mut logs = RawLogs::open(&path, "abc123", 0).await.unwrap();
+        let mut logs = RawLogs::open(&path, "abc123", &LogQuery::follow(0))
+            .await
+            .unwrap();
         let more = tokio::time::timeout(std::time::Duration::from_secs(5), logs.fill())
             .await
             .expect("the frames held since the head are handed out without waiting for more")
@@ -529,7 +572,9 @@ mod tests {
             .map(<[u8]>::to_vec)
             .collect();
         let (_dir, path) = serve(parts);
-        let mut logs = RawLogs::open(&path, "abc123", 0).await.unwrap();
+        let mut logs = RawLogs::open(&path, "abc123", &LogQuery::follow(0))
+            .await
+            .unwrap();
         let got = read_all(&mut logs).await.unwrap();
         let want = vec![
             (Stream::Stdout, b"2026-12-03T00:00:00Z out 1\n".to_vec()),
@@ -550,7 +595,9 @@ mod tests {
             Step::Pause(READ_TICK * (IDLE_TICKS + 15)),
             Step::Write(frame(2, b"2026-12-03T00:00:01Z woke\n")),
         ]);
-        let mut logs = RawLogs::open(&path, "abc123", 0).await.unwrap();
+        let mut logs = RawLogs::open(&path, "abc123", &LogQuery::follow(0))
+            .await
+            .unwrap();
         let mut got = Vec::new();
         assert!(logs.fill().await.unwrap());
         logs.drain(|s, f| got.push((s, f.to_vec()))).unwrap();
@@ -608,7 +655,9 @@ mod tests {
             Step::Write(frame(2, b"2026-12-03T00:00:02Z burst 2\n")),
             Step::Pause(pause),
         ]);
-        let mut logs = RawLogs::open(&path, "abc123", 0).await.unwrap();
+        let mut logs = RawLogs::open(&path, "abc123", &LogQuery::follow(0))
+            .await
+            .unwrap();
         let got = read_all(&mut logs).await.unwrap();
         assert_eq!(got.len(), 602);
         assert_eq!(got[601].1, b"2026-12-03T00:00:02Z burst 2\n");
@@ -624,7 +673,9 @@ mod tests {
         let (_dir, path) = serve(vec![
             b"HTTP/1.0 404 Not Found\r\nContent-Type: application/json\r\n\r\n{\"message\":\"No such container: abc123\"}\n".to_vec(),
         ]);
-        let err = RawLogs::open(&path, "abc123", 0).await.unwrap_err();
+        let err = RawLogs::open(&path, "abc123", &LogQuery::follow(0))
+            .await
+            .unwrap_err();
         match err {
             RawLogsError::Status { status, message } => {
                 assert_eq!(status, 404);
@@ -637,18 +688,24 @@ mod tests {
     #[tokio::test]
     async fn answers_that_are_not_a_log_stream_are_refused_precisely() {
         let (_dir, path) = serve(vec![b"SSH-2.0-OpenSSH\r\n\r\n".to_vec()]);
-        let err = RawLogs::open(&path, "abc123", 0).await.unwrap_err();
+        let err = RawLogs::open(&path, "abc123", &LogQuery::follow(0))
+            .await
+            .unwrap_err();
         assert!(err.to_string().contains("not an HTTP status line"), "{err}");
 
         let (_dir, path) = serve(vec![vec![b'a'; MAX_HEAD_BYTES + 10]]);
-        let err = RawLogs::open(&path, "abc123", 0).await.unwrap_err();
+        let err = RawLogs::open(&path, "abc123", &LogQuery::follow(0))
+            .await
+            .unwrap_err();
         assert!(
             err.to_string().contains("no end of the response head"),
             "{err}"
         );
 
         let (_dir, path) = serve(vec![b"HTTP/1.0 200 OK\r\n".to_vec()]);
-        let err = RawLogs::open(&path, "abc123", 0).await.unwrap_err();
+        let err = RawLogs::open(&path, "abc123", &LogQuery::follow(0))
+            .await
+            .unwrap_err();
         assert!(err.to_string().contains("closed before"), "{err}");
 
         let err = read_served(&[frame(1, b"fine\n"), frame(7, b"what is this")])
@@ -664,14 +721,18 @@ mod tests {
 
     #[tokio::test]
     async fn an_id_that_would_change_the_request_is_refused_before_connecting() {
-        let err = RawLogs::open(Path::new("/nonexistent.sock"), "a/../../x?y", 0)
-            .await
-            .unwrap_err();
+        let err = RawLogs::open(
+            Path::new("/nonexistent.sock"),
+            "a/../../x?y",
+            &LogQuery::follow(0),
+        )
+        .await
+        .unwrap_err();
         assert!(
             err.to_string().contains("cannot be put in a request path"),
             "{err}"
         );
-        let err = RawLogs::open(Path::new("/nonexistent.sock"), "abc", 0)
+        let err = RawLogs::open(Path::new("/nonexistent.sock"), "abc", &LogQuery::follow(0))
             .await
             .unwrap_err();
         assert!(matches!(err, RawLogsError::Io { .. }), "{err}");

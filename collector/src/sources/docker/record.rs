@@ -104,6 +104,8 @@ struct StreamState {
     joiner: Joiner,
     last_ts: Option<Timestamp>,
     seq: u32,
+    /// The last whole line read with Docker's time (emitted, held or dropped as shipped).
+    seen: Option<Position>,
 }
 
 impl StreamState {
@@ -154,6 +156,7 @@ impl ContainerLog {
             joiner: Joiner::new(Arc::clone(&multiline), timeout, MAX_LINE_BYTES),
             last_ts: None,
             seq: 0,
+            seen: None,
         };
         ContainerLog {
             container_id: meta.id.as_str().into(),
@@ -194,6 +197,43 @@ impl ContainerLog {
         }
     }
 
+    /// Docker's time of the last whole line read, of either stream.
+    pub fn read_through(&self) -> Option<Timestamp> {
+        [Stream::Stdout, Stream::Stderr]
+            .into_iter()
+            .filter_map(|stream| self.state_ref(stream).seen)
+            .map(|p| p.ts)
+            .max()
+    }
+
+    /// Gets ready to read the same log again from the engine's files, once its stream has
+    /// ended, and returns Docker's `since` for that read. Lines up to the last one read
+    /// (of either stream: the engine sends them in the order it stored them) are dropped
+    /// when they come again, and numbered as they were; what was held of a partial line is
+    /// let go, since it comes again whole. Pending multi-line events stay: lines that were
+    /// missing from the stream may still join them.
+    pub fn reread_after_seen(&mut self) -> i32 {
+        if let Some(latest) = self.read_through() {
+            // Every line dated before the last one read was read (file order); one of the
+            // other stream with the very same time may not have been.
+            let floor = latest.offset(-1);
+            self.resume.floor = Some(self.resume.floor.map_or(floor, |f| f.max(floor)));
+        }
+        for stream in [Stream::Stdout, Stream::Stderr] {
+            let state = self.state(stream);
+            let seen = state.seen;
+            state.assembler = LineAssembler::default();
+            state.last_ts = None;
+            state.seq = 0;
+            if let Some(seen) = seen
+                && self.resume.shipped.get(stream).is_none_or(|p| p < seen)
+            {
+                self.resume.shipped.set(stream, seen);
+            }
+        }
+        self.resume.since_secs()
+    }
+
     /// Feeds one frame from `stream` received at `now`, appending complete events to `out`.
     pub fn push(
         &mut self,
@@ -227,8 +267,11 @@ impl ContainerLog {
             let ts = line.ts.unwrap_or(received);
             let seq = state.next_seq(ts);
             let docker_ts = line.ts.is_some();
-            if docker_ts && resume.skips(stream, Position { ts, seq }) {
-                continue;
+            if docker_ts {
+                state.seen = Some(Position { ts, seq });
+                if resume.skips(stream, Position { ts, seq }) {
+                    continue;
+                }
             }
             let line = JoinLine {
                 ts,
@@ -273,6 +316,13 @@ impl ContainerLog {
             let mut joined = Vec::new();
             self.state(stream).joiner.finish(&mut joined);
             self.emit(stream, &mut joined, received, out);
+        }
+    }
+
+    fn state_ref(&self, stream: Stream) -> &StreamState {
+        match stream {
+            Stream::Stdout => &self.stdout,
+            Stream::Stderr => &self.stderr,
         }
     }
 
@@ -492,6 +542,46 @@ mod tests {
         );
         assert_eq!(messages(&out), ["new"]);
         assert_eq!(Resume::from_beginning().since_secs(), 0);
+    }
+
+    #[test]
+    fn a_log_read_again_after_its_end_brings_only_what_was_not_read() {
+        let mut log = log();
+        let first = [
+            push(&mut log, Stream::Stdout, &format!("{T1} a\n{T1} b\n")),
+            push(&mut log, Stream::Stderr, &format!("{T2} e\n")),
+            // Half of a long line, held until its end comes.
+            push(&mut log, Stream::Stdout, &format!("{T3} half")),
+        ]
+        .concat();
+        assert_eq!(messages(&first), ["a", "b", "e"]);
+        assert_eq!(log.read_through(), Some(t(T2)));
+
+        let since = log.reread_after_seen();
+        assert_eq!(i64::from(since), t(T2).as_secs() - 1);
+        let again = [
+            push(&mut log, Stream::Stdout, &format!("{T1} a\n{T1} b\n")),
+            push(&mut log, Stream::Stderr, &format!("{T2} e\n")),
+            // The other stream at the very time of the last line read was not read.
+            push(&mut log, Stream::Stdout, &format!("{T2} same time\n")),
+            push(&mut log, Stream::Stdout, &format!("{T3} half")),
+            push(&mut log, Stream::Stdout, &format!("{T3} and the rest\n")),
+            push(&mut log, Stream::Stderr, &format!("{T3} new\n")),
+        ]
+        .concat();
+        assert_eq!(
+            messages(&again),
+            ["same time", "halfand the rest", "new"],
+            "what was read comes once; the held half is not doubled"
+        );
+        assert_eq!(again[0].event.seq, 0);
+        assert_eq!(
+            again[0].event.id,
+            EventId::for_source("node-a", "c0ffee", "stdout", t(T2), 0)
+        );
+        let cursor = log.cursor();
+        assert_eq!(cursor.shipped.stderr.map(|p| p.ts), Some(t(T3)));
+        assert!(cursor.skips(Stream::Stdout, Position { ts: t(T2), seq: 0 }));
     }
 
     #[test]

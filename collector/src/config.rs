@@ -84,10 +84,8 @@ pub struct CollectorConfig {
     /// (`false`, default: a first install does not re-ship a host's whole history).
     pub read_from_head: bool,
     /// Reads containers' logs (those without a TTY) straight from the engine's Unix socket
-    /// (`true`: about two thirds of the CPU per line, see `raw_logs`) or through the Docker
-    /// client like everything else (`false`, default: the socket reader lost one burst of
-    /// one container's lines in one of seven runs of the fifty-container SIGKILL test under
-    /// load, cause not found yet; see BENCHMARKS.md). An engine reached over TCP is read
+    /// (`true`, default: about two thirds of the CPU per line, see `raw_logs`) or through
+    /// the Docker client like everything else (`false`). An engine reached over TCP is read
     /// through the client either way.
     pub docker_socket_logs: bool,
     /// How often the collector's own metrics are shipped as events of service `shiplog`;
@@ -159,7 +157,7 @@ impl Default for CollectorConfig {
             buffer_when_full: WhenFull::Block,
             buffer_spill_after: crate::pipeline::DEFAULT_SPILL_AFTER,
             read_from_head: false,
-            docker_socket_logs: false,
+            docker_socket_logs: true,
             telemetry_interval: DEFAULT_TELEMETRY_INTERVAL,
             predictions: PredictionsConfig::default(),
         }

@@ -232,7 +232,7 @@ async fn an_unusable_setting_fails_at_once() {
     assert!(err.to_string().contains("batch_max_events"), "{err}");
 }
 
-/// Through the engine's socket (`docker_socket_logs = true`, opt-in).
+/// Through the engine's socket (`docker_socket_logs = true`, the default).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn docker_source_reads_a_real_container() {
     reads_a_real_container(true).await;

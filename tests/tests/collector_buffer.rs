@@ -341,9 +341,10 @@ fn fifty_containers_across_two_collector_sigkills_are_indexed_exactly_once() {
         format!(
             "data_dir = {:?}\n\n[collector]\ninclude_names = [\"^{prefix}\"]\nmetrics_interval = \"0s\"\n{}",
             collect_data.to_str().unwrap(),
-            // The socket log reader is opt-in; this runs the test with it on.
-            if std::env::var_os("SHIPLOG_TEST_SOCKET_LOGS").is_some() {
-                "docker_socket_logs = true\n"
+            // SHIPLOG_TEST_SOCKET_LOGS=0 runs it through the client's log path instead of
+            // the default socket reader.
+            if std::env::var("SHIPLOG_TEST_SOCKET_LOGS").as_deref() == Ok("0") {
+                "docker_socket_logs = false\n"
             } else {
                 ""
             }

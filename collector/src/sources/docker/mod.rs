@@ -129,12 +129,12 @@ impl DockerSource {
             checkpoints: Arc::new(CheckpointStore::in_memory()),
             metrics_interval: crate::config::DEFAULT_METRICS_INTERVAL,
             read_from_head: false,
-            socket_logs: false,
+            socket_logs: true,
         })
     }
 
-    /// Reads logs of containers without a TTY straight from the engine's Unix socket (default
-    /// off: through bollard, as with an engine reached over TCP).
+    /// Reads logs of containers without a TTY straight from the engine's Unix socket (on by
+    /// default; off: through bollard, as with an engine reached over TCP).
     pub fn with_socket_logs(mut self, on: bool) -> Self {
         self.socket_logs = on;
         self

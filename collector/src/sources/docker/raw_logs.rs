@@ -719,6 +719,23 @@ mod tests {
         assert!(err.to_string().contains("at most"), "{err}");
     }
 
+    #[test]
+    fn a_query_names_every_part_of_the_log_it_asks_for() {
+        assert_eq!(
+            LogQuery::follow(17).query_string(),
+            "follow=1&stdout=1&stderr=1&timestamps=1&since=17&tail=all"
+        );
+        let end = LogQuery {
+            since: 5,
+            follow: false,
+            tail: Some(1_000),
+        };
+        assert_eq!(
+            end.query_string(),
+            "follow=0&stdout=1&stderr=1&timestamps=1&since=5&tail=1000"
+        );
+    }
+
     #[tokio::test]
     async fn an_id_that_would_change_the_request_is_refused_before_connecting() {
         let err = RawLogs::open(

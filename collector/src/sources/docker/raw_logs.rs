@@ -46,6 +46,7 @@ const FIRST_READ_BYTES: usize = 8 * 1024;
 pub(super) const READ_TICK: Duration = Duration::from_millis(20);
 /// A read of at least this much means a backlog (stored logs, or a program writing faster
 /// than a tick): the stream is then read as fast as the engine writes, not on the clock.
+/// So does this much read within about a tick in smaller reads ([`RecentBytes`]).
 const BACKLOG_BYTES: usize = 16 * 1024;
 /// Empty ticks after which a stream is quiet: it goes back to waiting for the engine to
 /// write (half a second at 20 ms).
@@ -147,6 +148,27 @@ enum Conn {
     Moving,
 }
 
+/// Bytes read lately, each read's weight halving every [`READ_TICK`]: about what the last
+/// tick or two brought, whatever the size of the reads.
+#[derive(Debug, Default, Clone, Copy)]
+struct RecentBytes {
+    bytes: f64,
+    at: Option<Instant>,
+}
+
+impl RecentBytes {
+    /// Counts a read of `read` bytes at `now`; returns the weighted total, `read` included.
+    fn add(&mut self, read: usize, now: Instant) -> usize {
+        let since = self
+            .at
+            .map_or(Duration::ZERO, |at| now.saturating_duration_since(at));
+        let halvings = since.as_secs_f64() / READ_TICK.as_secs_f64();
+        self.bytes = self.bytes * 0.5f64.powf(halvings) + read as f64;
+        self.at = Some(now);
+        self.bytes as usize
+    }
+}
+
 /// The next instant on the grid of [`READ_TICK`] every stream shares, so the streams read
 /// on the clock are read in one wakeup.
 fn next_tick() -> tokio::time::Instant {
@@ -170,6 +192,9 @@ pub(super) struct RawLogs {
     end: usize,
     /// Whether the last read filled all the room it had.
     filled: bool,
+    /// What reads on readiness brought lately: a backlog the engine sends in small writes
+    /// keeps the stream off the clock.
+    recent: RecentBytes,
     /// Whether log bytes came in with the response head and were not handed out yet: the
     /// next [`RawLogs::fill`] returns at once for them. Under load the engine's head and
     /// its first frames share one read; waiting for more bytes first would keep a log that
@@ -210,6 +235,7 @@ impl RawLogs {
             start: 0,
             end: 0,
             filled: false,
+            recent: RecentBytes::default(),
             unread: false,
         };
         logs.read_head().await?;
@@ -281,9 +307,12 @@ impl RawLogs {
                         .map_err(|source| self.io_error(source))?;
                     self.end += read;
                     self.filled = read == room;
-                    if read > 0 && read < BACKLOG_BYTES && !self.filled {
+                    let recent = self.recent.add(read, Instant::now());
+                    if read > 0 && read < BACKLOG_BYTES && !self.filled && recent < BACKLOG_BYTES {
                         // A burst of lines came: the next ones are read on the clock, and
-                        // a backlog's room is given back (`make_room`).
+                        // a backlog's room is given back (`make_room`). A backlog also
+                        // comes in small reads when they keep up with the engine's writes
+                        // (one per line); on the clock it would be read a buffer a tick.
                         self.move_conn(true)?;
                     }
                     return Ok(read > 0);
@@ -301,6 +330,8 @@ impl RawLogs {
                             if read >= BACKLOG_BYTES || self.filled {
                                 // A backlog: waiting for the clock would hold the engine
                                 // up once the socket is full; read it as fast as it comes.
+                                self.recent = RecentBytes::default();
+                                self.recent.add(read, Instant::now());
                                 self.move_conn(false)?;
                             }
                             return Ok(read > 0);
@@ -638,6 +669,27 @@ mod tests {
                 .enumerate()
                 .all(|(i, (_, f))| *f == format!("{i:0>199}\n").into_bytes())
         );
+    }
+
+    #[test]
+    fn a_backlog_in_small_reads_counts_as_one_and_bursts_do_not() {
+        let t0 = Instant::now();
+        let ms = |n: u64| t0 + Duration::from_micros(n * 1_000);
+        // The engine's stored log, one 230-byte line per write, read as fast as it comes
+        // (a read every 0.1 ms, 2.3 MB/s): soon over the backlog mark.
+        let mut backlog = RecentBytes::default();
+        let over = (0..200u64)
+            .map(|i| backlog.add(230, t0 + Duration::from_micros(i * 100)))
+            .position(|recent| recent >= BACKLOG_BYTES)
+            .expect("a backlog in small reads is seen as one");
+        assert!(over < 100, "after {over} reads");
+        // Ten lines every 100 ms (the steady benchmark's writers): never near it.
+        let mut bursts = RecentBytes::default();
+        assert!((0..100).all(|i| bursts.add(2_300, ms(i * 100)) < BACKLOG_BYTES));
+        // Once a backlog stops, its weight is gone within a few ticks.
+        let mut ended = RecentBytes::default();
+        ended.add(1 << 20, ms(0));
+        assert!(ended.add(100, ms(20 * 8)) < BACKLOG_BYTES);
     }
 
     #[tokio::test]

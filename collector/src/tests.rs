@@ -185,6 +185,19 @@ fn start_collector_into(
     (sink, shutdown, collector)
 }
 
+/// Runs a collector with `config` until container `name` has `count` log events shipped
+/// (30 s at most), stops it, and returns whether they all came and their messages.
+async fn run_until_lines(config: CollectorConfig, name: &str, count: usize) -> (bool, Vec<String>) {
+    let (sink, shutdown, collector) = start_collector_with(config);
+    let arrived = wait_for_events(&sink, name, count).await;
+    stop_collector(shutdown, collector).await;
+    let lines = events_of(&sink, name)
+        .into_iter()
+        .map(|e| e.message)
+        .collect();
+    (arrived, lines)
+}
+
 async fn stop_collector(
     shutdown: CancellationToken,
     collector: tokio::task::JoinHandle<Result<()>>,
@@ -660,13 +673,7 @@ async fn a_container_that_ran_and_exited_while_no_collector_ran_is_read_whole() 
     // Past the last second of engine events a new run replays.
     tokio::time::sleep(Duration::from_millis(2500)).await;
 
-    let (sink, shutdown, collector) = start_collector_with(config);
-    let arrived = wait_for_events(&sink, &name, 3).await;
-    stop_collector(shutdown, collector).await;
-    let lines: Vec<String> = events_of(&sink, &name)
-        .into_iter()
-        .map(|e| e.message)
-        .collect();
+    let (arrived, lines) = run_until_lines(config, &name, 3).await;
     assert!(
         arrived,
         "the lines written while no collector ran: {lines:?}"
@@ -731,13 +738,7 @@ async fn a_container_an_earlier_run_followed_without_shipping_a_line_is_read_on_
     .expect("the quiet container writes once told");
     tokio::time::sleep(Duration::from_secs(2)).await;
 
-    let (sink, shutdown, collector) = start_collector_with(config);
-    let arrived = wait_for_events(&sink, &quiet, 2).await;
-    stop_collector(shutdown, collector).await;
-    let lines: Vec<String> = events_of(&sink, &quiet)
-        .into_iter()
-        .map(|e| e.message)
-        .collect();
+    let (arrived, lines) = run_until_lines(config, &quiet, 2).await;
     assert!(
         arrived,
         "the lines written between the runs did not arrive: {lines:?}"

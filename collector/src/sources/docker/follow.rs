@@ -308,7 +308,7 @@ fn reread_failed(log: &ContainerLog, error: &str) {
     if error.contains("No such container") {
         debug!(container = %log.meta().name, error, "container removed before the end of its log was read again");
     } else {
-        warn!(container = %log.meta().name, error, "cannot read the end of the container's log again; lines written just before it stopped may be missing");
+        warn!(container = %log.meta().name, error, "cannot read the end of the container's log again; lines written just before its log ended may be missing until it is next followed (from its checkpoint: the next start of the container or of the collector, or a re-sync after the engine comes back)");
     }
 }
 

@@ -99,6 +99,13 @@ async fn ingest_then_search_with_the_contract_shapes() {
     assert_eq!(hits[0]["message"], "hello 8 error");
     assert_eq!(hits[0]["id"].as_str().unwrap().len(), 32);
     assert!(v["next_cursor"].is_string());
+    // Lucene's match-everything forms, as ES users type them, find all ten.
+    for q in ["*", "*:*", "*%20AND%20service:web"] {
+        let (status, v) = call(&st, get(&format!("/api/v1/search?q={q}"))).await;
+        assert_eq!(status, StatusCode::OK, "{q}: {v}");
+        let want = if q.contains("web") { 5 } else { 10 };
+        assert_eq!(v["total"], want, "{q}: {v}");
+    }
     let (status, v) = call(&st, get("/healthz")).await;
     assert_eq!(
         (status, v),

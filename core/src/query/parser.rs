@@ -292,6 +292,10 @@ fn message_wildcard(glob: Vec<GlobToken>, pos: usize) -> Result<Query, ParseErro
             GlobToken::Many => '*',
         })
         .collect();
+    if glob.iter().all(|t| matches!(t, GlobToken::Many)) {
+        // Lucene's `*` (and `message:*`): every event, as Kibana and ES clients send it.
+        return Ok(Query::All);
+    }
     let mut has_letters = false;
     for (i, t) in glob.iter().enumerate() {
         if let GlobToken::Literal(c) = t {
@@ -448,8 +452,8 @@ fn normalize(field: KeywordField, value: &str, pos: usize) -> Result<String, Par
     }
 }
 
-/// Parses query text. Empty or blank text is [`Query::All`]; `now` in a time bound is the
-/// current time.
+/// Parses query text. Empty or blank text, `*` and Lucene's `*:*` are [`Query::All`]; `now`
+/// in a time bound is the current time.
 pub fn parse(input: &str) -> Result<Query, ParseError> {
     parse_at(input, Timestamp::now())
 }
@@ -464,6 +468,9 @@ pub fn parse_at(input: &str, now: Timestamp) -> Result<Query, ParseError> {
                 input.len()
             ),
         ));
+    }
+    if input.trim() == "*:*" {
+        return Ok(Query::All);
     }
     let toks = lex(input)?;
     if toks.is_empty() {
@@ -509,6 +516,14 @@ mod tests {
     fn parses_the_documented_forms() {
         assert_eq!(parse("").unwrap(), Query::All);
         assert_eq!(parse("   ").unwrap(), Query::All);
+        // Lucene's match-everything forms, as Kibana and ES clients send them.
+        for all in ["*", " *:* ", "message:*", "**"] {
+            assert_eq!(parse(all).unwrap(), Query::All, "{all}");
+        }
+        assert_eq!(
+            parse("* AND service:web").unwrap(),
+            Query::And(vec![Query::All, kw(KeywordField::Service, "web")])
+        );
         assert_eq!(
             parse("service:web AND error").unwrap(),
             Query::And(vec![kw(KeywordField::Service, "web"), text(&["error"])])
@@ -575,7 +590,7 @@ mod tests {
                 5,
                 "expected a word, a phrase, field:value or '(' before AND/OR",
             ),
-            ("***", 0, "has no letters or digits"),
+            ("?", 0, "has no letters or digits"),
             ("fields..a:1", 0, "not a valid path"),
         ];
         for (q, pos, msg) in cases {
@@ -798,7 +813,7 @@ mod tests {
                 "a message term holds only letters and digits, never '_'",
             ),
             ("x 10.251.*", 4, "never '.'"),
-            ("*", 0, "has no letters or digits"),
+            ("*?", 0, "has no letters or digits"),
         ];
         for (q, pos, msg) in cases {
             let e = parse_at(q, NOW).unwrap_err();

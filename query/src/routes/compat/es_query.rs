@@ -165,13 +165,9 @@ fn query_string(kind: &str, body: &Value) -> Result<Query, ApiError> {
     lucene_text(text)
 }
 
-/// Query text as ES takes it (`query_string` or URL `q=`): shiplog's own language, plus
-/// Lucene's match-everything forms `*` and `*:*`, which Kibana and most clients send by
-/// default.
+/// Query text as ES takes it (`query_string` or URL `q=`): shiplog's own language, which
+/// also reads Lucene's match-everything forms `*` and `*:*` (Kibana's default).
 pub(super) fn lucene_text(text: &str) -> Result<Query, ApiError> {
-    if matches!(text.trim(), "*" | "*:*") {
-        return Ok(Query::All);
-    }
     shiplog_core::query::parse(text).map_err(|e| ApiError::query(&e))
 }
 

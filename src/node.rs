@@ -123,6 +123,10 @@ async fn run_async(
             &config.data_dir,
             prediction_rules,
         )),
+        // The in-process collector's counters (lines read, batches, retries, buffer, drops,
+        // lag per container) on the node's one /metrics.
+        extra_metrics: (with_collector && config.docker.enabled)
+            .then(|| Arc::new(shiplog_collector::render_prometheus) as shiplog_query::ExtraMetrics),
         ..AppState::new(indexer.clone())
     };
     if auth.is_enabled() {

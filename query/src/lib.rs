@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 pub use auth::Auth;
 pub use error::ApiError;
 pub use router::{router, router_observed, router_with};
-pub use state::{ApiLimits, AppState};
+pub use state::{ApiLimits, AppState, ExtraMetrics};
 
 /// Serves the API on a bound listener until `state.shutdown` is cancelled, then lets
 /// requests in flight finish.

@@ -51,7 +51,13 @@ pub struct AppState {
     pub alerts: Option<Arc<crate::alerts::Alerts>>,
     /// Prediction mapping, redaction, counters and the audit access record.
     pub predictions: Arc<crate::predictions::PredictionService>,
+    /// More Prometheus text appended to `GET /metrics`: the counters of what else runs in
+    /// the process (the collector under `shiplog up`), which this crate does not know.
+    pub extra_metrics: Option<ExtraMetrics>,
 }
+
+/// Renders Prometheus text (whole families: `# HELP`, `# TYPE`, then samples).
+pub type ExtraMetrics = Arc<dyn Fn() -> String + Send + Sync>;
 
 impl AppState {
     /// State over an open indexer with default limits. Starts the indexer's service
@@ -68,6 +74,7 @@ impl AppState {
             limits: ApiLimits::default(),
             shutdown: CancellationToken::new(),
             alerts: None,
+            extra_metrics: None,
         }
     }
 }

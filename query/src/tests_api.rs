@@ -763,6 +763,34 @@ fn metrics_are_valid_prometheus_text() {
 }
 
 #[test]
+fn metrics_of_the_rest_of_the_process_are_appended() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = rt();
+    let ix = indexer(dir.path());
+    let extra: crate::ExtraMetrics = Arc::new(|| {
+        "# HELP shiplog_collector_lines_read_total Lines read.\n\
+         # TYPE shiplog_collector_lines_read_total counter\n\
+         shiplog_collector_lines_read_total 42\n"
+            .to_string()
+    });
+    let app = router(AppState {
+        extra_metrics: Some(extra),
+        ..AppState::new(ix.clone())
+    });
+    let req = Request::get("/metrics").body(Body::empty()).unwrap();
+    let (status, _, body) = rt.block_on(call(&app, req));
+    assert_eq!(status, StatusCode::OK);
+    let text = String::from_utf8(body).unwrap();
+    let samples = check_exposition(&text);
+    assert_eq!(
+        samples["shiplog_collector_lines_read_total"], "42",
+        "{text}"
+    );
+    assert!(samples.contains_key("shiplog_wal_bytes"), "{text}");
+    ix.close();
+}
+
+#[test]
 fn tls_serves_https_with_the_configured_certificate() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio_rustls::rustls;

@@ -73,6 +73,32 @@ fn every_line_of_a_container_started_after_up_is_searchable_once_with_its_stream
     // The stream field is searchable too.
     let (_, v) = node.search(&[("q", &format!("{query} AND stream:stderr")), ("limit", "1")]);
     assert_eq!(v["total"], 1000);
+
+    // The node's one /metrics carries the in-process collector's counters too.
+    let text = node
+        .http()
+        .get(format!("{}/metrics", node.url))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    let counter = |name: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in /metrics:\n{text}"))
+    };
+    assert!(
+        counter("shiplog_collector_lines_read_total") >= 2000,
+        "{text}"
+    );
+    assert!(
+        counter("shiplog_collector_events_sent_total") >= 2000,
+        "{text}"
+    );
+    assert!(
+        text.contains("# TYPE shiplog_http_requests_total counter"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -170,5 +170,8 @@ pub async fn metrics(
             escape(&day)
         );
     }
+    if let Some(extra) = &state.extra_metrics {
+        out.push_str(&extra());
+    }
     Ok(([(header::CONTENT_TYPE, CONTENT_TYPE)], out))
 }

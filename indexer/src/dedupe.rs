@@ -29,7 +29,7 @@ pub struct Dedupe {
     seen: HashSet<u128, foldhash::fast::RandomState>,
     /// The remembered ids by the second of their event time.
     by_second: BTreeMap<i64, Second>,
-    /// Entries in `by_second` (an id forgotten by [`Dedupe::forget`] stays listed).
+    /// Entries in `by_second`.
     listed: usize,
     capacity: usize,
     window_nanos: i64,
@@ -125,10 +125,32 @@ impl Dedupe {
         true
     }
 
-    /// Forgets an id, for a batch that could not be made durable. Its entry in the list of
-    /// its second stays until that second is dropped.
-    pub fn forget(&mut self, id: EventId) {
-        self.seen.remove(&id.0);
+    /// Forgets ids with their event times, for batches that could not be made durable.
+    ///
+    /// Each leaves the list of its second too: listed there, it would be dropped from the
+    /// set with that second even after coming again with another time (a client that
+    /// chooses its ids), and memory would then vouch for an id the index holds.
+    pub fn forget(&mut self, events: impl IntoIterator<Item = (EventId, Timestamp)>) {
+        let mut by_second: BTreeMap<i64, HashSet<u128>> = BTreeMap::new();
+        for (id, ts) in events {
+            if self.seen.remove(&id.0) {
+                by_second
+                    .entry(ts.as_nanos().div_euclid(SECOND))
+                    .or_default()
+                    .insert(id.0);
+            }
+        }
+        for (second, ids) in by_second {
+            let Some(listed) = self.by_second.get_mut(&second) else {
+                continue;
+            };
+            let before = listed.ids.len();
+            listed.ids.retain(|id| !ids.contains(id));
+            self.listed -= before - listed.ids.len();
+            if listed.ids.is_empty() {
+                self.by_second.remove(&second);
+            }
+        }
     }
 
     /// How many ids are remembered.
@@ -170,6 +192,32 @@ mod tests {
             !d.check_new(EventId(1), future, || Ok::<_, ()>(true))
                 .unwrap()
         );
+    }
+
+    #[test]
+    fn a_forgotten_id_that_comes_again_with_another_time_stays_known() {
+        let mut d = Dedupe::new(3, DAY, None);
+        let t = Timestamp::now().offset(DAY / 2);
+        assert!(d.check_new(EventId(7), t, never).unwrap());
+        assert!(d.check_new(EventId(8), t, never).unwrap());
+        // The batch was not made durable; the client sends id 7 again, a minute later.
+        d.forget([(EventId(7), t)]);
+        assert_eq!(d.len(), 1);
+        let later = t.offset(60 * SECOND);
+        assert!(d.check_new(EventId(7), later, never).unwrap());
+        // Filling memory drops the first second (id 8's): id 7 is remembered at its new time.
+        for i in 0..2 {
+            assert!(
+                d.check_new(
+                    EventId(100 + i),
+                    later.offset((i as i64 + 1) * SECOND),
+                    never
+                )
+                .unwrap()
+            );
+        }
+        assert!(!d.check_new(EventId(7), later, never).unwrap());
+        assert_eq!(d.len(), 3);
     }
 
     #[test]

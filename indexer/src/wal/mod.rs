@@ -451,10 +451,12 @@ impl Worker {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!(error = %e, batches = pending.len(), "WAL append failed; batches refused");
+                self.parts.dedupe.forget(
+                    pending
+                        .iter()
+                        .flat_map(|p| p.batch.events.iter().map(|ev| (ev.id, ev.ts))),
+                );
                 for p in pending {
-                    for ev in &p.batch.events {
-                        self.parts.dedupe.forget(ev.id);
-                    }
                     let _ = p.ack.send(Err(e.clone_kind()));
                 }
                 return;

@@ -40,6 +40,28 @@ pub fn millis(durations: &[Duration]) -> Vec<f64> {
     durations.iter().map(|d| d.as_secs_f64() * 1e3).collect()
 }
 
+/// User plus system CPU seconds of the process or thread whose `/proc/.../stat` is at
+/// `path`; NaN when it cannot be read (the process is gone). Every bench command reads CPU
+/// time this way.
+pub fn stat_cpu_seconds(path: impl AsRef<Path>) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(path) else {
+        return f64::NAN;
+    };
+    // Fields after the parenthesised command name (which may hold spaces and ')'); utime
+    // and stime are the 14th and 15th of the whole line, 11th and 12th after the name.
+    let rest = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // Linux reports in clock ticks of 1/100 s (USER_HZ) on every common platform.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// CPU time (user + system) this process has used so far; zero if /proc cannot be read.
+pub fn cpu_time() -> Duration {
+    let seconds = stat_cpu_seconds("/proc/self/stat");
+    Duration::try_from_secs_f64(seconds).unwrap_or_default()
+}
+
 /// Reads every `<system>/<system>_2k.log` under the corpus directory.
 pub fn load_corpus(dir: &Path) -> anyhow::Result<Vec<(String, Vec<String>)>> {
     let mut systems = Vec::new();
@@ -292,6 +314,21 @@ async fn run_ingest(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpu_seconds_are_read_past_a_command_name_with_spaces_and_parentheses() {
+        let dir = tempfile::tempdir().unwrap();
+        let stat = dir.path().join("stat");
+        // pid (comm) state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt
+        // utime stime ...
+        std::fs::write(
+            &stat,
+            "4242 (tokio rt) (x)) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 130 0 0 20 0 3 0",
+        )
+        .unwrap();
+        assert_eq!(stat_cpu_seconds(&stat), 3.8);
+        assert!(stat_cpu_seconds(dir.path().join("gone")).is_nan());
+    }
 
     #[test]
     fn percentiles_are_nearest_rank_and_nan_when_empty() {

@@ -23,6 +23,8 @@ use shiplog_core::{Event, Level, Timestamp};
 use shiplog_indexer::{Indexer, IndexerConfig};
 use shiplog_query::alerts::notify::{AlertingSettings, WebhookConfig};
 use shiplog_query::alerts::rule::{Rule, RuleSpec};
+
+use super::bench::stat_cpu_seconds;
 use shiplog_query::alerts::{Alerts, AlertsConfig};
 
 use super::bench::{load_corpus, make_event, millis, p50_p99_max};
@@ -91,18 +93,6 @@ fn thread_cpu_seconds(name: &str) -> f64 {
         })
         .map(|t| stat_cpu_seconds(t.path().join("stat")))
         .sum()
-}
-
-pub(crate) fn stat_cpu_seconds(path: impl AsRef<std::path::Path>) -> f64 {
-    let Ok(stat) = std::fs::read_to_string(path) else {
-        return f64::NAN;
-    };
-    // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
-    let rest = stat.rsplit(')').next().unwrap_or("");
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    // Linux reports in clock ticks of 1/100 s (USER_HZ) on every common platform.
-    (ticks(11) + ticks(12)) / 100.0
 }
 
 /// The alert engine's thread name (query/src/alerts).

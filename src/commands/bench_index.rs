@@ -12,20 +12,9 @@ use shiplog_core::codec::{self, DecodeLimits};
 use shiplog_core::{Event, Timestamp};
 use shiplog_indexer::{Indexer, IndexerConfig};
 
-use super::bench::{load_corpus, make_event};
+use super::bench::{cpu_time, load_corpus, make_event};
 use crate::cli::BenchIndexArgs;
 use shiplog_indexer::store::dir_bytes as dir_size;
-
-/// CPU time (user + system) this process has used so far.
-pub fn cpu_time() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // Fields after the command name (which may contain spaces) start after the last ')'.
-    let rest = stat.rsplit(')').next().unwrap_or("");
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-    // utime and stime are fields 14 and 15 of the whole line: 11 and 12 after the name.
-    Duration::from_millis((ticks(11) + ticks(12)) * 10)
-}
 
 struct Side {
     elapsed: Duration,

@@ -9,7 +9,7 @@ use anyhow::bail;
 use shiplog_core::{EventId, Timestamp};
 use shiplog_indexer::audit::{self, AuditLog};
 
-use super::bench_index::cpu_time;
+use super::bench::cpu_time;
 use crate::cli::BenchVerifyArgs;
 
 const MODELS: [&str; 4] = ["fraud", "churn", "ranker", "eta"];

@@ -152,6 +152,6 @@ pub fn engine_cpu_seconds() -> f64 {
         .filter(|p| {
             std::fs::read_to_string(p.path().join("comm")).is_ok_and(|c| c.trim_end() == "dockerd")
         })
-        .map(|p| super::super::bench_alerts::stat_cpu_seconds(p.path().join("stat")))
+        .map(|p| super::super::bench::stat_cpu_seconds(p.path().join("stat")))
         .sum()
 }

@@ -78,7 +78,7 @@ impl Collector {
 
     /// User plus system CPU seconds so far.
     pub fn cpu_seconds(&self) -> f64 {
-        super::super::bench_alerts::stat_cpu_seconds(format!("/proc/{}/stat", self.pid()))
+        super::super::bench::stat_cpu_seconds(format!("/proc/{}/stat", self.pid()))
     }
 
     /// Peak resident memory so far, in MiB (`VmHWM`).

@@ -15,9 +15,11 @@
 //! read brings lines, the socket leaves the poller and is read every [`READ_TICK`], on a
 //! grid shared by every stream, so one wakeup reads all of them. A stream that brings
 //! nothing for [`IDLE_TICKS`] ticks goes back to the poller and wakes the thread only when
-//! the engine writes again, so quiet containers cost nothing. A backlog (a read of
-//! [`BACKLOG_BYTES`] or more) is read on readiness too: on the clock, a full socket would
-//! hold the engine up between ticks.
+//! the engine writes again, so quiet containers cost nothing. A backlog ([`BACKLOG_BYTES`]
+//! or more within about a tick, in one read or in many small ones: the engine sends a
+//! stored log one line per write, and reads that keep up with it stay small) is read on
+//! readiness too: on the clock, a stream would be read one buffer a tick, and a full socket
+//! would hold the engine up between ticks.
 //!
 //! Only multiplexed logs (containers without a TTY) are read this way. A TTY container's log
 //! is one raw byte stream: without HTTP/1.1's chunks, the boundaries between the engine's

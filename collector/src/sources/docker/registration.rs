@@ -2,7 +2,7 @@
 //! labels) and where it is in its lifecycle, as [`Event`]s of kind `registration`.
 //!
 //! Pure functions from `docker inspect` answers and engine events to events; the task that
-//! calls them is the [`registrar`](super::registrar). Ids are deterministic from node,
+//! calls them is the `registrar`. Ids are deterministic from node,
 //! container, event time and state, so a replayed engine event (the events stream is
 //! re-read from a second before each subscription) is stored once.
 
@@ -355,7 +355,7 @@ fn parse_port_key(key: &str) -> Option<(u16, String)> {
 }
 
 /// `"a, b,,c"` → `["a", "b", "c"]`: trimmed, empty entries and repeats dropped, at most
-/// [`MAX_TAGS`].
+/// `MAX_TAGS`.
 pub fn parse_tags(text: &str) -> Vec<String> {
     let mut tags: Vec<String> = Vec::new();
     for tag in text.split(',').map(str::trim).filter(|t| !t.is_empty()) {

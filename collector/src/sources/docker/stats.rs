@@ -3,7 +3,7 @@
 //!
 //! Values are computed as the Docker CLI computes them for `docker stats`, so the numbers
 //! agree with what operators already know. The task that reads the stream is
-//! [`sample_container`]; the arithmetic is in [`samples`].
+//! `sample_container`; the arithmetic is in [`samples`].
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -248,17 +248,51 @@ async fn an_unusable_setting_fails_at_once() {
 /// Through the engine's socket (`docker_socket_logs = true`, the default).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn docker_source_reads_a_real_container() {
-    reads_a_real_container(true).await;
+    reads_a_real_container(true, None).await;
 }
 
 /// The same through bollard's log stream: what `docker_socket_logs = false` and engines
 /// reached over TCP use.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn docker_source_reads_a_real_container_through_the_client() {
-    reads_a_real_container(false).await;
+    reads_a_real_container(false, None).await;
 }
 
-async fn reads_a_real_container(socket_logs: bool) {
+/// An engine reached over TCP (`docker_host = "tcp://..."`): everything, logs included,
+/// goes through the client, with the socket reader left on. The engine here listens on its
+/// Unix socket only, so the test forwards a loopback TCP port to it, byte for byte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_source_reads_a_real_container_over_tcp() {
+    if !docker_available() {
+        return;
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = connections.clone();
+    let forwarder = tokio::spawn(async move {
+        loop {
+            let Ok((mut tcp, _)) = listener.accept().await else {
+                return;
+            };
+            counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tokio::spawn(async move {
+                if let Ok(mut unix) = tokio::net::UnixStream::connect("/var/run/docker.sock").await
+                {
+                    let _ = tokio::io::copy_bidirectional(&mut tcp, &mut unix).await;
+                }
+            });
+        }
+    });
+    reads_a_real_container(true, Some(format!("tcp://127.0.0.1:{port}"))).await;
+    forwarder.abort();
+    assert!(
+        connections.load(std::sync::atomic::Ordering::Relaxed) > 0,
+        "the collector reached the engine through the TCP port"
+    );
+}
+
+async fn reads_a_real_container(socket_logs: bool, docker_host: Option<String>) {
     if !docker_available() {
         return;
     }
@@ -267,6 +301,7 @@ async fn reads_a_real_container(socket_logs: bool) {
     let (sink, shutdown, collector) = start_collector_with(CollectorConfig {
         node: "test-node".into(),
         docker_socket_logs: socket_logs,
+        docker_host,
         ..CollectorConfig::default()
     });
     // Start the container once the collector has had time to subscribe to events (the

@@ -27,6 +27,7 @@
 //! buffer_spill_after = "5s"
 //! telemetry_interval = "60s"
 //! read_from_head = false
+//! max_line_bytes = "256KiB"
 //! docker_socket_logs = true
 //!
 //! [[collector.parse]]
@@ -414,6 +415,8 @@ pub struct CollectorSection {
     /// Containers running at start with no checkpoint: read their stored logs whole
     /// (`true`) or from a second before the start (`false`).
     pub read_from_head: bool,
+    /// Longest line kept (1KiB to 512KiB); the rest is cut and the event flagged.
+    pub max_line_bytes: ByteSize,
     /// Logs of containers without a TTY read straight from the engine's Unix socket
     /// (`true`, default: about two thirds of the CPU per line) or through the Docker client
     /// (`false`).
@@ -548,6 +551,7 @@ impl Default for CollectorSection {
             buffer_spill_after: HumanDuration(d.buffer_spill_after),
             telemetry_interval: HumanDuration(d.telemetry_interval),
             read_from_head: d.read_from_head,
+            max_line_bytes: ByteSize(d.max_line_bytes as u64),
             docker_socket_logs: d.docker_socket_logs,
             parse: Vec::new(),
             redact: Vec::new(),
@@ -798,6 +802,13 @@ mod tests {
             Some("unix:///var/run/docker.sock")
         );
         assert_eq!(c.collector.buffer_max_bytes, ByteSize(1 << 30));
+        assert_eq!(c.collector.max_line_bytes, ByteSize(256 << 10));
+        let capped = parse(Path::new("x"), "[collector]\nmax_line_bytes = \"64KiB\"\n").unwrap();
+        assert_eq!(
+            crate::node::collector_config(&capped).max_line_bytes,
+            64 * 1024,
+            "the cap reaches the collector"
+        );
         assert_eq!(
             c.collector.buffer_when_full,
             shiplog_collector::config::WhenFull::Block

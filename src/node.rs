@@ -287,6 +287,7 @@ pub fn collector_config(config: &Config) -> shiplog_collector::CollectorConfig {
         buffer_spill_after: c.buffer_spill_after.0,
         telemetry_interval: c.telemetry_interval.0,
         read_from_head: c.read_from_head,
+        max_line_bytes: c.max_line_bytes.as_usize(),
         docker_socket_logs: c.docker_socket_logs,
         predictions: config.predictions.clone(),
         parse_rules: c

@@ -83,6 +83,10 @@ pub struct CollectorConfig {
     /// from the beginning of their stored logs (`true`) or from a second before the start
     /// (`false`, default: a first install does not re-ship a host's whole history).
     pub read_from_head: bool,
+    /// Longest line kept, in bytes (default 256 KiB, from 1 KiB to 512 KiB): the rest of a
+    /// longer line (or of a joined multi-line event) is cut and the event flagged
+    /// `truncated`, never dropped.
+    pub max_line_bytes: usize,
     /// Reads containers' logs (those without a TTY) straight from the engine's Unix socket
     /// (`true`, default: about two thirds of the CPU per line, see `raw_logs`) or through
     /// the Docker client like everything else (`false`). An engine reached over TCP is read
@@ -157,6 +161,7 @@ impl Default for CollectorConfig {
             buffer_when_full: WhenFull::Block,
             buffer_spill_after: crate::pipeline::DEFAULT_SPILL_AFTER,
             read_from_head: false,
+            max_line_bytes: crate::sources::docker::line::MAX_LINE_BYTES,
             docker_socket_logs: true,
             telemetry_interval: DEFAULT_TELEMETRY_INTERVAL,
             predictions: PredictionsConfig::default(),
@@ -185,6 +190,17 @@ impl CollectorConfig {
                     name,
                     value: "0".into(),
                     hint: "use a value of at least 1",
+                });
+            }
+        }
+        {
+            use crate::sources::docker::line::{MAX_LINE_CAP, MIN_LINE_CAP};
+            if !(MIN_LINE_CAP..=MAX_LINE_CAP).contains(&self.max_line_bytes) {
+                return Err(Error::Config {
+                    name: "max_line_bytes",
+                    value: self.max_line_bytes.to_string(),
+                    hint: "use a size from 1KiB to 512KiB (default 256KiB); an event's JSON \
+                           must stay under the indexer's 4 MiB line limit",
                 });
             }
         }
@@ -321,6 +337,24 @@ mod tests {
         };
         let err = bad.validate().unwrap_err().to_string();
         assert!(err.contains("channel_capacity = 0"), "{err}");
+        assert_eq!(config.max_line_bytes, 256 * 1024);
+        for cap in [0, 1023, 512 * 1024 + 1, usize::MAX] {
+            let bad = CollectorConfig {
+                max_line_bytes: cap,
+                ..CollectorConfig::default()
+            };
+            let err = bad.validate().unwrap_err().to_string();
+            assert!(err.contains(&format!("max_line_bytes = {cap}")), "{err}");
+            assert!(err.contains("1KiB to 512KiB"), "{err}");
+        }
+        for cap in [1024, 512 * 1024] {
+            CollectorConfig {
+                max_line_bytes: cap,
+                ..CollectorConfig::default()
+            }
+            .validate()
+            .unwrap();
+        }
         assert!(config.multiline, "multiline is on by default");
         assert_eq!(config.multiline_flush_timeout, Duration::from_millis(50));
         assert_eq!(config.state_dir, None);

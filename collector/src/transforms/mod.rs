@@ -71,6 +71,7 @@ pub struct Transforms {
     redact: Vec<(ContainerPatterns, Redact)>,
     multiline: Arc<MultilineRules>,
     multiline_timeout: Duration,
+    max_line: usize,
     predictions: Predictions,
 }
 
@@ -83,6 +84,7 @@ impl Default for Transforms {
             redact: Vec::new(),
             multiline: Arc::new(MultilineRules::Known),
             multiline_timeout: DEFAULT_FLUSH_TIMEOUT,
+            max_line: crate::sources::docker::line::MAX_LINE_BYTES,
             predictions: Predictions::default(),
         }
     }
@@ -127,6 +129,7 @@ impl Transforms {
             redact,
             multiline: Arc::new(multiline),
             multiline_timeout: config.multiline_flush_timeout,
+            max_line: config.max_line_bytes,
             predictions: Predictions::from_config(&config.predictions)?,
         })
     }
@@ -139,6 +142,11 @@ impl Transforms {
     /// How long a pending multi-line event waits for a continuation.
     pub fn multiline_timeout(&self) -> Duration {
         self.multiline_timeout
+    }
+
+    /// Longest line (and joined multi-line event) kept, in bytes (`max_line_bytes`).
+    pub fn max_line(&self) -> usize {
+        self.max_line
     }
 
     /// The rules that apply to the container `name` running `image` with `labels`.

@@ -187,6 +187,11 @@ impl Joiner {
         }
     }
 
+    /// Keeps every event from now on at most `max_bytes` long.
+    pub fn set_max_bytes(&mut self, max_bytes: usize) {
+        self.max_bytes = max_bytes;
+    }
+
     /// Feeds one line received at `now`; complete events are appended to `out`.
     pub fn push(&mut self, line: JoinLine, now: Instant, out: &mut Vec<Joined>) {
         if matches!(*self.rules, MultilineRules::Off) {

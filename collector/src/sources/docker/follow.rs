@@ -117,6 +117,7 @@ pub(super) async fn follow(
         context.transforms.multiline(),
         context.transforms.multiline_timeout(),
     )
+    .with_max_line(context.transforms.max_line())
     .with_predictions(transforms.predictions().cloned());
     let mut reader = tokio::select! {
         reader = LogReader::open(&docker, &context, &id, LogQuery::follow(since), tty) => reader,

@@ -9,8 +9,15 @@
 
 use shiplog_core::{Flag, Timestamp};
 
-/// Longest message kept from one line, in bytes; the rest is cut and the event flagged.
+/// Longest message kept from one line by default, in bytes (`max_line_bytes`); the rest is
+/// cut and the event flagged.
 pub const MAX_LINE_BYTES: usize = 256 * 1024;
+/// Smallest line cap accepted: a cap below a terminal line would cut ordinary lines.
+pub const MIN_LINE_CAP: usize = 1024;
+/// Largest line cap accepted. An event's JSON must stay under the indexer's 4 MiB line limit
+/// (`DecodeLimits::max_line_bytes`) even when every byte of the message needs a six-byte
+/// escape (control characters), or the whole batch would be refused.
+pub const MAX_LINE_CAP: usize = 512 * 1024;
 /// Longest timestamp prefix looked at (`2026-11-22T03:09:44.123456789+02:00` is 35 bytes).
 const MAX_PREFIX_BYTES: usize = 40;
 

@@ -135,6 +135,8 @@ pub struct ContainerLog {
     emitted: StreamPositions,
     /// Set when the container writes predictions.
     predictions: Option<PredictionCapture>,
+    /// Longest line (and joined event) kept, in bytes.
+    max_line: usize,
     /// Working lists kept from one frame to the next (empty between calls), so a frame
     /// does not cost two allocations on top of its lines.
     scratch_lines: Vec<Line>,
@@ -167,9 +169,22 @@ impl ContainerLog {
             resume,
             emitted: StreamPositions::default(),
             predictions: None,
+            max_line: MAX_LINE_BYTES,
             scratch_lines: Vec::new(),
             scratch_joined: Vec::new(),
         }
+    }
+
+    /// Keeps at most `max_line` bytes of each line and of each joined multi-line event
+    /// (default [`MAX_LINE_BYTES`]); the rest is cut and the event flagged.
+    pub fn with_max_line(mut self, max_line: usize) -> Self {
+        self.max_line = max_line;
+        for stream in [Stream::Stdout, Stream::Stderr] {
+            let state = self.state(stream);
+            state.assembler = LineAssembler::new(max_line);
+            state.joiner.set_max_bytes(max_line);
+        }
+        self
     }
 
     /// Reads the container's JSON lines as predictions with `capture` (none: plain logs).
@@ -219,10 +234,11 @@ impl ContainerLog {
             let floor = latest.offset(-1);
             self.resume.floor = Some(self.resume.floor.map_or(floor, |f| f.max(floor)));
         }
+        let max_line = self.max_line;
         for stream in [Stream::Stdout, Stream::Stderr] {
             let state = self.state(stream);
             let seen = state.seen;
-            state.assembler = LineAssembler::default();
+            state.assembler = LineAssembler::new(max_line);
             state.last_ts = None;
             state.seq = 0;
             if let Some(seen) = seen
@@ -542,6 +558,40 @@ mod tests {
         );
         assert_eq!(messages(&out), ["new"]);
         assert_eq!(Resume::from_beginning().since_secs(), 0);
+    }
+
+    #[test]
+    fn lines_and_joined_events_are_cut_at_the_configured_cap_and_flagged() {
+        let mut log = log_with(Resume::from_beginning(), MultilineRules::Known).with_max_line(1024);
+        let long = "x".repeat(3_000);
+        let trace = format!(
+            "{T1} Exception in main\n{}",
+            format!("{T1} \tat a.b.C.d(C.java:1)\n").repeat(100)
+        );
+        let mut out = push(
+            &mut log,
+            Stream::Stdout,
+            &format!("{T1} {long}\n{trace}{T2} next\n"),
+        );
+        log.finish(Timestamp(43), &mut out);
+        let cut: Vec<&Event> = out.iter().map(|e| &e.event).collect();
+        assert_eq!(cut[0].message.len(), 1024, "a long line is cut at the cap");
+        assert!(cut[0].flags.contains(&shiplog_core::Flag::Truncated));
+        assert!(cut[1].message.starts_with("Exception in main"));
+        assert!(
+            cut[1].message.len() <= 1024,
+            "a joined event stays under the cap too"
+        );
+        assert!(
+            out.iter().any(|e| e.event.message == "next"),
+            "nothing after is lost"
+        );
+        // Reading the end again keeps the cap.
+        log.reread_after_seen();
+        let mut again = push(&mut log, Stream::Stderr, &format!("{T3} {long}\n"));
+        log.finish(Timestamp(44), &mut again);
+        assert_eq!(again[0].event.message.len(), 1024);
+        assert!(again[0].event.flags.contains(&shiplog_core::Flag::Truncated));
     }
 
     #[test]

@@ -337,6 +337,73 @@ async fn reads_a_real_container(socket_logs: bool, docker_host: Option<String>) 
     }
 }
 
+/// `docker rename` while the container writes: lines after it carry the new name, and
+/// none is lost or doubled across the switch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renamed_container_is_followed_under_its_new_name_without_a_gap() {
+    if !docker_available() {
+        return;
+    }
+    let (id, name) = create_test_container(
+        "i=1; while [ $i -le 80 ]; do echo line$i; i=$((i+1)); usleep 50000; done",
+    );
+    let _cleanup = RemoveOnDrop(id.clone());
+    let renamed = format!("{name}-renamed");
+    let (sink, shutdown, collector) = start_collector_with(CollectorConfig {
+        node: "test-node".into(),
+        metrics_interval: Duration::ZERO,
+        telemetry_interval: Duration::ZERO,
+        ..CollectorConfig::default()
+    });
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    docker_ok(&["start", &id]);
+    assert!(
+        wait_for_events(&sink, &name, 10).await,
+        "lines arrive under the first name"
+    );
+    docker_ok(&["rename", &name, &renamed]);
+    let wait_id = id.clone();
+    tokio::task::spawn_blocking(move || docker_ok(&["wait", &wait_id]))
+        .await
+        .unwrap();
+    let all_arrived = tokio::time::timeout(Duration::from_secs(30), async {
+        while events_of(&sink, &name).len() + events_of(&sink, &renamed).len() < 80 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .is_ok();
+    // A copy would arrive after the last line: give it time to show.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop_collector(shutdown, collector).await;
+    let before: Vec<String> = events_of(&sink, &name)
+        .into_iter()
+        .map(|e| e.message)
+        .collect();
+    let after: Vec<String> = events_of(&sink, &renamed)
+        .into_iter()
+        .map(|e| e.message)
+        .collect();
+    assert!(all_arrived, "before {before:?}, after {after:?}");
+    assert!(
+        !after.is_empty(),
+        "lines after the rename carry the new name: {before:?}"
+    );
+    let mut numbers: Vec<u32> = before
+        .iter()
+        .chain(&after)
+        .map(|m| m.trim_start_matches("line").parse().unwrap())
+        .collect();
+    numbers.sort_unstable();
+    assert_eq!(numbers, (1..=80).collect::<Vec<u32>>(), "each line once");
+    for e in events_of(&sink, &renamed) {
+        assert_eq!(
+            e.service, renamed,
+            "the service named after the container follows it"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn docker_source_resumes_a_restarted_container_without_rereading_it() {
     if !docker_available() {

@@ -68,11 +68,15 @@ pub(super) struct FollowContext {
     pub shutdown: CancellationToken,
 }
 
-/// Follows one container; returns when its log ends, it is skipped, or on shutdown.
+/// Follows one container; returns when its log ends, it is skipped, on shutdown, or when
+/// `stop` (a child of the shutdown token) is cancelled. `stop` ends the task only while it
+/// waits for the next read, with every event made so far sent, so the cursor it returns is
+/// exact and a new task can follow on from it.
 pub(super) async fn follow(
     docker: Docker,
     request: FollowRequest,
     context: Arc<FollowContext>,
+    stop: CancellationToken,
 ) -> FollowOutcome {
     let FollowRequest { id, resume } = request;
     let short = &id[..id.len().min(12)];
@@ -126,7 +130,7 @@ pub(super) async fn follow(
     let mut events = Vec::new();
     // One shutdown future for the whole stream: making one per frame registers and
     // unregisters a waiter in the token's tree (a lock) for every line.
-    let cancelled = context.shutdown.cancelled();
+    let cancelled = stop.cancelled();
     tokio::pin!(cancelled);
     // Likewise one timer, moved only when the multiline deadline moves, instead of a timer
     // entry made and dropped for every frame.

@@ -4,8 +4,11 @@
 //! then lists the running containers and starts one log task per container
 //! (the private `follow` module); a `start` event starts another. A container is never
 //! followed twice at once; when one starts again, it is read on from the last Docker time
-//! shipped. If the engine is unreachable or the events stream breaks, the supervisor
-//! reconnects with capped backoff and lists again, so nothing started meanwhile is missed.
+//! shipped. A `rename` stops the container's log task between two reads and starts another
+//! from its cursor, so the lines after it carry the new name (and a service named after the
+//! container follows it) with none skipped or read twice. If the engine is unreachable or
+//! the events stream breaks, the supervisor reconnects with capped backoff and lists again,
+//! so nothing started meanwhile is missed.
 //!
 //! Where a container is read from, first match wins:
 //!
@@ -209,7 +212,7 @@ impl DockerSource {
             context,
             tasks: JoinSet::new(),
             task_ids: HashMap::new(),
-            following: HashSet::new(),
+            following: HashMap::new(),
             cursors: HashMap::new(),
             checkpoints: Arc::clone(&self.checkpoints),
             restart_pending: HashSet::new(),
@@ -304,8 +307,8 @@ struct Supervisor {
     context: Arc<FollowContext>,
     tasks: JoinSet<FollowOutcome>,
     task_ids: HashMap<TaskId, String>,
-    /// Containers with a running log task.
-    following: HashSet<String>,
+    /// Containers with a running log task, and what stops that task alone (a rename).
+    following: HashMap<String, CancellationToken>,
     /// Per container, after the last event sent: where a restart resumes.
     cursors: HashMap<String, Resume>,
     /// Acknowledged positions, from this run and earlier ones.
@@ -346,6 +349,7 @@ impl Supervisor {
                     "pause",
                     "unpause",
                     "health_status",
+                    "rename",
                 ],
             ),
         ]);
@@ -477,11 +481,21 @@ impl Supervisor {
             "start" => self.follow(docker, id, Origin::Started),
             "destroy" => {
                 self.restart_pending.remove(&id);
-                if self.following.contains(&id) {
+                if self.following.contains_key(&id) {
                     self.destroyed.insert(id);
                 } else {
                     self.cursors.remove(&id);
                     self.checkpoints.remove(&id);
+                }
+            }
+            "rename" => {
+                // The name (and a service named after it) is read when a log task starts:
+                // stop the task between reads and follow on from its cursor, so the next
+                // lines carry the new name and none is read twice or skipped.
+                if let Some(stop) = self.following.get(&id) {
+                    debug!(container_id = %id, "container renamed; following it under its new name");
+                    stop.cancel();
+                    self.restart_pending.insert(id);
                 }
             }
             action => debug!(container_id = %id, action, "container event"),
@@ -490,7 +504,7 @@ impl Supervisor {
 
     /// Starts a log task for `id` unless one is running.
     fn follow(&mut self, docker: &Docker, id: String, origin: Origin) {
-        if self.following.contains(&id) {
+        if self.following.contains_key(&id) {
             if origin == Origin::Started {
                 self.restart_pending.insert(id);
             }
@@ -508,10 +522,16 @@ impl Supervisor {
             id: id.clone(),
             resume,
         };
-        let task = follow::follow(docker.clone(), request, Arc::clone(&self.context));
+        let stop = self.context.shutdown.child_token();
+        let task = follow::follow(
+            docker.clone(),
+            request,
+            Arc::clone(&self.context),
+            stop.clone(),
+        );
         let handle = self.tasks.spawn(task);
         self.task_ids.insert(handle.id(), id.clone());
-        self.following.insert(id);
+        self.following.insert(id, stop);
     }
 
     /// Books a finished log task, and follows the container again if it restarted.

@@ -591,7 +591,12 @@ mod tests {
         let mut again = push(&mut log, Stream::Stderr, &format!("{T3} {long}\n"));
         log.finish(Timestamp(44), &mut again);
         assert_eq!(again[0].event.message.len(), 1024);
-        assert!(again[0].event.flags.contains(&shiplog_core::Flag::Truncated));
+        assert!(
+            again[0]
+                .event
+                .flags
+                .contains(&shiplog_core::Flag::Truncated)
+        );
     }
 
     #[test]

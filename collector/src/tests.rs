@@ -402,6 +402,20 @@ async fn a_renamed_container_is_followed_under_its_new_name_without_a_gap() {
             "the service named after the container follows it"
         );
     }
+    // The catalog hears of it: a registration in its current state under the new name.
+    let moved: Vec<Event> = all_events_of(&sink, &renamed)
+        .into_iter()
+        .filter(|e| {
+            e.kind == shiplog_core::Kind::Registration && e.fields.contains_key("renamed_from")
+        })
+        .collect();
+    assert_eq!(moved.len(), 1, "{moved:?}");
+    assert_eq!(moved[0].fields["renamed_from"], name.as_str());
+    assert_eq!(
+        moved[0].state,
+        Some(shiplog_core::RegistrationState::Started)
+    );
+    assert_eq!(moved[0].service, renamed);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

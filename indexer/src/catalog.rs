@@ -606,6 +606,29 @@ mod tests {
     }
 
     #[test]
+    fn a_renamed_container_moves_to_its_new_service_under_its_new_name() {
+        use RegistrationState as S;
+        let catalog = Catalog::new();
+        let mut started = reg("n1", "c1", S::Started, 10);
+        started.service = "old-name".into();
+        started.container_name = "old-name".into();
+        catalog.apply(&started);
+        // What the collector sends on `docker rename`: the current state, new name and
+        // service, later time.
+        let mut renamed = reg("n1", "c1", S::Started, 20);
+        renamed.service = "new-name".into();
+        renamed.container_name = "new-name".into();
+        renamed.fields.insert("renamed_from".into(), json!("old-name"));
+        catalog.apply(&renamed);
+        let services = catalog.services();
+        assert_eq!(services.len(), 1, "the old service keeps no instance");
+        assert_eq!(services[0].name, "new-name");
+        assert_eq!(services[0].instances[0].container_name, "new-name");
+        assert_eq!(services[0].instances[0].state, "started");
+        assert!(catalog.service("old-name").unwrap().instances.is_empty());
+    }
+
+    #[test]
     fn a_snapshot_drops_ghosts_of_its_own_node_only() {
         use RegistrationState as S;
         let catalog = Catalog::new();

@@ -34,7 +34,7 @@ use tracing::debug;
 
 use super::filter::ContainerFilter;
 use super::metadata::LOGSPOUT_REASON;
-use super::registration::{ContainerInfo, Transition, snapshot_marker};
+use super::registration::{ContainerInfo, Transition, event_time, snapshot_marker};
 use super::stats;
 use crate::error::chain;
 use crate::sources::{EventSender, SourceEvent};
@@ -143,6 +143,9 @@ impl Registrar {
     }
 
     async fn on_event(&mut self, docker: &Docker, message: &EventMessage) -> bool {
+        if message.action.as_deref() == Some("rename") {
+            return self.on_rename(docker, message).await;
+        }
         let Some(transition) = Transition::from_event(message) else {
             return true;
         };
@@ -173,6 +176,33 @@ impl Registrar {
             return true;
         }
         let event = transition.registration(&self.node, &info);
+        self.send(event).await
+    }
+
+    /// A renamed container: inspected again, its metrics sampled under the new name, and
+    /// registered in its current state under the new name (and service, when that follows
+    /// the name).
+    async fn on_rename(&mut self, docker: &Docker, message: &EventMessage) -> bool {
+        let Some(id) = message.actor.as_ref().and_then(|a| a.id.clone()) else {
+            return true;
+        };
+        let Some(info) = self.inspect(docker, &id).await else {
+            return true;
+        };
+        if self.sampling.contains_key(&id) {
+            self.stop_sampling(&id);
+            self.sample(docker, &info);
+        }
+        if self.skips(&info) || !info.running {
+            return true;
+        }
+        let old_name = message
+            .actor
+            .as_ref()
+            .and_then(|a| a.attributes.as_ref())
+            .and_then(|a| a.get("oldName"))
+            .map(String::as_str);
+        let event = info.rename_registration(&self.node, event_time(message), old_name);
         self.send(event).await
     }
 

@@ -153,23 +153,53 @@ impl ContainerInfo {
         }
     }
 
-    /// The registration a listing reports for a running container: `paused`, else its
-    /// health (`healthy`, `unhealthy`), else `started` at its start time (so the same
+    /// The state a running container is in now: `paused`, else its health (`healthy`,
+    /// `unhealthy`), else `started`.
+    fn current_state(&self) -> RegistrationState {
+        match (self.paused, self.health.as_deref()) {
+            (true, _) => RegistrationState::Paused,
+            (false, Some("healthy")) => RegistrationState::Healthy,
+            (false, Some("unhealthy")) => RegistrationState::Unhealthy,
+            (false, _) => RegistrationState::Started,
+        }
+    }
+
+    /// The registration a listing reports for a running container: its
+    /// [current state](Self::current_state), `started` at its start time (so the same
     /// snapshot taken twice is one event).
     pub fn snapshot_registration(&self, node: &str, now: Timestamp) -> Event {
-        let health = match self.health.as_deref() {
-            Some("healthy") => Some(RegistrationState::Healthy),
-            Some("unhealthy") => Some(RegistrationState::Unhealthy),
-            _ => None,
-        };
-        let (state, ts) = match (self.paused, health) {
-            (true, _) => (RegistrationState::Paused, now),
-            (false, Some(health)) => (health, now),
-            (false, None) => (RegistrationState::Started, self.started_at.unwrap_or(now)),
+        let state = self.current_state();
+        let ts = match state {
+            RegistrationState::Started => self.started_at.unwrap_or(now),
+            _ => now,
         };
         let mut event = self.registration(node, state, ts);
         event.fields.insert("snapshot".into(), Value::Bool(true));
         event
+    }
+
+    /// The registration of a container renamed at `ts` from `old_name` (this info is the
+    /// one inspected after the rename): its current state under the new name and service,
+    /// with `fields.renamed_from`, so a catalog moves the instance. A new state on the
+    /// wire would be refused by indexers that do not know it.
+    pub fn rename_registration(&self, node: &str, ts: Timestamp, old_name: Option<&str>) -> Event {
+        let mut event = self.registration(node, self.current_state(), ts);
+        if let Some(old) = old_name {
+            event.fields.insert(
+                "renamed_from".into(),
+                Value::String(old.trim_start_matches('/').to_string()),
+            );
+        }
+        event
+    }
+}
+
+/// When an engine event happened, as precisely as the engine says (now when it does not).
+pub fn event_time(message: &EventMessage) -> Timestamp {
+    match (message.time_nano, message.time) {
+        (Some(nanos), _) if nanos > 0 => Timestamp(nanos),
+        (_, Some(secs)) if secs > 0 => Timestamp(secs.saturating_mul(1_000_000_000)),
+        _ => Timestamp::now(),
     }
 }
 
@@ -250,15 +280,10 @@ impl Transition {
             _ => return None,
         };
         let attribute = |key: &str| actor.attributes.as_ref().and_then(|a| a.get(key)).cloned();
-        let ts = match (message.time_nano, message.time) {
-            (Some(nanos), _) if nanos > 0 => Timestamp(nanos),
-            (_, Some(secs)) if secs > 0 => Timestamp(secs.saturating_mul(1_000_000_000)),
-            _ => Timestamp::now(),
-        };
         Some(Transition {
             container_id,
             state,
-            ts,
+            ts: event_time(message),
             exit_code: (state == RegistrationState::Died)
                 .then(|| attribute("exitCode").and_then(|c| c.parse().ok()))
                 .flatten(),

@@ -618,7 +618,9 @@ mod tests {
         let mut renamed = reg("n1", "c1", S::Started, 20);
         renamed.service = "new-name".into();
         renamed.container_name = "new-name".into();
-        renamed.fields.insert("renamed_from".into(), json!("old-name"));
+        renamed
+            .fields
+            .insert("renamed_from".into(), json!("old-name"));
         catalog.apply(&renamed);
         let services = catalog.services();
         assert_eq!(services.len(), 1, "the old service keeps no instance");

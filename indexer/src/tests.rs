@@ -449,6 +449,9 @@ fn full_queue_answers_busy_instead_of_waiting() {
     for rx in receivers {
         rt.block_on(rx).unwrap().unwrap();
     }
+    // The writer thread is still indexing: stop it before the directory goes, or it
+    // makes the day's index again in a removed temporary directory.
+    ix.close();
 }
 
 #[test]

@@ -292,8 +292,13 @@ fn message_wildcard(glob: Vec<GlobToken>, pos: usize) -> Result<Query, ParseErro
             GlobToken::Many => '*',
         })
         .collect();
-    if glob.iter().all(|t| matches!(t, GlobToken::Many)) {
-        // Lucene's `*` (and `message:*`): every event, as Kibana and ES clients send it.
+    let match_all = match glob.as_slice() {
+        // Lucene's `*:*` (any field, any value): one token to the lexer.
+        [GlobToken::Many, GlobToken::Literal(':'), GlobToken::Many] => true,
+        _ => glob.iter().all(|t| matches!(t, GlobToken::Many)),
+    };
+    if match_all {
+        // Lucene's `*`, `*:*` (and `message:*`): every event, as Kibana and ES clients send.
         return Ok(Query::All);
     }
     let mut has_letters = false;
@@ -468,9 +473,6 @@ pub fn parse_at(input: &str, now: Timestamp) -> Result<Query, ParseError> {
                 input.len()
             ),
         ));
-    }
-    if input.trim() == "*:*" {
-        return Ok(Query::All);
     }
     let toks = lex(input)?;
     if toks.is_empty() {

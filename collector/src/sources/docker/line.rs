@@ -56,6 +56,13 @@ impl LineAssembler {
         }
     }
 
+    /// Drops a partial line held, keeping the cap: the stream is read again from elsewhere.
+    pub fn reset(&mut self) {
+        // Its room too: a cut line's carry can be as large as the cap.
+        self.carry = Vec::new();
+        self.overflowed = false;
+    }
+
     /// Feeds one frame; complete lines are appended to `out`, a trailing partial line is kept.
     pub fn push(&mut self, frame: &[u8], out: &mut Vec<Line>) {
         let mut rest = frame;

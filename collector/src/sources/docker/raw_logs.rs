@@ -310,7 +310,8 @@ impl RawLogs {
                     self.end += read;
                     self.filled = read == room;
                     let recent = self.recent.add(read, Instant::now());
-                    if read > 0 && read < BACKLOG_BYTES && !self.filled && recent < BACKLOG_BYTES {
+                    // `recent` holds this read too: a read of BACKLOG_BYTES is a backlog.
+                    if read > 0 && !self.filled && recent < BACKLOG_BYTES {
                         // A burst of lines came: the next ones are read on the clock, and
                         // a backlog's room is given back (`make_room`). A backlog also
                         // comes in small reads when they keep up with the engine's writes

@@ -135,8 +135,6 @@ pub struct ContainerLog {
     emitted: StreamPositions,
     /// Set when the container writes predictions.
     predictions: Option<PredictionCapture>,
-    /// Longest line (and joined event) kept, in bytes.
-    max_line: usize,
     /// Working lists kept from one frame to the next (empty between calls), so a frame
     /// does not cost two allocations on top of its lines.
     scratch_lines: Vec<Line>,
@@ -169,7 +167,6 @@ impl ContainerLog {
             resume,
             emitted: StreamPositions::default(),
             predictions: None,
-            max_line: MAX_LINE_BYTES,
             scratch_lines: Vec::new(),
             scratch_joined: Vec::new(),
         }
@@ -178,7 +175,6 @@ impl ContainerLog {
     /// Keeps at most `max_line` bytes of each line and of each joined multi-line event
     /// (default [`MAX_LINE_BYTES`]); the rest is cut and the event flagged.
     pub fn with_max_line(mut self, max_line: usize) -> Self {
-        self.max_line = max_line;
         for stream in [Stream::Stdout, Stream::Stderr] {
             let state = self.state(stream);
             state.assembler = LineAssembler::new(max_line);
@@ -234,11 +230,10 @@ impl ContainerLog {
             let floor = latest.offset(-1);
             self.resume.floor = Some(self.resume.floor.map_or(floor, |f| f.max(floor)));
         }
-        let max_line = self.max_line;
         for stream in [Stream::Stdout, Stream::Stderr] {
             let state = self.state(stream);
             let seen = state.seen;
-            state.assembler = LineAssembler::new(max_line);
+            state.assembler.reset();
             state.last_ts = None;
             state.seq = 0;
             if let Some(seen) = seen

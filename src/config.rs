@@ -29,6 +29,7 @@
 //! read_from_head = false
 //! max_line_bytes = "256KiB"
 //! docker_socket_logs = true
+//! docker_log_files = true
 //!
 //! [[collector.parse]]
 //! name = "nginx"
@@ -421,6 +422,10 @@ pub struct CollectorSection {
     /// (`true`, default: about two thirds of the CPU per line) or through the Docker client
     /// (`false`).
     pub docker_socket_logs: bool,
+    /// Followed `json-file` logs read straight from the engine's files, held open through
+    /// rotations (`true`, default, where the engine is local and its files readable) or
+    /// through the engine's log endpoint (`false`).
+    pub docker_log_files: bool,
     /// `[[collector.parse]]`: regexes whose named captures become fields.
     pub parse: Vec<ParseSection>,
     /// `[[collector.redact]]`: regexes whose matches are masked or hashed before shipping.
@@ -553,6 +558,7 @@ impl Default for CollectorSection {
             read_from_head: d.read_from_head,
             max_line_bytes: ByteSize(d.max_line_bytes as u64),
             docker_socket_logs: d.docker_socket_logs,
+            docker_log_files: d.docker_log_files,
             parse: Vec::new(),
             redact: Vec::new(),
         }

@@ -289,6 +289,7 @@ pub fn collector_config(config: &Config) -> shiplog_collector::CollectorConfig {
         read_from_head: c.read_from_head,
         max_line_bytes: c.max_line_bytes.as_usize(),
         docker_socket_logs: c.docker_socket_logs,
+        docker_log_files: c.docker_log_files,
         predictions: config.predictions.clone(),
         parse_rules: c
             .parse

@@ -92,6 +92,12 @@ pub struct CollectorConfig {
     /// the Docker client like everything else (`false`). An engine reached over TCP is read
     /// through the client either way.
     pub docker_socket_logs: bool,
+    /// Reads followed `json-file` logs straight from the engine's files (`true`, default),
+    /// holding each one open through rotations, where the engine is local and its files
+    /// readable; the engine's own followed log loses whole files at rotation when its
+    /// reader falls behind (see `sources::docker::rotation`). `false`, or where the files
+    /// cannot be read: through the engine's log endpoint, as `docker_socket_logs` says.
+    pub docker_log_files: bool,
     /// How often the collector's own metrics are shipped as events of service `shiplog`;
     /// zero turns that off (they are still served by `render_prometheus`).
     pub telemetry_interval: Duration,
@@ -163,6 +169,7 @@ impl Default for CollectorConfig {
             read_from_head: false,
             max_line_bytes: crate::sources::docker::line::MAX_LINE_BYTES,
             docker_socket_logs: true,
+            docker_log_files: true,
             telemetry_interval: DEFAULT_TELEMETRY_INTERVAL,
             predictions: PredictionsConfig::default(),
         }

@@ -78,7 +78,8 @@ pub async fn run(
         .with_checkpoints(Arc::clone(&checkpoints))
         .with_metrics_interval(config.metrics_interval)
         .with_read_from_head(config.read_from_head)
-        .with_socket_logs(config.docker_socket_logs);
+        .with_socket_logs(config.docker_socket_logs)
+        .with_log_files(config.docker_log_files);
     let (tx, rx) = tokio::sync::mpsc::channel(config.channel_capacity);
     let batcher = Batcher::new(
         BatcherConfig {

@@ -23,6 +23,10 @@
 //! | `shiplog_collector_buffer_batches` | gauge | batches in the disk buffer |
 //! | `shiplog_collector_events_dropped_total{reason}` | counter | events lost, by reason |
 //! | `shiplog_collector_lag_seconds{container}` | gauge | now − time of the last shipped line |
+//! | `shiplog_collector_rotation_checks_total` | counter | reads of what a followed log may have skipped at a rotation |
+//! | `shiplog_collector_rotation_lines_recovered_total` | counter | lines those reads found that the followed log had skipped |
+//! | `shiplog_collector_log_gaps_total` | counter | gaps: lines Docker deleted by rotation before they could be read |
+//! | `shiplog_collector_lines_lost_total` | counter | lines in those gaps (estimated from the rate around them) |
 //! | `shiplog_collector_predictions_total` | counter | JSON lines of prediction containers read as predictions |
 //! | `shiplog_collector_predictions_malformed_total` | counter | such lines kept as logs for lacking a required key |
 //! | `shiplog_collector_predictions_redacted_total` | counter | events of prediction containers a `[predictions]` rule changed |
@@ -36,7 +40,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Map, Value};
 use shiplog_core::{Event, EventId, Kind, Timestamp};
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, trace, warn};
+use tracing::{debug, info, trace, warn};
 
 use crate::checkpoint::SourcePosition;
 use crate::sources::{EventSender, SourceEvent};
@@ -99,6 +103,10 @@ struct Telemetry {
     predictions_malformed: AtomicU64,
     predictions_redacted: AtomicU64,
     malformed_log: Mutex<MalformedLog>,
+    rotation_checks: AtomicU64,
+    rotation_recovered: AtomicU64,
+    log_gaps: AtomicU64,
+    lines_lost: AtomicU64,
 }
 
 /// Malformed predictions not reported yet, so a model server writing nothing but
@@ -327,6 +335,59 @@ impl InternalEvent for PredictionRedacted {
     }
 }
 
+/// What a followed log skipped at a rotation, read back from the engine's files.
+#[derive(Debug, Clone, Copy)]
+pub struct RotationChecked<'a> {
+    /// The container.
+    pub container: &'a str,
+    /// Lines found that the followed log had skipped.
+    pub recovered: u64,
+}
+
+impl InternalEvent for RotationChecked<'_> {
+    fn emit(self) {
+        if self.recovered > 0 {
+            info!(container = %self.container, lines = self.recovered, "read back lines the engine's followed log skipped at a rotation");
+        } else {
+            debug!(container = %self.container, "checked a jump in a followed log: nothing skipped");
+        }
+        add(&TELEMETRY.rotation_checks, 1);
+        add(&TELEMETRY.rotation_recovered, self.recovered);
+    }
+}
+
+/// Lines Docker deleted by rotation before they could be read: one warning per gap.
+#[derive(Debug, Clone, Copy)]
+pub struct LinesLost<'a> {
+    /// The container.
+    pub container: &'a str,
+    /// Estimated lines (0: unknown).
+    pub estimate: u64,
+    /// Docker's time of the last line read before the gap.
+    pub after: Timestamp,
+    /// Docker's time of the first line stored after it.
+    pub before: Timestamp,
+}
+
+impl InternalEvent for LinesLost<'_> {
+    fn emit(self) {
+        warn!(
+            container = %self.container,
+            lines_estimate = self.estimate,
+            after = %self.after.to_rfc3339(),
+            before = %self.before.to_rfc3339(),
+            "lines of this container were deleted by Docker's log rotation before they could be read (a gap event marks them in its log); raise the container's max-size or max-file, or see shiplog_collector_lag_seconds for why reading fell behind"
+        );
+        add(&TELEMETRY.log_gaps, 1);
+        add(&TELEMETRY.lines_lost, self.estimate);
+    }
+}
+
+/// Gaps reported and lines lost in them so far.
+pub fn lines_lost() -> (u64, u64) {
+    (get(&TELEMETRY.log_gaps), get(&TELEMETRY.lines_lost))
+}
+
 /// Predictions read and malformed ones kept as logs so far.
 pub fn predictions() -> (u64, u64) {
     (
@@ -429,6 +490,30 @@ fn samples(now: Timestamp) -> Vec<Sample> {
             "Batches written to the disk buffer.",
             "count",
             get(&t.batches_buffered),
+        ),
+        counter(
+            "shiplog_collector_rotation_checks_total",
+            "Reads of what a followed log may have skipped at a log rotation.",
+            "count",
+            get(&t.rotation_checks),
+        ),
+        counter(
+            "shiplog_collector_rotation_lines_recovered_total",
+            "Lines those reads found that the followed log had skipped.",
+            "count",
+            get(&t.rotation_recovered),
+        ),
+        counter(
+            "shiplog_collector_log_gaps_total",
+            "Gaps: lines Docker deleted by log rotation before they could be read.",
+            "count",
+            get(&t.log_gaps),
+        ),
+        counter(
+            "shiplog_collector_lines_lost_total",
+            "Lines in those gaps, estimated from the rate the container wrote at around them.",
+            "count",
+            get(&t.lines_lost),
         ),
         counter(
             "shiplog_collector_predictions_total",

@@ -271,8 +271,15 @@ impl Batcher {
             {
                 held = spill(buffer, batch, give_up.is_cancelled()).await;
             }
-            // While the buffer holds batches, new ones queue behind them on disk.
-            let buffering = self.buffer.as_ref().is_some_and(|b| !b.is_empty())
+            // While the buffer holds batches, new ones queue behind them on disk. So does a
+            // full batch while a direct send is still out: the sink is slower than the
+            // sources, and waiting for it would slow reading until Docker rotates unread
+            // lines away (see `sources::docker::rotation`).
+            let behind = self.buffer.is_some()
+                && matches!(in_flight, Some((Flight::Direct, _)))
+                && pending.is_full(&config);
+            let buffering = behind
+                || self.buffer.as_ref().is_some_and(|b| !b.is_empty())
                 || matches!(in_flight, Some((Flight::Replay, _)));
             if !pending.is_empty() && held.is_none() {
                 let quiet = last_send.is_none_or(|t| t.elapsed() >= config.max_age / 2);
@@ -336,12 +343,20 @@ impl Batcher {
                         Outcome::GaveUp => gave_up = true,
                         Outcome::Spill(prepared, positions) => {
                             let buffer = self.buffer.as_ref().expect("only buffered sends spill");
-                            // Before anything else: it is the oldest batch not delivered.
-                            let batch = BufferedBatch {
-                                batch: prepared.into_encoded().await,
-                                positions,
-                            };
-                            held = spill(buffer, batch, give_up.is_cancelled()).await;
+                            if buffer.is_empty() && held.is_none() {
+                                // Before anything else: it is the oldest batch not delivered.
+                                let batch = BufferedBatch {
+                                    batch: prepared.into_encoded().await,
+                                    positions,
+                                };
+                                held = spill(buffer, batch, give_up.is_cancelled()).await;
+                            } else {
+                                // Later batches went to the buffer while it was out: it is
+                                // sent again from memory before they are replayed, so
+                                // batches (and checkpoints) stay in order.
+                                let retry = deliverer.clone().redeliver(prepared, positions);
+                                in_flight = Some((Flight::Direct, Box::pin(retry)));
+                            }
                         }
                     }
                 }

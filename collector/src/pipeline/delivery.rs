@@ -180,8 +180,18 @@ impl Deliverer {
         events: Vec<Event>,
         positions: Vec<SourcePosition>,
     ) -> Outcome {
-        let count = events.len();
         let batch = Prepared::new(&*self.sink, events).await;
+        self.redeliver(batch, positions).await
+    }
+
+    /// Sends a batch made already until the sink acknowledges or rejects it, or `give_up`
+    /// fires.
+    pub(super) async fn redeliver(
+        self,
+        batch: Prepared,
+        positions: Vec<SourcePosition>,
+    ) -> Outcome {
+        let count = batch.len();
         let mut backoff = Backoff::new(RETRY_INITIAL, RETRY_MAX).with_jitter();
         let mut attempt = 0u64;
         loop {

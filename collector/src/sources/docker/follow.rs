@@ -16,12 +16,15 @@ use tracing::{debug, warn};
 
 use super::filter::ContainerFilter;
 use super::identity::OwnContainer;
+use super::log_files::LogFiles;
 use super::metadata::ContainerMeta;
 use super::raw_logs::{LogQuery, RawLogs, RawLogsError};
 use super::record::{ContainerLog, Resume};
+use super::rotation::{LostLines, Rotation, Skip, SkipWatch};
 use crate::checkpoint::CheckpointStore;
 use crate::error::chain;
 use crate::sources::{EventSender, SourceEvent};
+use crate::telemetry::{InternalEvent, LinesLost, RotationChecked};
 use crate::transforms::{ContainerTransforms, Transforms};
 
 /// Room for events a log task keeps between reads once its reads are small again.
@@ -61,6 +64,9 @@ pub(super) struct FollowContext {
     /// The engine's Unix socket, when it is reached through one: logs are then read from
     /// it directly (see [`super::raw_logs`]); otherwise through bollard.
     pub socket: Option<PathBuf>,
+    /// Followed `json-file` logs are read from the engine's files when they can be (a
+    /// local engine, files readable here; see [`super::log_files`]).
+    pub log_files: bool,
     /// Where each container's reading begins is recorded here (see
     /// [`CheckpointStore::begin`]).
     pub checkpoints: Arc<CheckpointStore>,
@@ -92,8 +98,12 @@ pub(super) async fn follow(
         inspected = docker.inspect_container(&id, None) => inspected,
         () = context.shutdown.cancelled() => return outcome,
     };
-    let meta = match inspected {
-        Ok(inspect) => ContainerMeta::from_inspect(&inspect),
+    let (meta, rotation, files) = match inspected {
+        Ok(inspect) => (
+            ContainerMeta::from_inspect(&inspect),
+            Rotation::from_inspect(&inspect),
+            FileLog::from_inspect(&inspect),
+        ),
         Err(error) => {
             debug!(container_id = %short, error = %chain(&error), "cannot inspect container; not following it");
             return outcome;
@@ -114,6 +124,14 @@ pub(super) async fn follow(
         .transforms
         .for_container(&meta.name, &meta.image, &meta.labels);
     let tty = meta.tty;
+    // A TTY log is chunks, not entries with times of their own: no skip can be told there.
+    let mut watch = rotation.filter(|_| !tty).map(|rotation| {
+        let mut watch = SkipWatch::new(rotation);
+        if let Some(shipped) = resume.last_shipped_line() {
+            watch.resume_after(shipped, Timestamp::now());
+        }
+        watch
+    });
     let mut log = ContainerLog::new(
         meta,
         Arc::clone(&context.node),
@@ -123,10 +141,26 @@ pub(super) async fn follow(
     )
     .with_max_line(context.transforms.max_line())
     .with_predictions(transforms.predictions().cloned());
+    let files = files.filter(|_| context.log_files && !tty);
+    let open = async {
+        if let Some(files) = files {
+            match LogFiles::open(&docker, &id, files.path, files.max_file, i64::from(since)).await {
+                Ok(files) => return LogReader::Files(files),
+                Err(error) => {
+                    debug!(container = %log.meta().name, error = %error, "cannot read the log from the engine's files; reading it through the engine");
+                }
+            }
+        }
+        LogReader::open(&docker, &context, &id, LogQuery::follow(since), tty).await
+    };
     let mut reader = tokio::select! {
-        reader = LogReader::open(&docker, &context, &id, LogQuery::follow(since), tty) => reader,
+        reader = open => reader,
         () = context.shutdown.cancelled() => return outcome,
     };
+    if matches!(reader, LogReader::Files(_)) {
+        // The files skip nothing: only where the reader may have missed one is checked.
+        watch = watch.map(SkipWatch::marked_only);
+    }
     let mut events = Vec::new();
     // One shutdown future for the whole stream: making one per frame registers and
     // unregisters a waiter in the token's tree (a lock) for every line.
@@ -165,12 +199,50 @@ pub(super) async fn follow(
             }
             // At the end too, what is held is drained: a short log can arrive whole with
             // the response head, before any read.
-            Some(read @ (Read::More | Read::End)) => (
-                reader
-                    .drain(|stream, frame| log.push(stream, frame, received, now, &mut events))
-                    .err(),
-                matches!(read, Read::End),
-            ),
+            Some(read @ (Read::More | Read::End)) => {
+                if let (LogReader::Files(files), Some(watch)) = (&mut reader, watch.as_mut())
+                    && files.take_unknown_boundary()
+                {
+                    watch.mark();
+                }
+                let failure = loop {
+                    let mut skip = None;
+                    let drained = reader.drain_until(|stream, frame| {
+                        if let Some(watch) = watch.as_mut()
+                            && let Some(ts) = frame_time(frame)
+                        {
+                            skip = watch.check(ts, frame.len(), received);
+                            if skip.is_some() {
+                                return false;
+                            }
+                        }
+                        log.push(stream, frame, received, now, &mut events);
+                        true
+                    });
+                    let (Ok(()), Some(skip), Some(watch)) = (&drained, skip, watch.as_mut()) else {
+                        break drained.err();
+                    };
+                    // What came before the jump goes first, then what the jump skipped.
+                    let filled = send_all(&context, &transforms, &mut events).await
+                        && fill_skip(
+                            &docker,
+                            &context,
+                            &transforms,
+                            &id,
+                            skip,
+                            watch,
+                            &mut log,
+                            &mut events,
+                        )
+                        .await;
+                    outcome.cursor = Some(log.cursor());
+                    if !filled {
+                        return outcome;
+                    }
+                    watch.filled();
+                };
+                (failure, matches!(read, Read::End))
+            }
             Some(Read::Failed(error)) => (Some(error), false),
         };
         if let Some(error) = &failure {
@@ -179,6 +251,9 @@ pub(super) async fn follow(
         if failure.is_some() || ended {
             // The events made before the end are sent after the loop.
             break ended;
+        }
+        if let Some(lost) = watch.as_mut().and_then(SkipWatch::take_estimated_gap) {
+            report_lost(&log, &lost, &mut events);
         }
         let made = events.len();
         let delivered = send_all(&context, &transforms, &mut events).await;
@@ -209,10 +284,102 @@ pub(super) async fn follow(
         return outcome;
     }
     log.finish(Timestamp::now(), &mut events);
+    if let Some(lost) = watch.as_mut().and_then(SkipWatch::take_gap) {
+        report_lost(&log, &lost, &mut events);
+    }
     send_all(&context, &transforms, &mut events).await;
     outcome.cursor = Some(log.cursor());
     debug!(container = %log.meta().name, "container log ended");
     outcome
+}
+
+/// Reads back the stored entries a followed log skipped between `skip.after` and
+/// `skip.before` (see [`super::rotation`]) and sends them; if the entry at `skip.after` is
+/// itself gone, the lines after it were deleted before they could be read, and a gap event
+/// says so. Returns false on shutdown.
+#[allow(clippy::too_many_arguments)]
+async fn fill_skip(
+    docker: &Docker,
+    context: &FollowContext,
+    transforms: &ContainerTransforms,
+    id: &str,
+    skip: Skip,
+    watch: &mut SkipWatch,
+    log: &mut ContainerLog,
+    events: &mut Vec<SourceEvent>,
+) -> bool {
+    let query = LogQuery::between(skip.after, skip.before);
+    let mut reader = tokio::select! {
+        reader = LogReader::open(docker, context, id, query, false) => reader,
+        () = context.shutdown.cancelled() => return false,
+    };
+    // Whether the entry before the jump (or one before it) came back: then its file is
+    // still there, and so is every later one.
+    let mut reaches_back = false;
+    let mut first: Option<Timestamp> = None;
+    let mut recovered = 0u64;
+    let failure = loop {
+        let read = tokio::select! {
+            read = reader.read() => read,
+            () = context.shutdown.cancelled() => return false,
+        };
+        let (received, now) = (Timestamp::now(), std::time::Instant::now());
+        let drained = reader.drain_until(|stream, frame| {
+            match frame_time(frame) {
+                Some(ts) if ts <= skip.after => reaches_back = true,
+                // The entry after the jump comes from the followed log, as do later ones
+                // (the client's whole seconds may bring some).
+                Some(ts) if ts < skip.before => {
+                    first.get_or_insert(ts);
+                    recovered += 1;
+                    log.push(stream, frame, received, now, events);
+                }
+                _ => {}
+            }
+            true
+        });
+        if !send_all(context, transforms, events).await {
+            return false;
+        }
+        match (read, drained) {
+            (Read::Failed(error), _) | (_, Err(error)) => break Some(error),
+            (Read::End, Ok(())) => break None,
+            (Read::More, Ok(())) => {}
+        }
+    };
+    RotationChecked {
+        container: &log.meta().name,
+        recovered,
+    }
+    .emit();
+    if let Some(error) = failure {
+        warn!(container = %log.meta().name, error, "cannot read back what the container's followed log may have skipped at a rotation; lines may be missing");
+        return true;
+    }
+    if !reaches_back {
+        let lost = LostLines {
+            after: skip.after,
+            before: first.unwrap_or(skip.before),
+            estimate: 0,
+        };
+        if let Some(lost) = watch.lost(lost) {
+            report_lost(log, &lost, events);
+            return send_all(context, transforms, events).await;
+        }
+    }
+    true
+}
+
+/// Counts and logs lines lost to rotation, and adds the gap event to `events`.
+fn report_lost(log: &ContainerLog, lost: &LostLines, events: &mut Vec<SourceEvent>) {
+    LinesLost {
+        container: &log.meta().name,
+        estimate: lost.estimate,
+        after: lost.after,
+        before: lost.before,
+    }
+    .emit();
+    events.push(log.gap_event(lost, Timestamp::now()));
 }
 
 /// Entries asked for first when the end of a log is read again (see [`reread_end`]).
@@ -248,6 +415,7 @@ async fn reread_end(
             since,
             follow: false,
             tail: Some(REREAD_TAIL),
+            between: None,
         };
         let mut last = Vec::new();
         let read = read_stored(docker, context, id, tty, query, |stream, frame| {
@@ -278,6 +446,7 @@ async fn reread_end(
         since,
         follow: false,
         tail: None,
+        between: None,
     };
     let mut pending = Vec::new();
     let mut reader = tokio::select! {
@@ -391,8 +560,32 @@ async fn send_all(
     true
 }
 
-/// A container's log stream: read from the engine's socket directly, or through bollard.
+/// Where a container's json-file log lies, from `docker inspect`.
+struct FileLog {
+    path: PathBuf,
+    max_file: u32,
+}
+
+impl FileLog {
+    /// The log's files, for a container logging with `json-file` (the only driver whose
+    /// files are read here).
+    fn from_inspect(inspect: &bollard::models::ContainerInspectResponse) -> Option<FileLog> {
+        let log_config = inspect.host_config.as_ref()?.log_config.as_ref()?;
+        if log_config.typ.as_deref() != Some("json-file") {
+            return None;
+        }
+        let path = inspect.log_path.as_deref().filter(|p| !p.is_empty())?;
+        Some(FileLog {
+            path: PathBuf::from(path),
+            max_file: Rotation::from_inspect(inspect).map_or(1, |r| r.max_file.max(1)),
+        })
+    }
+}
+
+/// A container's log stream: read from the engine's files, from its socket directly, or
+/// through bollard.
 enum LogReader {
+    Files(LogFiles),
     Raw(RawLogs),
     Engine {
         frames: Pin<Box<dyn FrameStream<Item = Result<LogOutput, bollard::errors::Error>> + Send>>,
@@ -447,10 +640,10 @@ impl LogReader {
             stderr: true,
             timestamps: true,
             since: query.since,
+            until: query.until_secs(),
             tail: query
                 .tail
                 .map_or_else(|| "all".to_string(), |n| n.to_string()),
-            ..LogsOptions::default()
         };
         LogReader::Engine {
             frames: Box::pin(docker.logs(id, Some(options))),
@@ -461,6 +654,11 @@ impl LogReader {
     /// Waits for more of the log (cancel-safe: nothing is lost if dropped while waiting).
     async fn read(&mut self) -> Read {
         match self {
+            LogReader::Files(files) => match files.fill().await {
+                Ok(true) => Read::More,
+                Ok(false) => Read::End,
+                Err(error) => Read::Failed(error.to_string()),
+            },
             LogReader::Raw(raw) => match raw.fill().await {
                 Ok(true) => Read::More,
                 Ok(false) => Read::End,
@@ -479,15 +677,28 @@ impl LogReader {
 
     /// Hands every whole frame read to `each`, in order.
     fn drain(&mut self, mut each: impl FnMut(Stream, &[u8])) -> Result<(), String> {
+        self.drain_until(|stream, frame| {
+            each(stream, frame);
+            true
+        })
+    }
+
+    /// Like [`drain`](Self::drain), but stops before a frame `each` answers false for:
+    /// that frame is handed out first by the next drain.
+    fn drain_until(&mut self, mut each: impl FnMut(Stream, &[u8]) -> bool) -> Result<(), String> {
         match self {
-            LogReader::Raw(raw) => raw.drain(each).map_err(|e| e.to_string()),
+            LogReader::Files(files) => files.drain_until(each).map_err(|e| e.to_string()),
+            LogReader::Raw(raw) => raw.drain_until(each).map_err(|e| e.to_string()),
             LogReader::Engine { held, .. } => {
-                match held.take() {
+                let taken = match held.as_ref() {
                     Some(LogOutput::StdOut { message } | LogOutput::Console { message }) => {
-                        each(Stream::Stdout, &message)
+                        each(Stream::Stdout, message)
                     }
-                    Some(LogOutput::StdErr { message }) => each(Stream::Stderr, &message),
-                    Some(LogOutput::StdIn { .. }) | None => {}
+                    Some(LogOutput::StdErr { message }) => each(Stream::Stderr, message),
+                    Some(LogOutput::StdIn { .. }) | None => true,
+                };
+                if taken {
+                    *held = None;
                 }
                 Ok(())
             }

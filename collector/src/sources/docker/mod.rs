@@ -69,11 +69,13 @@ pub mod filter;
 mod follow;
 pub mod identity;
 pub mod line;
+mod log_files;
 pub mod metadata;
 mod raw_logs;
 pub mod record;
 mod registrar;
 pub mod registration;
+pub mod rotation;
 pub mod stats;
 
 /// First delay before reconnecting to the engine.
@@ -102,6 +104,7 @@ pub struct DockerSource {
     metrics_interval: Duration,
     read_from_head: bool,
     socket_logs: bool,
+    log_files: bool,
 }
 
 impl DockerSource {
@@ -133,6 +136,7 @@ impl DockerSource {
             metrics_interval: crate::config::DEFAULT_METRICS_INTERVAL,
             read_from_head: false,
             socket_logs: true,
+            log_files: true,
         })
     }
 
@@ -140,6 +144,14 @@ impl DockerSource {
     /// default; off: through bollard, as with an engine reached over TCP).
     pub fn with_socket_logs(mut self, on: bool) -> Self {
         self.socket_logs = on;
+        self
+    }
+
+    /// Reads followed `json-file` logs straight from the engine's files, holding each file
+    /// open through rotations (on by default, for a local engine whose files are readable
+    /// here; off, or where they are not: through the engine's log endpoint).
+    pub fn with_log_files(mut self, on: bool) -> Self {
+        self.log_files = on;
         self
     }
 
@@ -203,6 +215,7 @@ impl DockerSource {
             transforms: self.transforms.clone(),
             tx,
             socket: raw_logs::socket_path(self.host.as_deref()).filter(|_| self.socket_logs),
+            log_files: self.log_files && raw_logs::socket_path(self.host.as_deref()).is_some(),
             checkpoints: Arc::clone(&self.checkpoints),
             shutdown: shutdown.clone(),
         });

@@ -32,7 +32,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use shiplog_core::Stream;
+use shiplog_core::{Stream, Timestamp};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 
@@ -110,6 +110,10 @@ pub(super) struct LogQuery {
     pub follow: bool,
     /// Only the last this many entries (before `since` applies); `None` for all.
     pub tail: Option<u32>,
+    /// Exact bounds, when only the entries between two of Docker's times are wanted (both
+    /// inclusive): the socket reader asks for them to the nanosecond, the client (whose
+    /// `since` and `until` are whole seconds) for the seconds around them.
+    pub between: Option<(Timestamp, Timestamp)>,
 }
 
 impl LogQuery {
@@ -119,7 +123,26 @@ impl LogQuery {
             since,
             follow: true,
             tail: None,
+            between: None,
         }
+    }
+
+    /// The stored entries from `after` to `before` (Docker's times, both included), not
+    /// followed.
+    pub(super) fn between(after: Timestamp, before: Timestamp) -> Self {
+        LogQuery {
+            since: super::docker_since(after),
+            follow: false,
+            tail: None,
+            between: Some((after, before)),
+        }
+    }
+
+    /// Docker's `until` in whole seconds (rounded up, so `before` is included); 0: none.
+    pub(super) fn until_secs(&self) -> i32 {
+        self.between.map_or(0, |(_, before)| {
+            super::docker_since(before.offset(NANOS_PER_SEC - 1))
+        })
     }
 
     /// The query string of the engine's logs endpoint, with timestamps and both streams.
@@ -127,12 +150,29 @@ impl LogQuery {
         let tail = self
             .tail
             .map_or_else(|| "all".to_string(), |n| n.to_string());
-        format!(
-            "follow={}&stdout=1&stderr=1&timestamps=1&since={}&tail={tail}",
-            u8::from(self.follow),
-            self.since
-        )
+        match self.between {
+            None => format!(
+                "follow={}&stdout=1&stderr=1&timestamps=1&since={}&tail={tail}",
+                u8::from(self.follow),
+                self.since
+            ),
+            Some((after, before)) => format!(
+                "follow={}&stdout=1&stderr=1&timestamps=1&since={}&until={}&tail={tail}",
+                u8::from(self.follow),
+                exact_seconds(after),
+                exact_seconds(before),
+            ),
+        }
     }
+}
+
+/// Nanoseconds in a second.
+const NANOS_PER_SEC: i64 = 1_000_000_000;
+
+/// Docker's time as the engine's `since`/`until` take it to the nanosecond: `<secs>.<9 digits>`.
+fn exact_seconds(ts: Timestamp) -> String {
+    let ts = ts.as_nanos().max(0);
+    format!("{}.{:09}", ts / NANOS_PER_SEC, ts % NANOS_PER_SEC)
 }
 
 /// The connection, as it is read now.
@@ -424,9 +464,22 @@ impl RawLogs {
     /// Hands every complete frame held to `each`, in order; a partial frame waits for the
     /// next read. Fails on a frame that cannot be a log frame (the rest of the stream
     /// could not be trusted).
+    #[cfg(test)]
     pub(super) fn drain(
         &mut self,
         mut each: impl FnMut(Stream, &[u8]),
+    ) -> Result<(), RawLogsError> {
+        self.drain_until(|stream, frame| {
+            each(stream, frame);
+            true
+        })
+    }
+
+    /// Like [`drain`](Self::drain), but stops before a frame `each` answers false for:
+    /// that frame stays held and is handed out first by the next drain.
+    pub(super) fn drain_until(
+        &mut self,
+        mut each: impl FnMut(Stream, &[u8]) -> bool,
     ) -> Result<(), RawLogsError> {
         loop {
             let held = &self.buf[self.start..self.end];
@@ -459,8 +512,10 @@ impl RawLogs {
                 }
                 return Ok(());
             }
-            if let Some(stream) = stream {
-                each(stream, &held[FRAME_HEADER..FRAME_HEADER + size]);
+            if let Some(stream) = stream
+                && !each(stream, &held[FRAME_HEADER..FRAME_HEADER + size])
+            {
+                return Ok(());
             }
             self.start += FRAME_HEADER + size;
         }
@@ -534,6 +589,38 @@ mod tests {
                 return Ok(got);
             }
         }
+    }
+
+    #[tokio::test]
+    async fn a_frame_refused_stays_held_and_comes_first_next_time() {
+        let mut body = HEAD.to_vec();
+        for payload in [&b"one\n"[..], b"two\n", b"three\n"] {
+            body.extend_from_slice(&frame(1, payload));
+        }
+        let (_dir, path) = serve(vec![body]);
+        let mut logs = RawLogs::open(&path, "abc123", &LogQuery::follow(0))
+            .await
+            .unwrap();
+        logs.fill().await.unwrap();
+        let mut got = Vec::new();
+        logs.drain_until(|_, f| {
+            if f == b"two\n" {
+                return false;
+            }
+            got.push(f.to_vec());
+            true
+        })
+        .unwrap();
+        assert_eq!(got, [b"one\n".to_vec()]);
+        logs.drain_until(|_, f| {
+            got.push(f.to_vec());
+            true
+        })
+        .unwrap();
+        assert_eq!(
+            got,
+            [b"one\n".to_vec(), b"two\n".to_vec(), b"three\n".to_vec()]
+        );
     }
 
     /// Serves a 200 head and `frames` in one write, and reads the log to its end.
@@ -784,11 +871,24 @@ mod tests {
             since: 5,
             follow: false,
             tail: Some(1_000),
+            between: None,
         };
         assert_eq!(
             end.query_string(),
             "follow=0&stdout=1&stderr=1&timestamps=1&since=5&tail=1000"
         );
+        let after = Timestamp::parse_rfc3339("2026-12-07T05:27:14.000000042Z").unwrap();
+        let before = Timestamp::parse_rfc3339("2026-12-07T05:27:15.5Z").unwrap();
+        let between = LogQuery::between(after, before);
+        assert_eq!(
+            between.query_string(),
+            "follow=0&stdout=1&stderr=1&timestamps=1&since=1796621234.000000042&until=1796621235.500000000&tail=all"
+        );
+        // The client's whole seconds reach around both ends.
+        assert_eq!(i64::from(between.since), after.as_secs());
+        assert_eq!(i64::from(between.until_secs()), before.as_secs() + 1);
+        let on_the_second = LogQuery::between(after, Timestamp(before.as_secs() * NANOS_PER_SEC));
+        assert_eq!(i64::from(on_the_second.until_secs()), before.as_secs());
     }
 
     #[tokio::test]

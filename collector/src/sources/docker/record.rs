@@ -14,11 +14,15 @@ use shiplog_core::{Event, EventId, Kind, Level, Stream, Timestamp};
 
 use super::line::{Line, LineAssembler, MAX_LINE_BYTES};
 use super::metadata::ContainerMeta;
+use super::rotation::LostLines;
 use crate::checkpoint::{Position, SourcePosition, StreamPositions};
 use crate::sources::SourceEvent;
 use crate::transforms::json_lift::{self, SOURCE_TIME_FIELD};
 use crate::transforms::multiline::{JoinLine, Joined, Joiner, MultilineRules};
 use crate::transforms::predictions::PredictionCapture;
+
+/// The field of a gap event (see [`ContainerLog::gap_event`]).
+pub const GAP_FIELD: &str = "_gap";
 
 /// Re-reads start this long before the latest shipped line: lines of stdout and stderr can
 /// reach Docker's log slightly out of time order, and a resume must not miss one of them.
@@ -84,6 +88,18 @@ impl Resume {
             }
         }
         positions
+    }
+
+    /// Docker's time of the last line shipped (of either stream), when it was a line read
+    /// (not where a run began reading, which no line need be at).
+    pub fn last_shipped_line(&self) -> Option<Timestamp> {
+        [Stream::Stdout, Stream::Stderr]
+            .into_iter()
+            .filter_map(|stream| self.shipped.get(stream))
+            .filter(|p| p.seq != u32::MAX)
+            .map(|p| p.ts)
+            .max()
+            .filter(|&ts| self.floor.is_none_or(|floor| ts > floor))
     }
 
     /// Whether the line at `position` of `stream` was shipped before (or is before the floor).
@@ -307,6 +323,48 @@ impl ContainerLog {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
+    }
+
+    /// An event in the container's log that marks lines lost to rotation: a warning at the
+    /// time of the last line read before them, with `fields._gap` saying how many (an
+    /// estimate; 0 when unknown) and between which times. It ends at no source position:
+    /// the checkpoint does not move for it.
+    pub fn gap_event(&self, lost: &LostLines, received: Timestamp) -> SourceEvent {
+        let meta = &self.meta;
+        let ts = lost.after.offset(1);
+        let (after, before) = (lost.after.to_rfc3339(), lost.before.to_rfc3339());
+        let count = match lost.estimate {
+            0 => "an unknown number of".to_string(),
+            n => format!("about {n}"),
+        };
+        let mut fields = meta.fields.clone();
+        fields.insert(
+            GAP_FIELD.into(),
+            serde_json::json!({
+                "lines_estimate": lost.estimate,
+                "after": after,
+                "before": before,
+                "reason": "rotated",
+            }),
+        );
+        let event = Event {
+            id: EventId::for_source(&self.node, &meta.id, GAP_FIELD, ts, 0),
+            ts,
+            received: Some(received),
+            kind: Kind::Log,
+            node: self.node.to_string(),
+            container_id: meta.id.clone(),
+            container_name: meta.name.clone(),
+            image: meta.image.clone(),
+            service: meta.service.clone(),
+            level: Some(Level::Warn),
+            message: format!(
+                "shiplog: {count} lines written between {after} and {before} were deleted by Docker's log rotation before they could be read"
+            ),
+            fields,
+            ..Event::default()
+        };
+        SourceEvent { event, end: None }
     }
 
     /// Emits the pending multi-line events whose wait is over.

@@ -98,11 +98,16 @@ pub(super) async fn follow(
         inspected = docker.inspect_container(&id, None) => inspected,
         () = context.shutdown.cancelled() => return outcome,
     };
-    let (meta, rotation, files) = match inspected {
+    let (meta, rotation, files, mut started) = match inspected {
         Ok(inspect) => (
             ContainerMeta::from_inspect(&inspect),
             Rotation::from_inspect(&inspect),
             FileLog::from_inspect(&inspect),
+            inspect
+                .state
+                .as_ref()
+                .and_then(|s| s.started_at.as_deref())
+                .and_then(|t| Timestamp::parse_rfc3339(t).ok()),
         ),
         Err(error) => {
             debug!(container_id = %short, error = %chain(&error), "cannot inspect container; not following it");
@@ -157,9 +162,23 @@ pub(super) async fn follow(
         reader = open => reader,
         () = context.shutdown.cancelled() => return outcome,
     };
-    if matches!(reader, LogReader::Files(_)) {
+    if let LogReader::Files(files) = &reader {
         // The files skip nothing: only where the reader may have missed one is checked.
         watch = watch.map(SkipWatch::marked_only);
+        // Read from its beginning with every kept file there: what it wrote first may be
+        // gone (a run that died before reading it, say).
+        if !files.oldest_may_be_gone() {
+            started = None;
+        }
+    }
+    // Read from its beginning: what it wrote first may be gone (a run that died before
+    // reading it, say). The files tell whether every kept file is there; the engine does
+    // not, so there the rate after the first entry decides (see `lost_from_start`).
+    if let (Some(watch), Some(started)) = (watch.as_mut(), started)
+        && resume.is_from_beginning()
+    {
+        // The engine dates the start a little after the process's first lines.
+        watch.resume_after_start(started.offset(-START_SLACK_NANOS), Timestamp::now());
     }
     let mut events = Vec::new();
     // One shutdown future for the whole stream: making one per frame registers and
@@ -277,6 +296,7 @@ pub(super) async fn follow(
             tty,
             &mut log,
             &mut events,
+            watch.as_mut(),
         )
         .await
     {
@@ -356,13 +376,17 @@ async fn fill_skip(
         warn!(container = %log.meta().name, error, "cannot read back what the container's followed log may have skipped at a rotation; lines may be missing");
         return true;
     }
-    if !reaches_back {
+    // From a container's start, the first line may simply come a little later.
+    let since_start = first.unwrap_or(skip.before).0 - skip.after.0;
+    if !(reaches_back || skip.from_start && since_start < 2 * START_SLACK_NANOS) {
         let lost = LostLines {
             after: skip.after,
             before: first.unwrap_or(skip.before),
             estimate: 0,
         };
-        if let Some(lost) = watch.lost(lost) {
+        if skip.from_start {
+            watch.lost_from_start(lost);
+        } else if let Some(lost) = watch.lost(lost) {
             report_lost(log, &lost, events);
             return send_all(context, transforms, events).await;
         }
@@ -382,6 +406,11 @@ fn report_lost(log: &ContainerLog, lost: &LostLines, events: &mut Vec<SourceEven
     events.push(log.gap_event(lost, Timestamp::now()));
 }
 
+/// A log read from its beginning whose first stored entry comes this soon after the
+/// container's start is taken as whole; the engine dates the start up to this long after
+/// the first lines.
+const START_SLACK_NANOS: i64 = 100_000_000;
+
 /// Entries asked for first when the end of a log is read again (see [`reread_end`]).
 const REREAD_TAIL: u32 = 1_000;
 
@@ -399,6 +428,7 @@ const REREAD_TAIL: u32 = 1_000;
 /// the end of the file whatever its size. That is enough when fewer came, or when the first
 /// of them was read already; otherwise (or for a TTY log, whose chunks are not entries) the
 /// log is read again from a second before the last line read.
+#[allow(clippy::too_many_arguments)]
 async fn reread_end(
     docker: &Docker,
     context: &FollowContext,
@@ -407,9 +437,13 @@ async fn reread_end(
     tty: bool,
     log: &mut ContainerLog,
     events: &mut Vec<SourceEvent>,
+    watch: Option<&mut SkipWatch>,
 ) -> bool {
     let read_through = log.read_through();
     let since = log.reread_after_seen();
+    // Whether an entry read already came again (then nothing between was deleted), and the
+    // first one that had not been read.
+    let mut reach = Reach::default();
     if !tty {
         let query = LogQuery {
             since,
@@ -437,8 +471,10 @@ async fn reread_end(
         if last.len() < REREAD_TAIL as usize || reaches_back {
             let (received, now) = (Timestamp::now(), std::time::Instant::now());
             for (stream, frame) in &last {
+                reach.note(frame, read_through);
                 log.push(*stream, frame, received, now, events);
             }
+            reach.report(read_through, watch, log, events);
             return send_all(context, transforms, events).await;
         }
     }
@@ -460,6 +496,7 @@ async fn reread_end(
         };
         let (received, now) = (Timestamp::now(), std::time::Instant::now());
         let drained = reader.drain(|stream, frame| {
+            reach.note(frame, read_through);
             log.push(stream, frame, received, now, &mut pending);
         });
         events.append(&mut pending);
@@ -468,11 +505,60 @@ async fn reread_end(
         }
         let failure = match (read, drained) {
             (Read::Failed(error), _) | (_, Err(error)) => error,
-            (Read::End, Ok(())) => return true,
+            (Read::End, Ok(())) => {
+                reach.report(read_through, watch, log, events);
+                return send_all(context, transforms, events).await;
+            }
             (Read::More, Ok(())) => continue,
         };
         reread_failed(log, &failure);
         return true;
+    }
+}
+
+/// How far back a stored part of a log, read again after its followed stream ended,
+/// reached.
+#[derive(Debug, Default)]
+struct Reach {
+    /// An entry read before came again: its file, and every later one, is still there.
+    back: bool,
+    /// The first entry that had not been read.
+    first_new: Option<Timestamp>,
+}
+
+impl Reach {
+    fn note(&mut self, frame: &[u8], read_through: Option<Timestamp>) {
+        match (frame_time(frame), read_through) {
+            (Some(ts), Some(through)) if ts <= through => self.back = true,
+            (Some(ts), _) => {
+                self.first_new.get_or_insert(ts);
+            }
+            (None, _) => {}
+        }
+    }
+
+    /// For a rotating log (`watch`): when nothing read before came again, what lay between
+    /// the last entry read and the first one still stored was deleted before it was read.
+    fn report(
+        &self,
+        read_through: Option<Timestamp>,
+        watch: Option<&mut SkipWatch>,
+        log: &ContainerLog,
+        events: &mut Vec<SourceEvent>,
+    ) {
+        let (Some(watch), Some(after), Some(before), false) =
+            (watch, read_through, self.first_new, self.back)
+        else {
+            return;
+        };
+        let lost = LostLines {
+            after,
+            before,
+            estimate: 0,
+        };
+        if let Some(lost) = watch.lost(lost).or_else(|| watch.take_gap()) {
+            report_lost(log, &lost, events);
+        }
     }
 }
 

@@ -188,6 +188,9 @@ pub(super) struct LogFiles {
     /// The front file is one found after an unknown stretch, and no entry of it was
     /// handed out yet.
     boundary: bool,
+    /// Every rotated file the engine keeps was there when the log was opened: older ones
+    /// may have been deleted.
+    full: bool,
 }
 
 impl std::fmt::Debug for LogFiles {
@@ -224,12 +227,19 @@ impl LogFiles {
             let path = path.clone();
             blocking(move || open_all(&path, slots, since)).await?
         };
-        let files = LogFiles::new(
+        let full = slots > 0 && {
+            let oldest = rotated_name(&path, slots);
+            let mut compressed = oldest.clone().into_os_string();
+            compressed.push(".gz");
+            oldest.exists() || Path::new(&compressed).exists()
+        };
+        let mut files = LogFiles::new(
             path,
             slots,
             opened,
             Some(stopped(docker.clone(), id.to_string())),
         );
+        files.full = full;
         watcher()
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -252,7 +262,14 @@ impl LogFiles {
             quiet_since: None,
             malformed: 0,
             boundary: false,
+            full: false,
         }
+    }
+
+    /// Whether the engine's oldest kept file was already there when the log was opened, so
+    /// that what the container wrote first may have been deleted.
+    pub(super) fn oldest_may_be_gone(&self) -> bool {
+        self.full
     }
 
     /// Whether the next entry begins a file that a file may be missing before (the one

@@ -90,6 +90,11 @@ impl Resume {
         positions
     }
 
+    /// Whether the whole log is read: no floor, nothing shipped.
+    pub fn is_from_beginning(&self) -> bool {
+        self.floor.is_none() && self.shipped.is_empty()
+    }
+
     /// Docker's time of the last line shipped (of either stream), when it was a line read
     /// (not where a run began reading, which no line need be at).
     pub fn last_shipped_line(&self) -> Option<Timestamp> {

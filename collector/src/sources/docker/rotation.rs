@@ -55,9 +55,12 @@ pub const SLOW_WRITER_BYTES_PER_SEC: u64 = 1024 * 1024;
 const FILE_OVERHEAD_BYTES: u64 = 40;
 /// The rate is measured over this much of Docker's time.
 const RATE_WINDOW_NANOS: i64 = 1_000_000_000;
-/// A window filling now says what the rate is once it spans this much (a burst of lines
-/// a microsecond apart is no rate to multiply a pause by).
-const RATE_MIN_SPAN_NANOS: i64 = 100_000_000;
+/// A window filling now says what the rate is once it spans this much and holds
+/// [`RATE_MIN_ENTRIES`] (a burst of lines a microsecond apart is no rate to multiply a
+/// pause by; a skip in a log's first tenth of a second must still be seen).
+const RATE_MIN_SPAN_NANOS: i64 = 10_000_000;
+/// See [`RATE_MIN_SPAN_NANOS`].
+const RATE_MIN_ENTRIES: u64 = 32;
 /// The `local` driver's default file size, used when it is not configured.
 const LOCAL_DEFAULT_MAX_SIZE: u64 = 20 * 1024 * 1024;
 
@@ -140,6 +143,9 @@ pub struct Skip {
     pub after: Timestamp,
     /// Docker's time of the first entry after it (B).
     pub before: Timestamp,
+    /// `after` is when the container started, not a line: a log read from its beginning
+    /// whose oldest files may be gone.
+    pub from_start: bool,
 }
 
 /// Lines deleted by rotation before they could be read.
@@ -162,6 +168,8 @@ pub struct SkipWatch {
     /// `last` is the last line shipped by an earlier read, not an entry read here: any
     /// later first entry means that line is gone.
     resumed: bool,
+    /// `last` is when the container started (see [`Skip::from_start`]).
+    from_start: bool,
     /// Only jumps at [`mark`](Self::mark)ed places are checked (a reader that does not skip
     /// by itself, but may have missed a file at a known place).
     marked_only: bool,
@@ -176,6 +184,10 @@ pub struct SkipWatch {
     /// Lines lost before any rate was known (a resumed log's first read): reported once
     /// the lines after them show the rate.
     unestimated: Option<LostLines>,
+    /// `unestimated` runs from the container's start, not from a line: it counts only if
+    /// the rate after it shows that a quarter of a file or more fits in it (a container
+    /// that was quiet at first loses nothing).
+    doubtful: bool,
 }
 
 impl SkipWatch {
@@ -185,6 +197,7 @@ impl SkipWatch {
             rotation_bytes: rotation.max_size,
             last: None,
             resumed: false,
+            from_start: false,
             marked_only: false,
             marked: false,
             window_start: None,
@@ -193,6 +206,7 @@ impl SkipWatch {
             bytes_per_sec: 0.0,
             entries_per_sec: 0.0,
             unestimated: None,
+            doubtful: false,
         }
     }
 
@@ -219,6 +233,14 @@ impl SkipWatch {
         self.resumed = true;
     }
 
+    /// Starts a log read from its beginning whose oldest files may have been deleted (all
+    /// of `max-file` are there): if the first entry is later than the container's start
+    /// `started`, it is checked like a skip.
+    pub fn resume_after_start(&mut self, started: Timestamp, now: Timestamp) {
+        self.resume_after(started, now);
+        self.from_start = true;
+    }
+
     /// Looks at the next entry (Docker's time `ts`, `len` bytes in the stream, in a read
     /// received at `received`) before it is used: `Some` when the log may have skipped
     /// entries before it. The entry is taken as seen unless a skip is returned; after the
@@ -230,6 +252,7 @@ impl SkipWatch {
             return Some(Skip {
                 after: last.ts,
                 before: ts,
+                from_start: self.from_start,
             });
         }
         self.seen(ts, len as u64 + FILE_OVERHEAD_BYTES, received);
@@ -243,6 +266,7 @@ impl SkipWatch {
         (self.bytes_per_sec, self.entries_per_sec) = self.rate();
         self.last = None;
         self.resumed = false;
+        self.from_start = false;
         self.marked = false;
         self.window_start = None;
         self.window_entries = 0;
@@ -252,6 +276,9 @@ impl SkipWatch {
     /// Lines found lost (with no estimate yet): returned with their estimate when the rate
     /// is known, else kept until it is (see [`take_estimated_gap`](Self::take_estimated_gap)).
     pub fn lost(&mut self, lost: LostLines) -> Option<LostLines> {
+        if self.unestimated.is_none() {
+            self.doubtful = false;
+        }
         let lost = match self.unestimated.take() {
             // Two gaps before any rate: one report spanning both.
             Some(earlier) => LostLines {
@@ -268,6 +295,16 @@ impl SkipWatch {
         None
     }
 
+    /// Like [`lost`](Self::lost), for lines missing between the container's start and the
+    /// first entry stored: kept until the rate after them says whether a file's worth
+    /// could fit there, and dropped if not.
+    pub fn lost_from_start(&mut self, lost: LostLines) {
+        if self.unestimated.is_none() {
+            self.unestimated = Some(lost);
+            self.doubtful = true;
+        }
+    }
+
     /// Lost lines kept for their estimate, once the rate after them gives one.
     pub fn take_estimated_gap(&mut self) -> Option<LostLines> {
         let lost = self.unestimated?;
@@ -276,13 +313,22 @@ impl SkipWatch {
             return None;
         }
         self.unestimated = None;
+        if self.doubtful {
+            self.doubtful = false;
+            let span = (lost.before.0 - lost.after.0).max(0) as f64 / 1e9;
+            if self.rate().0 * span < self.rotation_bytes as f64 / 4.0 {
+                return None;
+            }
+        }
         Some(LostLines { estimate, ..lost })
     }
 
     /// Lost lines kept for their estimate, with or without one (the log ended).
     pub fn take_gap(&mut self) -> Option<LostLines> {
-        self.take_estimated_gap()
-            .or_else(|| self.unestimated.take())
+        let estimated = self.take_estimated_gap();
+        let unestimated = self.unestimated.take();
+        // A start's gap with no rate to tell it by is not reported.
+        estimated.or(unestimated.filter(|_| !std::mem::take(&mut self.doubtful)))
     }
 
     /// Estimates how many lines were written between `after` and `before`.
@@ -311,6 +357,7 @@ impl SkipWatch {
     fn seen(&mut self, ts: Timestamp, bytes: u64, received: Timestamp) {
         self.last = Some(Seen { ts, received });
         self.resumed = false;
+        self.from_start = false;
         self.marked = false;
         let start = *self.window_start.get_or_insert(ts);
         self.window_entries += 1;
@@ -334,6 +381,7 @@ impl SkipWatch {
         let (mut bytes, mut entries) = (self.bytes_per_sec, self.entries_per_sec);
         if let (Some(start), Some(last)) = (self.window_start, self.last)
             && last.ts.0 - start.0 >= RATE_MIN_SPAN_NANOS
+            && self.window_entries >= RATE_MIN_ENTRIES
         {
             let seconds = (last.ts.0 - start.0) as f64 / 1e9;
             bytes = bytes.max(self.window_bytes as f64 / seconds);
@@ -449,7 +497,8 @@ mod tests {
             watch.check(next, 100, Timestamp(read_at)),
             Some(Skip {
                 after: last,
-                before: next
+                before: next,
+                from_start: false,
             })
         );
         // Not taken as seen until the skip is dealt with: asked again, the same answer.
@@ -557,6 +606,37 @@ mod tests {
     }
 
     #[test]
+    fn a_gap_from_the_start_counts_only_if_a_file_could_fit_in_it() {
+        let lost = LostLines {
+            after: Timestamp(0),
+            before: Timestamp(500 * MS),
+            estimate: 0,
+        };
+        // 10,000 lines/s of 100 bytes after it: 700 kB in half a second.
+        let mut watch = watch();
+        watch.lost_from_start(lost);
+        assert_eq!(
+            feed(&mut watch, 500 * MS, 100_000, 2_000, 100, 10_000 * MS),
+            None
+        );
+        let gap = watch.take_estimated_gap().unwrap();
+        assert!((4_000..=6_000).contains(&gap.estimate), "{gap:?}");
+        // 20 lines/s: a container that was quiet at first.
+        let mut watch = self::watch();
+        watch.lost_from_start(lost);
+        assert_eq!(
+            feed(&mut watch, 500 * MS, 50 * MS, 40, 100, 10_000 * MS),
+            None
+        );
+        assert_eq!(watch.take_estimated_gap(), None);
+        assert_eq!(watch.take_gap(), None);
+        // No rate at all before the log ended: not reported.
+        let mut watch = self::watch();
+        watch.lost_from_start(lost);
+        assert_eq!(watch.take_gap(), None);
+    }
+
+    #[test]
     fn a_resumed_log_whose_last_shipped_line_is_gone_is_checked() {
         let mut watch = watch();
         let shipped = Timestamp(1_000 * MS);
@@ -568,7 +648,8 @@ mod tests {
             watch.check(first, 100, Timestamp(10_000 * MS)),
             Some(Skip {
                 after: shipped,
-                before: first
+                before: first,
+                from_start: false,
             })
         );
         // Even a short jump: the line shipped is not stored any more.

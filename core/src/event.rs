@@ -260,6 +260,11 @@ fn default_proto() -> String {
     "tcp".to_string()
 }
 
+/// The key in `fields` of an event that marks lines lost at their source before they could
+/// be read (Docker rotated them away): `{"lines_estimate", "after", "before", "reason"}`,
+/// the times being those of the lines around the gap.
+pub const GAP_FIELD: &str = "_gap";
+
 /// One record: a log line, a prediction, a metric sample or a registration.
 ///
 /// Unknown keys are refused when decoding so that a typo in a shipper's mapping shows up as

@@ -23,6 +23,6 @@ pub mod redact;
 pub mod timestamp;
 pub mod units;
 
-pub use event::{Event, Flag, Kind, Level, Port, RegistrationState, Stream};
+pub use event::{Event, Flag, GAP_FIELD, Kind, Level, Port, RegistrationState, Stream};
 pub use id::EventId;
 pub use timestamp::Timestamp;

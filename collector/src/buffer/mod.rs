@@ -35,7 +35,7 @@ use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
@@ -52,6 +52,8 @@ pub const DIR_NAME: &str = "buffer";
 pub const DEFAULT_MAX_BYTES: u64 = 1024 * 1024 * 1024;
 /// A segment is closed and a new one started past this size.
 pub const SEGMENT_BYTES: u64 = 8 * 1024 * 1024;
+/// How full the buffer is, in percent, when a warning says so.
+const FILL_WARNINGS: [u8; 3] = [50, 80, 95];
 /// File name suffix of segments.
 const SEGMENT_SUFFIX: &str = ".seg";
 
@@ -364,6 +366,8 @@ pub struct Buffer {
     inner: Mutex<DiskBuffer>,
     bytes: AtomicU64,
     batches: AtomicU64,
+    /// The highest of [`FILL_WARNINGS`] warned about since the buffer last drained.
+    warned: AtomicU8,
     /// What happens to a batch that does not fit.
     pub when_full: WhenFull,
 }
@@ -375,6 +379,7 @@ impl Buffer {
         let buffer = Buffer {
             bytes: AtomicU64::new(0),
             batches: AtomicU64::new(0),
+            warned: AtomicU8::new(0),
             inner: Mutex::new(disk),
             when_full,
         };
@@ -392,6 +397,28 @@ impl Buffer {
         self.bytes.store(disk.bytes(), Ordering::Relaxed);
         self.batches.store(disk.batches(), Ordering::Relaxed);
         telemetry::buffer_size(disk.bytes(), disk.batches());
+        self.warn_filling(disk.bytes(), disk.max_bytes);
+    }
+
+    /// Warns once as the buffer passes each of [`FILL_WARNINGS`], and says when it has
+    /// drained again.
+    fn warn_filling(&self, bytes: u64, max: u64) {
+        let percent = (bytes.saturating_mul(100) / max.max(1)).min(100) as u8;
+        let warned = self.warned.load(Ordering::Relaxed);
+        if let Some(&level) = FILL_WARNINGS.iter().rev().find(|&&l| percent >= l)
+            && level > warned
+        {
+            self.warned.store(level, Ordering::Relaxed);
+            warn!(
+                percent,
+                bytes,
+                max_bytes = max,
+                "the disk buffer is filling: the indexer takes batches slower than the containers write; when it is full, reading stops (buffer_when_full = \"block\") and Docker may rotate unread lines away; see shiplog_collector_buffer_bytes"
+            );
+        } else if bytes == 0 && warned > 0 {
+            self.warned.store(0, Ordering::Relaxed);
+            info!("the disk buffer has drained");
+        }
     }
 
     /// Bytes buffered.

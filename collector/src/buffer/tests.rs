@@ -143,6 +143,27 @@ async fn full_policies_block_or_drop_newest() {
     }
 }
 
+/// A filling buffer warns once per level passed, and again only after it drained.
+#[tokio::test]
+async fn filling_is_warned_once_per_level_until_it_drains() {
+    let dir = tempfile::tempdir().unwrap();
+    let one = segment::FRAME_BYTES + batch(0, 100).encode().len() as u64;
+    let buffer = Arc::new(Buffer::open(dir.path(), one * 10, WhenFull::Block).unwrap());
+    let level = |b: &Buffer| b.warned.load(std::sync::atomic::Ordering::Relaxed);
+    let mut seen = Vec::new();
+    for n in 0..10 {
+        buffer.append(batch(n, 100), false).await.unwrap();
+        seen.push(level(&buffer));
+    }
+    assert_eq!(seen, [0, 0, 0, 0, 50, 50, 50, 80, 80, 95]);
+    for _ in 0..9 {
+        buffer.pop_front().await.unwrap();
+    }
+    assert_eq!(level(&buffer), 95, "not drained yet");
+    buffer.pop_front().await.unwrap();
+    assert_eq!(level(&buffer), 0);
+}
+
 #[test]
 fn a_torn_tail_is_cut_at_every_truncation_point() {
     let dir = tempfile::tempdir().unwrap();

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use shiplog_core::{Event, EventId, Kind, Level, Stream, Timestamp};
+use shiplog_core::{Event, EventId, GAP_FIELD, Kind, Level, Stream, Timestamp};
 
 use super::line::{Line, LineAssembler, MAX_LINE_BYTES};
 use super::metadata::ContainerMeta;
@@ -20,9 +20,6 @@ use crate::sources::SourceEvent;
 use crate::transforms::json_lift::{self, SOURCE_TIME_FIELD};
 use crate::transforms::multiline::{JoinLine, Joined, Joiner, MultilineRules};
 use crate::transforms::predictions::PredictionCapture;
-
-/// The field of a gap event (see [`ContainerLog::gap_event`]).
-pub const GAP_FIELD: &str = "_gap";
 
 /// Re-reads start this long before the latest shipped line: lines of stdout and stderr can
 /// reach Docker's log slightly out of time order, and a resume must not miss one of them.

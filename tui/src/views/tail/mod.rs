@@ -171,6 +171,14 @@ fn status(tail: &Tail, theme: Theme) -> Line<'static> {
     if tail.evicted > 0 {
         counts.push_str(&format!(" · {} scrolled out", tail.evicted));
     }
+    if tail.source_gaps > 0 {
+        counts.push_str(&format!(
+            " · ~{} lost at source ({} gap{})",
+            tail.lost_at_source,
+            tail.source_gaps,
+            if tail.source_gaps == 1 { "" } else { "s" }
+        ));
+    }
     spans.push(Span::raw(counts));
     Line::from(spans)
 }
@@ -352,7 +360,15 @@ fn event_lines(
     };
     let fixed = FIXED_COLS + if wide { NODE_COLS + 1 } else { 0 };
     let avail = width.saturating_sub(fixed).max(1);
-    let message_style = theme.message(event.level);
+    // A gap event (lines lost before they could be read) stands out from the lines.
+    let (message_style, level_style, level) = match event.source_gap {
+        Some(_) => (theme.warn(), theme.warn(), "GAP"),
+        None => (
+            theme.message(event.level),
+            theme.level(event.level),
+            level_label(event.level),
+        ),
+    };
     let mut prefix = vec![Span::styled(
         format!("{} ", clock.hms_millis(event.ts)),
         theme.dim(),
@@ -369,10 +385,7 @@ fn event_lines(
             theme.service(),
         ),
         Span::styled(format!("{stream:<STREAM_COLS$} "), theme.dim()),
-        Span::styled(
-            format!("{:<LEVEL_COLS$} ", level_label(event.level)),
-            theme.level(event.level),
-        ),
+        Span::styled(format!("{level:<LEVEL_COLS$} "), level_style),
     ]);
     let message = &event.message;
     let chunks = if tail.wrap {

@@ -32,6 +32,8 @@ pub struct TailEvent {
     pub message: Box<str>,
     /// The whole record as the server sent it (keys this build knows).
     pub json: Box<str>,
+    /// It marks lines lost at their source (`fields._gap`): about this many (0: unknown).
+    pub source_gap: Option<u64>,
 }
 
 impl TailEvent {
@@ -81,6 +83,11 @@ pub struct Tail {
     pub received: u64,
     /// Events the server reported as missed under the current filter.
     pub missed: u64,
+    /// Gap events seen (lines lost at their source, see [`TailEvent::source_gap`]), and
+    /// the lines they estimate.
+    pub source_gaps: u64,
+    /// Lines those gap events estimate.
+    pub lost_at_source: u64,
     /// Lines dropped from the front of the buffer to respect its bound.
     pub evicted: u64,
     /// Follow or frozen.
@@ -114,6 +121,8 @@ impl Tail {
             query: Query::All,
             received: 0,
             missed: 0,
+            source_gaps: 0,
+            lost_at_source: 0,
             evicted: 0,
             view: View::Follow,
             cursor: None,
@@ -193,6 +202,15 @@ impl Tail {
             return;
         }
         self.received += 1;
+        let source_gap = event
+            .fields
+            .get(shiplog_core::GAP_FIELD)
+            .filter(|gap| gap.is_object())
+            .map(|gap| gap["lines_estimate"].as_u64().unwrap_or(0));
+        if let Some(lines) = source_gap {
+            self.source_gaps += 1;
+            self.lost_at_source += lines;
+        }
         let line = TailEvent {
             ts: event.ts,
             level: event.level,
@@ -203,6 +221,7 @@ impl Tail {
             json: serde_json::to_string(event.as_ref())
                 .unwrap_or_default()
                 .into_boxed_str(),
+            source_gap,
         };
         self.push(TailLine::Event(Box::new(line)));
     }
@@ -263,6 +282,8 @@ impl Tail {
         self.lines.clear();
         self.received = 0;
         self.missed = 0;
+        self.source_gaps = 0;
+        self.lost_at_source = 0;
         self.evicted = 0;
         self.follow();
         Some(text)

@@ -453,3 +453,33 @@ fn layout_gives_the_list_what_is_left() {
         let _ = layout(Rect::new(0, 0, 10, h), filter_box::HEIGHT);
     }
 }
+
+#[test]
+fn a_gap_event_of_lines_lost_at_their_source_stands_out_and_is_counted() {
+    let mut app = app_with(100, 20, 2);
+    let mut gap = Event::log(
+        Timestamp(T0),
+        "shiplog: about 6672 lines written between … were deleted by Docker's log rotation",
+    );
+    gap.service = "web".into();
+    gap.level = Some(Level::Warn);
+    gap.fields.insert(
+        shiplog_core::GAP_FIELD.into(),
+        serde_json::json!({"lines_estimate": 6672, "after": "x", "before": "y", "reason": "rotated"}),
+    );
+    app.on_client(ClientMsg::Event(Box::new(gap)));
+    assert_eq!((app.tail.source_gaps, app.tail.lost_at_source), (1, 6672));
+    let terminal = render(&mut app, 120, 12);
+    let text = screen(&terminal);
+    assert!(text.contains("~6672 lost at source (1 gap)"), "{text}");
+    let row = text
+        .lines()
+        .find(|l| l.contains("deleted by Docker"))
+        .unwrap();
+    assert!(row.contains(" GAP "), "{row}");
+    // A plain warning is no gap.
+    let mut warn = Event::log(Timestamp(T0 + 1), "disk almost full");
+    warn.level = Some(Level::Warn);
+    app.on_client(ClientMsg::Event(Box::new(warn)));
+    assert_eq!(app.tail.source_gaps, 1);
+}

@@ -1,5 +1,5 @@
 //! `shiplog bench collect`: the collector against the real Docker engine, as a `shiplog
-//! collect` process, in four phases:
+//! collect` process, in five phases:
 //!
 //! - throughput: N containers' stored logs shipped to a blackhole, against N parallel
 //!   `docker logs` into /dev/null in the same run (the engine's ceiling);
@@ -10,7 +10,10 @@
 //!   real indexer, at that same load;
 //! - restart and exit: the collector SIGKILLed mid-stream and started again 3 s later while
 //!   containers write numbered lines and then exit; lines lost, sent again (same event id:
-//!   the indexer drops them) and doubled (two ids: the indexer would keep both).
+//!   the indexer drops them) and doubled (two ids: the indexer would keep both);
+//! - rotation: containers with a small `max-size` write flat out to a real `shiplog serve`;
+//!   lines written, indexed and lost, rates, peak RSS of collector and node, disk buffer
+//!   growth, and the engine's own followed log on the same load as the reference.
 //!
 //! The blackhole decodes every batch and acknowledges it, so the collector does all of its
 //! work (encoding, zstd, HTTP, acks, checkpoints) and nothing else competes for the CPU.
@@ -19,6 +22,7 @@ mod blackhole;
 mod fleet;
 mod process;
 mod restart;
+mod rotation;
 mod steady;
 mod throughput;
 
@@ -34,11 +38,11 @@ use fleet::Spec;
 /// Flags of `bench collect`.
 #[derive(Debug, Args)]
 pub struct BenchCollectArgs {
-    /// Phases to run, in order: throughput, steady, tail, restart.
+    /// Phases to run, in order: throughput, steady, tail, restart, rotation.
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "throughput,steady,tail,restart"
+        default_value = "throughput,steady,tail,restart,rotation"
     )]
     pub phases: Vec<Phase>,
     /// Throughput: containers with stored logs.
@@ -69,6 +73,21 @@ pub struct BenchCollectArgs {
     /// Restart: lines each of them writes.
     #[arg(long, default_value_t = 3_000)]
     pub restart_lines: usize,
+    /// Rotation: containers writing flat out.
+    #[arg(long, default_value_t = 4)]
+    pub rotation_containers: usize,
+    /// Rotation: numbered lines of about 90 bytes each of them writes.
+    #[arg(long, default_value_t = 250_000)]
+    pub rotation_lines: usize,
+    /// Rotation: the containers' `--log-opt max-size`.
+    #[arg(long, default_value = "1m")]
+    pub rotation_max_size: String,
+    /// Rotation: the containers' `--log-opt max-file`.
+    #[arg(long, default_value_t = 2)]
+    pub rotation_max_file: u32,
+    /// Rotation: the containers' `--log-opt compress=true`.
+    #[arg(long)]
+    pub rotation_compress: bool,
     /// Directory of Loghub samples (one folder per system with <name>_2k.log).
     #[arg(long, default_value = "../shared/data/loghub")]
     pub corpus: PathBuf,
@@ -85,6 +104,8 @@ pub enum Phase {
     Tail,
     /// Lost and doubled lines across a SIGKILL and at container exit.
     Restart,
+    /// Lines lost to Docker's log rotation at a flat-out write rate.
+    Rotation,
 }
 
 /// Warm-up before steady figures are taken.
@@ -99,6 +120,9 @@ pub fn run(args: BenchCollectArgs) -> anyhow::Result<ExitCode> {
         || args.seconds == 0
         || args.restart_containers == 0
         || args.restart_lines == 0
+        || args.rotation_containers == 0
+        || args.rotation_lines == 0
+        || args.rotation_max_file == 0
     {
         bail!("every count must be at least 1, and --rate at least --steady-containers");
     }
@@ -119,6 +143,7 @@ pub fn run(args: BenchCollectArgs) -> anyhow::Result<ExitCode> {
             Phase::Throughput => throughput::throughput(&args, &payloads, &runtime, dir.path())?,
             Phase::Steady | Phase::Tail => {}
             Phase::Restart => restart::restart(&args, &payloads, &runtime, dir.path())?,
+            Phase::Rotation => rotation::rotation(&args, dir.path())?,
         }
     }
     let steady = args.phases.contains(&Phase::Steady);

@@ -149,7 +149,7 @@ impl Drop for Collector {
 }
 
 /// A `kB` field of /proc/<pid>/status.
-fn status_kib(pid: u32, field: &str) -> f64 {
+pub(super) fn status_kib(pid: u32, field: &str) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {

@@ -417,6 +417,71 @@ mod tests {
         assert!(waited.is_ok(), "timed out waiting for {what}");
     }
 
+    /// A sink whose first send waits for `gate` and then fails; later sends go through.
+    #[derive(Default)]
+    struct StuckSink {
+        gate: tokio::sync::Notify,
+        first: AtomicBool,
+        inner: SwitchSink,
+    }
+
+    impl Sink for StuckSink {
+        fn send(&self, events: Vec<Event>) -> BoxFuture<'_, Result<Ack, SinkError>> {
+            Box::pin(async move {
+                if !self.first.swap(true, Ordering::Relaxed) {
+                    self.gate.notified().await;
+                    return Err(SinkError::Retryable("timed out".into()));
+                }
+                self.inner.answer(events)
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_sink_slower_than_the_sources_does_not_hold_reading_up_and_order_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let buffer = Arc::new(Buffer::open(dir.path(), 1 << 30, WhenFull::Block).unwrap());
+        let sink = Arc::new(StuckSink::default());
+        let store = Arc::new(CheckpointStore::in_memory());
+        let (tx, rx) = mpsc::channel(4);
+        // A spill limit far beyond the test: only the batcher seeing it is behind moves
+        // batches to the buffer while the first send hangs.
+        let batcher = Batcher::new(config(), sink.clone())
+            .with_checkpoints(store.clone())
+            .with_buffer(buffer.clone(), Duration::from_secs(3_600));
+        let task = tokio::spawn(batcher.run(rx, CancellationToken::new()));
+        let sending = tokio::spawn(async move {
+            for n in 0..300 {
+                tx.send(line(n)).await.unwrap();
+            }
+        });
+        eventually("every line taken while the first send hangs", || {
+            sending.is_finished()
+        })
+        .await;
+        eventually("the rest buffered", || buffer.batches() >= 25).await;
+        assert!(sink.inner.seqs().is_empty());
+        // The hung send fails: it goes again from memory, before the buffered batches.
+        sink.gate.notify_one();
+        tokio::time::timeout(Duration::from_secs(30), task)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            sink.inner.seqs(),
+            (0..300).collect::<Vec<u32>>(),
+            "in order, once each"
+        );
+        assert_eq!(
+            store
+                .get("c1")
+                .and_then(|p| p.get(Stream::Stdout))
+                .map(|p| p.seq),
+            Some(299)
+        );
+        assert_eq!(buffer.batches(), 0);
+    }
+
     #[tokio::test]
     async fn reading_goes_on_into_the_buffer_while_the_sink_is_down_then_drains_in_order() {
         let dir = tempfile::tempdir().unwrap();

@@ -60,14 +60,18 @@ impl Node {
 
     /// The total of a search.
     fn count(&self, query: &str) -> anyhow::Result<u64> {
-        let answer: Value = reqwest::blocking::Client::new()
-            .get(format!("{}/api/v1/search", self.url))
-            .query(&[("q", query), ("since", "1d"), ("limit", "1")])
-            .send()?
-            .json()?;
+        let answer = self.search(query, 1)?;
         answer["total"]
             .as_u64()
             .with_context(|| format!("search answered {answer}"))
+    }
+
+    fn search(&self, query: &str, limit: usize) -> anyhow::Result<Value> {
+        Ok(reqwest::blocking::Client::new()
+            .get(format!("{}/api/v1/search", self.url))
+            .query(&[("q", query), ("since", "1d"), ("limit", &limit.to_string())])
+            .send()?
+            .json()?)
     }
 
     fn peak_rss_mib(&self) -> f64 {
@@ -157,7 +161,12 @@ pub(super) fn rotation(args: &BenchCollectArgs, dir: &Path) -> anyhow::Result<()
     let mut collector = Collector::start(&node.url, &setup)?;
     // The collector is up (and follows the engine) before the first container starts.
     std::thread::sleep(Duration::from_secs(2));
-    let buffer_dir = setup.data_dir.join("state").join("buffer");
+    // The collector keeps its state (checkpoints, disk buffer) under its data dir.
+    let buffer_dir = setup
+        .data_dir
+        .join("state")
+        .join("collector")
+        .join("buffer");
     let started = Instant::now();
     let ids = start_writers(args, &prefix)?;
     let mut buffer_peak = 0;
@@ -201,9 +210,14 @@ pub(super) fn rotation(args: &BenchCollectArgs, dir: &Path) -> anyhow::Result<()
         std::thread::sleep(Duration::from_millis(500));
     };
     let shipped = started.elapsed() - last.1.elapsed();
-    let gaps = node.count(&format!(
-        "container_name:{prefix}* AND fields._gap.reason:rotated"
-    ))?;
+    let gaps_query = format!("container_name:{prefix}* AND fields._gap.reason:rotated");
+    let gaps = node.count(&gaps_query)?;
+    let gap_list: Vec<String> = node.search(&gaps_query, 5)?["hits"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|hit| format!("{} {}", hit["container_name"], hit["fields"]["_gap"]))
+        .collect();
     let (collector_rss, node_rss) = (collector.peak_rss_mib(), node.peak_rss_mib());
     let warnings = collector.warnings();
     collector.stop();
@@ -278,6 +292,9 @@ pub(super) fn rotation(args: &BenchCollectArgs, dir: &Path) -> anyhow::Result<()
         written.saturating_sub(followed),
         100.0 * written.saturating_sub(followed) as f64 / written as f64
     );
+    for gap in &gap_list {
+        println!("  gap: {gap}");
+    }
     if !warnings.is_empty() {
         println!(
             "  the collector warned {} times; first: {}",

@@ -108,6 +108,9 @@ struct Watched {
     files: Mutex<VecDeque<Held>>,
     /// Why the last look failed, if it did.
     failed: Mutex<Option<String>>,
+    /// Held while a look runs: the watcher thread and the reader may both look, and two
+    /// looks at once would open the same new files twice.
+    looking: Mutex<()>,
 }
 
 impl Watched {
@@ -118,6 +121,7 @@ impl Watched {
     /// Opens the files that rotation made since the last look, if `<log>` names another
     /// file now.
     fn look(&self) {
+        let _alone = self.looking.lock().unwrap_or_else(|e| e.into_inner());
         let (held, newest) = {
             let files = self.files();
             let held: Vec<(u64, u64)> = files.iter().map(|f| f.id).collect();
@@ -254,6 +258,7 @@ impl LogFiles {
                 slots,
                 files: Mutex::new(opened.into()),
                 failed: Mutex::new(None),
+                looking: Mutex::new(()),
             }),
             buf: Vec::with_capacity(READ_BYTES),
             start: 0,
@@ -571,6 +576,11 @@ fn newer_files(
     if held.contains(&current) {
         return Ok(None);
     }
+    // The current file is opened before the rotated ones are looked at: should the log
+    // rotate again meanwhile, the file opened here is then found among them, not skipped.
+    let Some(current) = open_held(path)? else {
+        return Ok(None);
+    };
     // The newest file held had no entry when opened: it may have one now.
     let (newest_id, newest_first) = match newest {
         Some((file, id, None)) => (
@@ -594,15 +604,13 @@ fn newer_files(
             (Some(first), Some(newest)) => first > newest,
             _ => false,
         };
-        if !held.contains(&file.id) && newer {
+        if !held.contains(&file.id) && file.id != current.id && newer {
             file.rotated = true;
             files.push(file);
         }
     }
     files.sort_by_key(|f| f.first);
-    if let Some(current) = open_held(path)?
-        && !held.contains(&current.id)
-    {
+    if !held.contains(&current.id) {
         files.push(current);
     }
     Ok(Some(Found { files, intact }))

@@ -68,6 +68,8 @@
 //! query_timeout = "30s"
 //! max_concurrent_requests = 512
 //! max_tail_subscribers = 256
+//! max_concurrent_queries = 4             # default: two per core
+//! max_queued_queries = 256
 //! allow_unauthenticated = false
 //! metrics_auth = false
 //! # tls_cert = "/etc/shiplog/cert.pem"
@@ -479,6 +481,10 @@ pub struct ApiSection {
     pub max_concurrent_requests: usize,
     /// Live tails open at once; past it, 503 `too_many_subscribers`.
     pub max_tail_subscribers: usize,
+    /// Searches and aggregations whose work runs at once (default: two per core).
+    pub max_concurrent_queries: usize,
+    /// Queries that wait for a running one to finish; past it, 503 `overloaded`.
+    pub max_queued_queries: usize,
     /// Serve without tokens on a non-loopback address (otherwise refused at start).
     pub allow_unauthenticated: bool,
     /// `/metrics` needs a `read` token too (when tokens are configured).
@@ -575,6 +581,8 @@ impl Default for ApiSection {
             query_timeout: HumanDuration(d.query_timeout),
             max_concurrent_requests: d.max_concurrent_requests,
             max_tail_subscribers: d.max_tail_subscribers,
+            max_concurrent_queries: d.max_concurrent_queries,
+            max_queued_queries: d.max_queued_queries,
             allow_unauthenticated: false,
             metrics_auth: false,
             tls_cert: None,
@@ -751,6 +759,8 @@ impl Config {
             query_timeout: self.api.query_timeout.0,
             max_concurrent_requests: self.api.max_concurrent_requests,
             max_tail_subscribers: self.api.max_tail_subscribers,
+            max_concurrent_queries: self.api.max_concurrent_queries,
+            max_queued_queries: self.api.max_queued_queries,
         }
     }
 

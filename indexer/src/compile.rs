@@ -229,7 +229,12 @@ impl Weight for PatternQuery {
         let index = reader.inverted_index(self.field)?;
         let prefix = self.pattern.literal_prefix().as_bytes();
         let mut terms = index.terms().range().ge(prefix).into_stream()?;
+        let mut walked = 0u32;
         while terms.advance() {
+            walked = walked.wrapping_add(1);
+            if walked.is_multiple_of(256) {
+                crate::cancel::check_tantivy()?;
+            }
             let key = terms.key();
             if !key.starts_with(prefix) {
                 break;
@@ -268,7 +273,8 @@ impl Weight for PatternQuery {
     }
 }
 
-/// Restricts a query to `since <= ts <= until`.
+/// Restricts a query to `since <= ts <= until`, checking the running query's
+/// [`Budget`](crate::cancel::Budget) before each segment.
 pub fn within(
     fields: &Fields,
     q: Box<dyn TQuery>,
@@ -276,7 +282,7 @@ pub fn within(
     until: Option<Timestamp>,
 ) -> Box<dyn TQuery> {
     if since.is_none() && until.is_none() {
-        return q;
+        return Box::new(crate::cancel::Checked(q));
     }
     let bound = |t: Option<Timestamp>| match t {
         Some(t) => Bound::Included(Term::from_field_date(
@@ -286,8 +292,8 @@ pub fn within(
         None => Bound::Unbounded,
     };
     let range: Box<dyn TQuery> = Box::new(RangeQuery::new(bound(since), bound(until)));
-    Box::new(BooleanQuery::new(vec![
+    Box::new(crate::cancel::Checked(Box::new(BooleanQuery::new(vec![
         (Occur::Must, q),
         (Occur::Must, range),
-    ]))
+    ]))))
 }

@@ -7,7 +7,11 @@ use std::path::PathBuf;
 pub enum IndexerError {
     /// tantivy refused an operation.
     #[error("index error: {0}")]
-    Tantivy(#[from] tantivy::TantivyError),
+    Tantivy(tantivy::TantivyError),
+    /// The query's [`Budget`](crate::cancel::Budget) was spent (its timeout passed, or
+    /// the caller gave up), so its work stopped part way.
+    #[error("query stopped: it ran past its time budget")]
+    Cancelled,
     /// A file or directory could not be used.
     #[error("{action} {path}: {source}")]
     Io {
@@ -80,7 +84,19 @@ impl IndexerError {
                 capacity: *capacity,
             },
             IndexerError::Closed => IndexerError::Closed,
+            IndexerError::Cancelled => IndexerError::Cancelled,
             other => IndexerError::Wal(other.to_string()),
+        }
+    }
+}
+
+impl From<tantivy::TantivyError> for IndexerError {
+    fn from(e: tantivy::TantivyError) -> Self {
+        match e {
+            tantivy::TantivyError::InternalError(m) if m == crate::cancel::CANCELLED => {
+                IndexerError::Cancelled
+            }
+            other => IndexerError::Tantivy(other),
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod aggregate;
 pub mod audit;
 pub mod baseline;
 pub mod baseline_query;
+pub mod cancel;
 pub mod catalog;
 pub mod compile;
 pub mod config;
@@ -39,6 +40,7 @@ use std::sync::atomic::AtomicU64;
 use shiplog_core::Event;
 use tokio::sync::broadcast;
 
+pub use cancel::Budget;
 pub use config::IndexerConfig;
 pub use error::{IndexerError, Result};
 pub use search::{SearchRequest, SearchResponse};

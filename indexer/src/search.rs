@@ -115,6 +115,7 @@ pub fn search(store: &Store, req: &SearchRequest) -> Result<SearchResponse> {
     let days = store.days_between(req.since, req.until);
     let mut searchers = Vec::with_capacity(days.len());
     for (day_no, day) in days.iter().enumerate() {
+        crate::cancel::check()?;
         // One searcher per day for the whole request: doc addresses are only valid within
         // the searcher (the segments it holds) that produced them.
         let searcher = day.reader.searcher();

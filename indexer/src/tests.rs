@@ -676,3 +676,52 @@ fn predictions_are_chained_once_and_verify() {
     assert!(reports[0].mismatch.is_none(), "{reports:?}");
     assert_eq!(reports[0].records, 200, "predictions only, once each");
 }
+
+#[test]
+fn a_spent_budget_stops_searches_aggregations_and_spans_with_cancelled() {
+    let dir = tempfile::tempdir().unwrap();
+    let ix = open(dir.path());
+    let events: Vec<Event> = loghub_lines("HDFS")
+        .iter()
+        .enumerate()
+        .map(|(i, l)| event(i as i64 * 60_000, "hdfs", l))
+        .collect();
+    rt().block_on(ix.ingest(events)).unwrap();
+    ix.flush().unwrap();
+    let heavy = vec!["*a*"; 50].join(" OR ");
+    let req = SearchRequest {
+        query: parse(&heavy).unwrap(),
+        since: None,
+        until: None,
+        limit: 10,
+        cursor: None,
+    };
+    // The same work with budget to spare answers, so the refusals below are the budget's.
+    let fine = Budget::new(Duration::from_secs(3600)).run(|| ix.search(&req));
+    assert!(fine.unwrap().total > 0);
+
+    let spent = Budget::unlimited();
+    spent.cancel();
+    let e = spent.run(|| ix.search(&req)).unwrap_err();
+    assert!(matches!(e, IndexerError::Cancelled), "{e:?}");
+    let agg = aggregate::AggregateRequest {
+        query: req.query.clone(),
+        since: Timestamp(BASE - DAY_NS),
+        until: Timestamp(BASE + 3 * DAY_NS),
+        aggs: vec![("n".into(), aggregate::AggSpec::Count)],
+    };
+    let e = spent.run(|| ix.aggregate(&agg)).unwrap_err();
+    assert!(matches!(e, IndexerError::Cancelled), "{e:?}");
+    let e = spent
+        .run(|| ix.time_span(&req.query, None, None))
+        .unwrap_err();
+    assert!(matches!(e, IndexerError::Cancelled), "{e:?}");
+    // A deadline that passes counts the same as a cancel.
+    let e = Budget::new(Duration::ZERO)
+        .run(|| ix.search(&req))
+        .unwrap_err();
+    assert!(matches!(e, IndexerError::Cancelled), "{e:?}");
+    // Outside a budget nothing is cancelled.
+    assert!(ix.search(&req).unwrap().total > 0);
+    ix.close();
+}

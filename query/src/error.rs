@@ -128,6 +128,15 @@ impl From<IndexerError> for ApiError {
                 )
             },
             IndexerError::BadCursor(_) => Self::bad_request("bad_cursor", e.to_string()),
+            // The message is rewritten by `run_blocking`, which knows the timeout.
+            IndexerError::Cancelled => ApiError {
+                retry_after: Some(5),
+                ..Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "query_timeout",
+                    e.to_string(),
+                )
+            },
             other => Self::internal(other.to_string()),
         }
     }

@@ -75,6 +75,9 @@ mod tests;
 mod tests_api;
 
 #[cfg(test)]
+mod tests_queries;
+
+#[cfg(test)]
 mod tests_openapi;
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Limits past which the API answers at once instead of queuing or running long:
 //! concurrent requests (503 `overloaded` with `Retry-After`), tail subscribers (503
-//! `too_many_subscribers`) and query time (503 `query_timeout`).
+//! `too_many_subscribers`), queries' blocking work (a few run, a bounded number wait, the
+//! rest get 503 `overloaded`) and query time (503 `query_timeout`, and the work stops).
 //!
 //! Requests over the limit are refused, not queued: a client that retries after
 //! `Retry-After` does better than one that waits in an unbounded line while the server
@@ -8,16 +9,18 @@
 //! a request slot, so monitoring keeps working under load.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use shiplog_indexer::Budget;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::ApiError;
-use crate::state::ApiLimits;
+use crate::state::{ApiLimits, AppState};
 
 /// The shared counters behind the limits.
 #[derive(Debug)]
@@ -94,29 +97,123 @@ pub async fn concurrency(State(guards): State<Arc<Guards>>, req: Request, next: 
     next.run(req).await
 }
 
-/// Runs blocking work (a search, an aggregation) on a blocking thread, answering 503
-/// `query_timeout` once `timeout` passes. tantivy cannot cancel a search, so the thread
-/// finishes in the background and its result is dropped (its request slot is freed when
-/// the 503 is sent; tokio's bounded blocking pool caps how many such threads run at once).
-pub async fn run_blocking<T, F>(timeout: Duration, what: &'static str, f: F) -> Result<T, ApiError>
+/// Slots for queries' blocking work: `max_running` run at once, up to `max_waiting` more
+/// wait (without a thread) for one to free up, and past that the answer is 503
+/// `overloaded` at once. Each slot is held by the blocking thread until its work has
+/// really stopped, timed out or not, so admission counts work, not requests, and the
+/// blocking pool never fills with abandoned searches.
+#[derive(Debug)]
+pub struct QuerySlots {
+    running: Arc<Semaphore>,
+    max_running: usize,
+    waiting: std::sync::atomic::AtomicUsize,
+    max_waiting: usize,
+}
+
+impl QuerySlots {
+    /// Slots for the query limits in `limits`.
+    pub fn new(limits: &ApiLimits) -> Self {
+        let max_running = limits.max_concurrent_queries.max(1);
+        QuerySlots {
+            running: Arc::new(Semaphore::new(max_running)),
+            max_running,
+            waiting: Default::default(),
+            max_waiting: limits.max_queued_queries,
+        }
+    }
+
+    /// Queries whose work is running now (including work past its timeout, until its
+    /// next cancellation check).
+    pub fn running(&self) -> usize {
+        self.max_running - self.running.available_permits()
+    }
+
+    /// Queries waiting for a slot now.
+    pub fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::Relaxed)
+    }
+
+    async fn admit(
+        &self,
+        deadline: tokio::time::Instant,
+        timeout: Duration,
+        what: &'static str,
+    ) -> Result<OwnedSemaphorePermit, ApiError> {
+        if let Ok(slot) = self.running.clone().try_acquire_owned() {
+            return Ok(slot);
+        }
+        let queued = self.waiting.fetch_add(1, Ordering::Relaxed);
+        struct Leave<'a>(&'a std::sync::atomic::AtomicUsize);
+        impl Drop for Leave<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        let _leave = Leave(&self.waiting);
+        if queued >= self.max_waiting {
+            return Err(ApiError {
+                retry_after: Some(1),
+                ..ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "overloaded",
+                    format!(
+                        "{} queries are running and {} waiting, the limits ([api] max_concurrent_queries, max_queued_queries): retry after a second",
+                        self.max_running, self.max_waiting
+                    ),
+                )
+            });
+        }
+        match tokio::time::timeout_at(deadline, self.running.clone().acquire_owned()).await {
+            Ok(Ok(slot)) => Ok(slot),
+            Ok(Err(_)) => Err(ApiError::internal("query slots closed")),
+            Err(_) => Err(timed_out(what, timeout, " waiting for a free query slot")),
+        }
+    }
+}
+
+fn timed_out(what: &str, timeout: Duration, while_: &str) -> ApiError {
+    ApiError {
+        retry_after: Some(5),
+        ..ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "query_timeout",
+            format!(
+                "{what} ran longer than {}ms ([api] query_timeout){while_}: narrow the time window or the query",
+                timeout.as_millis()
+            ),
+        )
+    }
+}
+
+/// Runs a query's blocking work (a search, an aggregation) on a blocking thread under a
+/// [`Budget`] of the state's `query_timeout`, answering 503 `query_timeout` once it
+/// passes. The budget stops the work at its next check (see `shiplog_indexer::cancel`),
+/// also when the client goes away; the query slot is held until the thread returns.
+pub async fn run_blocking<T, F>(state: &AppState, what: &'static str, f: F) -> Result<T, ApiError>
 where
     T: Send + 'static,
     F: FnOnce() -> Result<T, ApiError> + Send + 'static,
 {
-    let task = tokio::task::spawn_blocking(f);
-    match tokio::time::timeout(timeout, task).await {
+    let timeout = state.limits.query_timeout;
+    let deadline = tokio::time::Instant::now() + timeout;
+    let budget = Budget::new(timeout);
+    // Cancels on every way out of this future, the client hanging up included.
+    struct CancelOnDrop(Budget);
+    impl Drop for CancelOnDrop {
+        fn drop(&mut self) {
+            self.0.cancel();
+        }
+    }
+    let _cancel = CancelOnDrop(budget.clone());
+    let slot = state.query_slots().admit(deadline, timeout, what).await?;
+    let task = tokio::task::spawn_blocking(move || {
+        let _slot = slot;
+        budget.run(f)
+    });
+    match tokio::time::timeout_at(deadline, task).await {
+        Ok(Ok(Err(e))) if e.code == "query_timeout" => Err(timed_out(what, timeout, "")),
         Ok(Ok(result)) => result,
         Ok(Err(e)) => Err(ApiError::internal(format!("{what} task failed: {e}"))),
-        Err(_) => Err(ApiError {
-            retry_after: Some(5),
-            ..ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "query_timeout",
-                format!(
-                    "{what} ran longer than {}ms ([api] query_timeout): narrow the time window or the query",
-                    timeout.as_millis()
-                ),
-            )
-        }),
+        Err(_) => Err(timed_out(what, timeout, "")),
     }
 }

@@ -23,6 +23,10 @@ pub struct ApiLimits {
     pub max_concurrent_requests: usize,
     /// Live tails open at once; past it, 503 `too_many_subscribers`.
     pub max_tail_subscribers: usize,
+    /// Queries (searches, aggregations) whose work runs at once.
+    pub max_concurrent_queries: usize,
+    /// Queries that may wait for a running one to finish; past it, 503 `overloaded`.
+    pub max_queued_queries: usize,
 }
 
 impl Default for ApiLimits {
@@ -34,8 +38,16 @@ impl Default for ApiLimits {
             query_timeout: Duration::from_secs(30),
             max_concurrent_requests: 512,
             max_tail_subscribers: 256,
+            max_concurrent_queries: default_concurrent_queries(),
+            max_queued_queries: 256,
         }
     }
+}
+
+/// Two queries per core: enough to overlap a query's reads with another's CPU work, few
+/// enough that a storm of expensive ones leaves the machine able to answer.
+fn default_concurrent_queries() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get()) * 2
 }
 
 /// Shared state of the router.
@@ -54,6 +66,9 @@ pub struct AppState {
     /// More Prometheus text appended to `GET /metrics`: the counters of what else runs in
     /// the process (the collector under `shiplog up`), which this crate does not know.
     pub extra_metrics: Option<ExtraMetrics>,
+    /// The query slots, made from `limits` on first use (so limits set after
+    /// construction count); shared by every clone of the state.
+    pub query_slots: Arc<std::sync::OnceLock<crate::limits::QuerySlots>>,
 }
 
 /// Renders Prometheus text (whole families: `# HELP`, `# TYPE`, then samples).
@@ -75,6 +90,13 @@ impl AppState {
             shutdown: CancellationToken::new(),
             alerts: None,
             extra_metrics: None,
+            query_slots: Default::default(),
         }
+    }
+
+    /// The query slots (see [`crate::limits::QuerySlots`]).
+    pub fn query_slots(&self) -> &crate::limits::QuerySlots {
+        self.query_slots
+            .get_or_init(|| crate::limits::QuerySlots::new(&self.limits))
     }
 }

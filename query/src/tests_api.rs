@@ -23,7 +23,7 @@ const BASE: i64 = 1_795_046_400 * 1_000_000_000;
 /// Spacing of the corpus events: 12 000 events over about 33 hours, across two days.
 const STEP_NS: i64 = 10 * 1_000_000_000;
 
-fn indexer(dir: &std::path::Path) -> Arc<Indexer> {
+pub(crate) fn indexer(dir: &std::path::Path) -> Arc<Indexer> {
     Arc::new(
         Indexer::open(IndexerConfig {
             data_dir: dir.to_path_buf(),
@@ -37,7 +37,7 @@ fn indexer(dir: &std::path::Path) -> Arc<Indexer> {
     )
 }
 
-fn loghub() -> Vec<Event> {
+pub(crate) fn loghub() -> Vec<Event> {
     let mut out = Vec::new();
     for system in [
         "Apache",
@@ -75,7 +75,7 @@ fn loghub() -> Vec<Event> {
     out
 }
 
-fn rt() -> tokio::runtime::Runtime {
+pub(crate) fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -83,14 +83,14 @@ fn rt() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-async fn load(ix: &Indexer, events: &[Event]) {
+pub(crate) async fn load(ix: &Indexer, events: &[Event]) {
     for chunk in events.chunks(2000) {
         ix.ingest(chunk.to_vec()).await.unwrap();
     }
     tokio::task::block_in_place(|| ix.flush().unwrap());
 }
 
-async fn call(
+pub(crate) async fn call(
     app: &axum::Router,
     req: Request<Body>,
 ) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
@@ -112,7 +112,7 @@ async fn post_json(app: &axum::Router, path: &str, body: Value) -> (StatusCode, 
     (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
 }
 
-fn window() -> (String, String) {
+pub(crate) fn window() -> (String, String) {
     (
         Timestamp(BASE).to_rfc3339(),
         Timestamp(BASE + 2 * DAY_NS - 1).to_rfc3339(),
@@ -534,9 +534,12 @@ fn auth_matrix_of_route_classes_and_tokens() {
 fn query_timeout_answers_503_without_waiting_for_the_search() {
     let dir = tempfile::tempdir().unwrap();
     let rt = rt();
+    let ix = indexer(dir.path());
+    let mut quick = AppState::new(ix.clone());
+    quick.limits.query_timeout = Duration::from_millis(50);
     rt.block_on(async {
         let started = std::time::Instant::now();
-        let res = crate::limits::run_blocking(Duration::from_millis(50), "search", || {
+        let res = crate::limits::run_blocking(&quick, "search", || {
             std::thread::sleep(Duration::from_millis(600));
             Ok(())
         })
@@ -549,7 +552,6 @@ fn query_timeout_answers_503_without_waiting_for_the_search() {
     });
     // Through the routes: reading 10 000 hits, or the numbers of 12 000 stored events,
     // takes far longer than a millisecond.
-    let ix = indexer(dir.path());
     rt.block_on(load(&ix, &loghub()));
     let mut state = AppState::new(ix.clone());
     state.limits.query_timeout = Duration::from_millis(1);

@@ -425,7 +425,7 @@ pub async fn aggregate(
     req.query = crate::auth::caller(caller).scope(req.query);
     let (since, until) = (req.since, req.until);
     let indexer = state.indexer.clone();
-    let res = crate::limits::run_blocking(state.limits.query_timeout, "aggregation", move || {
+    let res = crate::limits::run_blocking(&state, "aggregation", move || {
         indexer.aggregate(&req).map_err(ApiError::from)
     })
     .await?;

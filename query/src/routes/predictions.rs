@@ -321,7 +321,7 @@ pub async fn list(
     };
     let indexer = state.indexer.clone();
     let svc = state.predictions.clone();
-    let body = crate::limits::run_blocking(state.limits.query_timeout, "search", move || {
+    let body = crate::limits::run_blocking(&state, "search", move || {
         let res = indexer.search(&req).map_err(ApiError::from)?;
         let mut extra = Map::new();
         extra.insert("total".into(), res.total.into());
@@ -670,49 +670,48 @@ pub async fn summary(
     let span = (until.as_nanos() - since.as_nanos()) as f64;
     let width = span / buckets as f64;
     let indexer = state.indexer.clone();
-    let (mut accs, truncated) =
-        crate::limits::run_blocking(state.limits.query_timeout, "summary", move || {
-            let mut accs: BTreeMap<(String, String), Acc> = BTreeMap::new();
-            let mut cursor = None;
-            let mut seen = 0u64;
-            loop {
-                let res = indexer
-                    .search(&SearchRequest {
-                        query: query.clone(),
-                        since: Some(since),
-                        until: Some(until),
-                        limit: PAGE,
-                        cursor: cursor.take(),
-                    })
-                    .map_err(ApiError::from)?;
-                for e in &res.hits {
-                    let key = (
-                        e.model.clone().unwrap_or_default(),
-                        e.model_version.clone().unwrap_or_default(),
-                    );
-                    let acc = accs.entry(key).or_default();
-                    let err = u64::from(is_error(e));
-                    acc.count += 1;
-                    acc.errors += err;
-                    let b = (((e.ts.as_nanos() - since.as_nanos()) as f64 / width) as usize)
-                        .min(buckets - 1);
-                    let bucket = acc.buckets.entry(b).or_default();
-                    bucket.0 += 1;
-                    bucket.1 += err;
-                    if let Some(ms) = e.latency_ms {
-                        acc.latencies.push(ms);
-                        bucket.2.push(ms);
-                    }
-                }
-                seen += res.hits.len() as u64;
-                match res.next_cursor {
-                    Some(c) if seen < SUMMARY_CAP => cursor = Some(c),
-                    Some(_) => return Ok((accs, true)),
-                    None => return Ok((accs, false)),
+    let (mut accs, truncated) = crate::limits::run_blocking(&state, "summary", move || {
+        let mut accs: BTreeMap<(String, String), Acc> = BTreeMap::new();
+        let mut cursor = None;
+        let mut seen = 0u64;
+        loop {
+            let res = indexer
+                .search(&SearchRequest {
+                    query: query.clone(),
+                    since: Some(since),
+                    until: Some(until),
+                    limit: PAGE,
+                    cursor: cursor.take(),
+                })
+                .map_err(ApiError::from)?;
+            for e in &res.hits {
+                let key = (
+                    e.model.clone().unwrap_or_default(),
+                    e.model_version.clone().unwrap_or_default(),
+                );
+                let acc = accs.entry(key).or_default();
+                let err = u64::from(is_error(e));
+                acc.count += 1;
+                acc.errors += err;
+                let b = (((e.ts.as_nanos() - since.as_nanos()) as f64 / width) as usize)
+                    .min(buckets - 1);
+                let bucket = acc.buckets.entry(b).or_default();
+                bucket.0 += 1;
+                bucket.1 += err;
+                if let Some(ms) = e.latency_ms {
+                    acc.latencies.push(ms);
+                    bucket.2.push(ms);
                 }
             }
-        })
-        .await?;
+            seen += res.hits.len() as u64;
+            match res.next_cursor {
+                Some(c) if seen < SUMMARY_CAP => cursor = Some(c),
+                Some(_) => return Ok((accs, true)),
+                None => return Ok((accs, false)),
+            }
+        }
+    })
+    .await?;
     let secs = span / 1e9;
     let mut models: Vec<ModelSummary> = std::mem::take(&mut accs)
         .into_iter()
@@ -796,12 +795,11 @@ pub async fn access(
         ));
     }
     let svc = state.predictions.clone();
-    let (hits, total) =
-        crate::limits::run_blocking(state.limits.query_timeout, "access", move || {
-            svc.search_access(&query, since, until, limit)
-                .map_err(|e| ApiError::internal(format!("cannot read the access record: {e}")))
-        })
-        .await?;
+    let (hits, total) = crate::limits::run_blocking(&state, "access", move || {
+        svc.search_access(&query, since, until, limit)
+            .map_err(|e| ApiError::internal(format!("cannot read the access record: {e}")))
+    })
+    .await?;
     Ok(Json(AccessBody { hits, total }))
 }
 

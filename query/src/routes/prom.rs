@@ -63,6 +63,18 @@ pub async fn metrics(
         guards.requests_in_flight() as u64,
     );
     one(
+        "shiplog_queries_running",
+        "gauge",
+        "Searches and aggregations whose work is running now (past their timeout too, until their next cancellation check).",
+        state.query_slots().running() as u64,
+    );
+    one(
+        "shiplog_queries_waiting",
+        "gauge",
+        "Searches and aggregations waiting for a query slot.",
+        state.query_slots().waiting() as u64,
+    );
+    one(
         "shiplog_ingest_events_total",
         "counter",
         "Events stored since start.",

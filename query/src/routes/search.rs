@@ -186,7 +186,7 @@ pub async fn search(
         cursor: p.cursor,
     };
     let indexer = state.indexer.clone();
-    let res = crate::limits::run_blocking(state.limits.query_timeout, "search", move || {
+    let res = crate::limits::run_blocking(&state, "search", move || {
         indexer.search(&req).map_err(ApiError::from)
     })
     .await?;

@@ -499,7 +499,7 @@ async fn run_search(
             req.typed_keys,
         );
         Some(
-            crate::limits::run_blocking(state.limits.query_timeout, "aggregation", move || {
+            crate::limits::run_blocking(state, "aggregation", move || {
                 es_aggs_run::run(&indexer, &query, &aggs, typed)
             })
             .await?,
@@ -584,7 +584,7 @@ async fn search_page(
         cursor: None,
     };
     let indexer = state.indexer.clone();
-    crate::limits::run_blocking(state.limits.query_timeout, "search", move || {
+    crate::limits::run_blocking(state, "search", move || {
         indexer.search(&req).map_err(ApiError::from)
     })
     .await

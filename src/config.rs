@@ -70,6 +70,8 @@
 //! max_tail_subscribers = 256
 //! max_concurrent_queries = 4             # default: two per core
 //! max_queued_queries = 256
+//! max_response = "32MiB"
+//! max_response_memory = "256MiB"
 //! allow_unauthenticated = false
 //! metrics_auth = false
 //! # tls_cert = "/etc/shiplog/cert.pem"
@@ -485,6 +487,10 @@ pub struct ApiSection {
     pub max_concurrent_queries: usize,
     /// Queries that wait for a running one to finish; past it, 503 `overloaded`.
     pub max_queued_queries: usize,
+    /// Most bytes of events one search page holds (the page stops short, with a cursor).
+    pub max_response: ByteSize,
+    /// Most bytes all search answers being built or sent hold at once; 503 past it.
+    pub max_response_memory: ByteSize,
     /// Serve without tokens on a non-loopback address (otherwise refused at start).
     pub allow_unauthenticated: bool,
     /// `/metrics` needs a `read` token too (when tokens are configured).
@@ -583,6 +589,8 @@ impl Default for ApiSection {
             max_tail_subscribers: d.max_tail_subscribers,
             max_concurrent_queries: d.max_concurrent_queries,
             max_queued_queries: d.max_queued_queries,
+            max_response: ByteSize(d.max_response_bytes as u64),
+            max_response_memory: ByteSize(d.max_response_memory as u64),
             allow_unauthenticated: false,
             metrics_auth: false,
             tls_cert: None,
@@ -761,6 +769,8 @@ impl Config {
             max_tail_subscribers: self.api.max_tail_subscribers,
             max_concurrent_queries: self.api.max_concurrent_queries,
             max_queued_queries: self.api.max_queued_queries,
+            max_response_bytes: self.api.max_response.as_usize(),
+            max_response_memory: self.api.max_response_memory.as_usize(),
         }
     }
 

@@ -242,6 +242,12 @@ impl Indexer {
         search::search(&self.store, req)
     }
 
+    /// Searches, holding at most `max_bytes` of events in the page (see
+    /// [`search::search_capped`]). Blocking: call it from a blocking thread.
+    pub fn search_capped(&self, req: &SearchRequest, max_bytes: usize) -> Result<SearchResponse> {
+        search::search_capped(&self.store, req, max_bytes)
+    }
+
     /// Subscribes to events as they become durable. A receiver that lags by more than the
     /// configured tail buffer is told how many it missed.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {

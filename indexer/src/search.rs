@@ -41,6 +41,9 @@ pub struct SearchResponse {
     pub total_exact: bool,
     /// Pass back to get the next page; `None` on the last page.
     pub next_cursor: Option<String>,
+    /// Whether the page stopped short of `limit` because its events reached the byte cap
+    /// of [`search_capped`]; `next_cursor` then continues where it stopped.
+    pub truncated: bool,
 }
 
 /// Where the previous page stopped: its oldest time, and the ids it returned at that time.
@@ -83,6 +86,18 @@ impl Cursor {
 
 /// Runs a search. Blocking: call it off the async runtime.
 pub fn search(store: &Store, req: &SearchRequest) -> Result<SearchResponse> {
+    search_capped(store, req, usize::MAX)
+}
+
+/// Runs a search whose page holds at most `max_bytes` of stored events (at least one
+/// event, however big): newest first, stopping before the event that would pass the cap,
+/// with `truncated` set and a cursor to the rest. Bounds what one page holds in memory
+/// however large its events are.
+pub fn search_capped(
+    store: &Store,
+    req: &SearchRequest,
+    max_bytes: usize,
+) -> Result<SearchResponse> {
     let limit = req.limit.clamp(1, MAX_LIMIT);
     let cursor = req.cursor.as_deref().map(Cursor::decode).transpose()?;
     let fields = store.fields();
@@ -139,7 +154,9 @@ pub fn search(store: &Store, req: &SearchRequest) -> Result<SearchResponse> {
     candidates.sort_by_key(|c| std::cmp::Reverse(c.0));
     candidates.truncate(want);
 
-    let mut events = Vec::with_capacity(candidates.len());
+    let mut events = Vec::with_capacity(candidates.len().min(limit));
+    let mut bytes = 0usize;
+    let mut truncated = false;
     for (_, day_no, addr) in candidates {
         let doc: TantivyDocument = searchers[day_no].doc(addr)?;
         let source = doc
@@ -148,17 +165,27 @@ pub fn search(store: &Store, req: &SearchRequest) -> Result<SearchResponse> {
             .ok_or_else(|| IndexerError::Corrupt("document has no _source".into()))?;
         let event: Event =
             serde_json::from_slice(source).map_err(|e| IndexerError::Corrupt(e.to_string()))?;
+        if cursor
+            .as_ref()
+            .is_some_and(|c| event.ts == c.ts && c.seen.contains(&event.id))
+        {
+            continue;
+        }
+        // Candidates come newest first, so stopping here keeps the page's newest events
+        // and the cursor below resumes right after them.
+        if !events.is_empty() && bytes.saturating_add(source.len()) > max_bytes {
+            truncated = true;
+            break;
+        }
+        bytes = bytes.saturating_add(source.len());
         events.push(event);
     }
     events.sort_by_key(|e| std::cmp::Reverse((e.ts, e.seq, e.id)));
-    if let Some(c) = &cursor {
-        events.retain(|e| !(e.ts == c.ts && c.seen.contains(&e.id)));
-    }
     events.truncate(limit);
 
     let returned = (skip + events.len()) as u64;
     let next_cursor = match events.last() {
-        Some(last) if events.len() == limit && remaining > returned => {
+        Some(last) if (events.len() == limit || truncated) && remaining > returned => {
             let mut seen: Vec<EventId> = events
                 .iter()
                 .filter(|e| e.ts == last.ts)
@@ -176,6 +203,7 @@ pub fn search(store: &Store, req: &SearchRequest) -> Result<SearchResponse> {
         total: remaining + newer_total,
         total_exact: true,
         next_cursor,
+        truncated,
     })
 }
 

@@ -108,7 +108,21 @@ pub struct QuerySlots {
     max_running: usize,
     waiting: std::sync::atomic::AtomicUsize,
     max_waiting: usize,
+    /// `max_response_memory` in KiB: taken by a search answer once built (its size),
+    /// released once it is sent.
+    response_kib: Arc<Semaphore>,
+    max_response_kib: usize,
 }
+
+/// A share of `max_response_memory`, held by a search answer until it is sent.
+#[derive(Debug)]
+pub struct ResponseMemory {
+    _held: OwnedSemaphorePermit,
+}
+
+const KIB: usize = 1024;
+/// Chunk size of a held body: the share is released when the last chunk is taken.
+const BODY_CHUNK: usize = 64 * KIB;
 
 impl QuerySlots {
     /// Slots for the query limits in `limits`.
@@ -119,7 +133,36 @@ impl QuerySlots {
             max_running,
             waiting: Default::default(),
             max_waiting: limits.max_queued_queries,
+            response_kib: Arc::new(Semaphore::new(limits.max_response_memory / KIB)),
+            max_response_kib: limits.max_response_memory / KIB,
         }
+    }
+
+    /// Bytes of `max_response_memory` held now by answers being built or sent.
+    pub fn response_bytes(&self) -> usize {
+        (self.max_response_kib - self.response_kib.available_permits()) * KIB
+    }
+
+    /// Takes `bytes` (capped at the whole pool) for a built answer until it is sent, or
+    /// answers 503 `overloaded` at once.
+    pub fn reserve_response(&self, bytes: usize) -> Result<ResponseMemory, ApiError> {
+        let kib = bytes.div_ceil(KIB).clamp(1, self.max_response_kib.max(1));
+        let kib = u32::try_from(kib).unwrap_or(u32::MAX);
+        self.response_kib
+            .clone()
+            .try_acquire_many_owned(kib)
+            .map(|held| ResponseMemory { _held: held })
+            .map_err(|_| ApiError {
+                retry_after: Some(1),
+                ..ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "overloaded",
+                    format!(
+                        "search answers in flight hold {} MiB, the limit ([api] max_response_memory): retry after a second, or ask for smaller pages (limit, fields)",
+                        self.max_response_kib / KIB
+                    ),
+                )
+            })
     }
 
     /// Queries whose work is running now (including work past its timeout, until its
@@ -215,5 +258,33 @@ where
         Ok(Ok(result)) => result,
         Ok(Err(e)) => Err(ApiError::internal(format!("{what} task failed: {e}"))),
         Err(_) => Err(timed_out(what, timeout, "")),
+    }
+}
+
+impl ResponseMemory {
+    /// Sends `body` as JSON, holding this share until the connection has taken its last
+    /// chunk (a slow reader keeps its share; the pool bounds how much they all hold).
+    pub fn send(self, body: Vec<u8>) -> Response {
+        let whole = bytes::Bytes::from(body);
+        let mut chunks: Vec<bytes::Bytes> = (0..whole.len())
+            .step_by(BODY_CHUNK)
+            .map(|at| whole.slice(at..(at + BODY_CHUNK).min(whole.len())))
+            .rev()
+            .collect();
+        drop(whole);
+        let mut share = Some(self);
+        let stream = futures_util::stream::poll_fn(move |_| {
+            let next = chunks.pop();
+            if chunks.is_empty() {
+                share.take();
+            }
+            std::task::Poll::Ready(next.map(Ok::<_, std::convert::Infallible>))
+        });
+        let mut resp = Response::new(axum::body::Body::from_stream(stream));
+        resp.headers_mut().insert(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/json"),
+        );
+        resp
     }
 }

@@ -27,6 +27,12 @@ pub struct ApiLimits {
     pub max_concurrent_queries: usize,
     /// Queries that may wait for a running one to finish; past it, 503 `overloaded`.
     pub max_queued_queries: usize,
+    /// Most bytes of events one search page holds; a page that would pass it stops short
+    /// with `truncated` and a cursor to the rest.
+    pub max_response_bytes: usize,
+    /// Most bytes that search answers being built or sent may hold at once, all clients
+    /// together; past it, 503 `overloaded`.
+    pub max_response_memory: usize,
 }
 
 impl Default for ApiLimits {
@@ -40,6 +46,8 @@ impl Default for ApiLimits {
             max_tail_subscribers: 256,
             max_concurrent_queries: default_concurrent_queries(),
             max_queued_queries: 256,
+            max_response_bytes: 32 * 1024 * 1024,
+            max_response_memory: 256 * 1024 * 1024,
         }
     }
 }

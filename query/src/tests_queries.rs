@@ -171,3 +171,125 @@ fn a_query_waiting_for_a_slot_past_its_timeout_answers_query_timeout() {
     });
     ix.close();
 }
+
+fn big_events(n: usize, size: usize) -> Vec<shiplog_core::Event> {
+    (0..n)
+        .map(|i| {
+            let mut e = shiplog_core::Event::log(
+                shiplog_core::Timestamp(1_795_046_400_000_000_000 + i as i64 * 1_000_000),
+                format!("big {i} {}", "y".repeat(size)),
+            );
+            e.service = "big".into();
+            e.id = shiplog_core::EventId(i as u128 + 1);
+            e
+        })
+        .collect()
+}
+
+async fn body_of(resp: axum::response::Response) -> (StatusCode, serde_json::Value, usize) {
+    let status = resp.status();
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+        bytes.len(),
+    )
+}
+
+#[test]
+fn search_pages_stop_at_max_response_and_page_on_with_a_cursor() {
+    use tower::ServiceExt;
+    let dir = tempfile::tempdir().unwrap();
+    let rt = rt();
+    let ix = indexer(dir.path());
+    rt.block_on(load(&ix, &big_events(40, 50_000)));
+    let mut state = AppState::new(ix.clone());
+    state.limits.max_response_bytes = 200_000;
+    let app = router(state);
+    rt.block_on(async {
+        let mut cursor: Option<String> = None;
+        let mut seen = std::collections::BTreeSet::new();
+        let mut pages = 0;
+        loop {
+            let uri = match &cursor {
+                Some(c) => format!("/api/v1/search?q=big&limit=1000&cursor={c}"),
+                None => "/api/v1/search?q=big&limit=1000".to_string(),
+            };
+            let req = Request::get(uri).body(Body::empty()).unwrap();
+            let (status, v, len) = body_of(app.clone().oneshot(req).await.unwrap()).await;
+            assert_eq!(status, StatusCode::OK, "{v}");
+            assert!(len <= 200_000 + 50_000, "a page of {len} bytes");
+            assert_eq!(v["total"], 40);
+            for h in v["hits"].as_array().unwrap() {
+                assert!(seen.insert(h["id"].as_str().unwrap().to_string()), "twice");
+            }
+            pages += 1;
+            match v["next_cursor"].as_str() {
+                Some(c) => {
+                    assert_eq!(
+                        v["truncated"],
+                        true,
+                        "{}",
+                        v["hits"].as_array().unwrap().len()
+                    );
+                    cursor = Some(c.to_string());
+                }
+                None => break,
+            }
+            assert!(pages < 100);
+        }
+        assert_eq!(seen.len(), 40);
+        assert!(pages >= 10, "{pages} pages");
+        // Elasticsearch's from/size has no cursor: a page past the cap is refused by name.
+        let req = Request::post("/_all/_search")
+            .header("content-type", "application/json")
+            .body(Body::from(r#"{"size": 100}"#))
+            .unwrap();
+        let (status, v, _) = body_of(app.clone().oneshot(req).await.unwrap()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
+        assert!(v.to_string().contains("max_response"), "{v}");
+    });
+    ix.close();
+}
+
+#[test]
+fn answers_held_by_slow_readers_are_bounded_by_max_response_memory() {
+    use tower::ServiceExt;
+    let dir = tempfile::tempdir().unwrap();
+    let rt = rt();
+    let ix = indexer(dir.path());
+    rt.block_on(load(&ix, &big_events(10, 50_000)));
+    let mut state = AppState::new(ix.clone());
+    state.limits.max_response_memory = 800 * 1024;
+    let app = router(state.clone());
+    rt.block_on(async {
+        let get = || {
+            Request::get("/api/v1/search?q=big&limit=10")
+                .body(Body::empty())
+                .unwrap()
+        };
+        // A client that has not read its answer yet: ~500 KB held.
+        let unread = app.clone().oneshot(get()).await.unwrap();
+        assert_eq!(unread.status(), StatusCode::OK);
+        assert!(state.query_slots().response_bytes() >= 500_000);
+        let (status, v, _) = body_of(app.clone().oneshot(get()).await.unwrap()).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+        assert_eq!(v["error"]["code"], "overloaded");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("max_response_memory")
+        );
+        // Once read, the share goes back and the next answer fits.
+        let (status, v, _) = body_of(unread).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(v["hits"].as_array().unwrap().len(), 10);
+        assert_eq!(state.query_slots().response_bytes(), 0);
+        let (status, _, _) = body_of(app.clone().oneshot(get()).await.unwrap()).await;
+        assert_eq!(status, StatusCode::OK);
+    });
+    ix.close();
+}

@@ -321,8 +321,11 @@ pub async fn list(
     };
     let indexer = state.indexer.clone();
     let svc = state.predictions.clone();
+    let max_bytes = state.limits.max_response_bytes;
     let body = crate::limits::run_blocking(&state, "search", move || {
-        let res = indexer.search(&req).map_err(ApiError::from)?;
+        let res = indexer
+            .search_capped(&req, max_bytes)
+            .map_err(ApiError::from)?;
         let mut extra = Map::new();
         extra.insert("total".into(), res.total.into());
         svc.record_access(
@@ -342,6 +345,7 @@ pub async fn list(
             total: res.total,
             total_exact: res.total_exact,
             next_cursor: res.next_cursor,
+            truncated: res.truncated,
             took_ms: 0,
         })
     })

@@ -75,6 +75,12 @@ pub async fn metrics(
         state.query_slots().waiting() as u64,
     );
     one(
+        "shiplog_search_response_bytes",
+        "gauge",
+        "Bytes held by search answers being sent now (bounded by [api] max_response_memory).",
+        state.query_slots().response_bytes() as u64,
+    );
+    one(
         "shiplog_ingest_events_total",
         "counter",
         "Events stored since start.",

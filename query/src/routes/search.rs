@@ -2,7 +2,6 @@
 
 use std::time::Instant;
 
-use axum::Json;
 use axum::extract::{Query as QueryParams, State};
 use serde::{Deserialize, Serialize};
 use shiplog_core::{Event, Timestamp};
@@ -44,6 +43,10 @@ pub struct SearchBody {
     pub total_exact: bool,
     /// Cursor of the next page.
     pub next_cursor: Option<String>,
+    /// Whether the page stopped short of `limit` because its events reached `[api]
+    /// max_response` bytes; `next_cursor` continues from there.
+    #[serde(default)]
+    pub truncated: bool,
     /// Server time spent, in milliseconds.
     pub took_ms: u64,
 }
@@ -168,7 +171,7 @@ pub async fn search(
     State(state): State<AppState>,
     caller: Option<axum::Extension<crate::auth::Caller>>,
     params: Result<QueryParams<SearchParams>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<SearchBody>, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
     let started = Instant::now();
     let QueryParams(p) =
         params.map_err(|e| ApiError::bad_request("bad_parameters", e.body_text()))?;
@@ -186,16 +189,25 @@ pub async fn search(
         cursor: p.cursor,
     };
     let indexer = state.indexer.clone();
-    let res = crate::limits::run_blocking(&state, "search", move || {
-        indexer.search(&req).map_err(ApiError::from)
+    let max_bytes = state.limits.max_response_bytes;
+    // The page is read, shaped and serialized under the query slot, so the memory of
+    // answers being built is bounded by the running queries times `max_response`.
+    let body = crate::limits::run_blocking(&state, "search", move || {
+        let res = indexer
+            .search_capped(&req, max_bytes)
+            .map_err(ApiError::from)?;
+        let hits = project(res.hits, p.fields.as_deref())?;
+        serde_json::to_vec(&SearchBody {
+            hits,
+            total: res.total,
+            total_exact: res.total_exact,
+            next_cursor: res.next_cursor,
+            truncated: res.truncated,
+            took_ms: started.elapsed().as_millis() as u64,
+        })
+        .map_err(|e| ApiError::internal(format!("search answer not serializable: {e}")))
     })
     .await?;
-    let hits = project(res.hits, p.fields.as_deref())?;
-    Ok(Json(SearchBody {
-        hits,
-        total: res.total,
-        total_exact: res.total_exact,
-        next_cursor: res.next_cursor,
-        took_ms: started.elapsed().as_millis() as u64,
-    }))
+    let share = state.query_slots().reserve_response(body.len())?;
+    Ok(share.send(body))
 }

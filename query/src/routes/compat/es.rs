@@ -513,6 +513,7 @@ async fn run_search(
             total: a.matched,
             total_exact: true,
             next_cursor: None,
+            truncated: false,
         },
         _ => search_page(state, &req.query, want.max(1)).await?,
     };
@@ -584,8 +585,23 @@ async fn search_page(
         cursor: None,
     };
     let indexer = state.indexer.clone();
-    crate::limits::run_blocking(state, "search", move || {
-        indexer.search(&req).map_err(ApiError::from)
+    let max_bytes = state.limits.max_response_bytes;
+    let res = crate::limits::run_blocking(state, "search", move || {
+        indexer
+            .search_capped(&req, max_bytes)
+            .map_err(ApiError::from)
     })
-    .await
+    .await?;
+    // from/size paging has no cursor to continue a short page with: refuse instead of
+    // answering fewer hits than asked as if they were all.
+    if res.truncated {
+        return Err(ApiError::bad_request(
+            "response_too_large",
+            format!(
+                "the {limit} hits asked for hold more than {} MiB of events ([api] max_response): ask for fewer (size) or narrow the query",
+                max_bytes / (1024 * 1024)
+            ),
+        ));
+    }
+    Ok(res)
 }

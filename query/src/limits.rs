@@ -70,6 +70,14 @@ impl Guards {
     }
 }
 
+/// 503 `overloaded` with `Retry-After: 1`, every limit's refusal.
+fn overloaded(message: String) -> ApiError {
+    ApiError {
+        retry_after: Some(1),
+        ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", message)
+    }
+}
+
 fn exempt(route: &str) -> bool {
     matches!(route, "/healthz" | "/metrics" | "/api/v1/tail")
 }
@@ -81,17 +89,10 @@ pub async fn concurrency(State(guards): State<Arc<Guards>>, req: Request, next: 
         return next.run(req).await;
     }
     let Ok(_slot) = guards.requests.clone().try_acquire_owned() else {
-        return ApiError {
-            retry_after: Some(1),
-            ..ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "overloaded",
-                format!(
-                    "{} requests are in progress, the limit ([api] max_concurrent_requests): retry after a second",
-                    guards.max_requests
-                ),
-            )
-        }
+        return overloaded(format!(
+            "{} requests are in progress, the limit ([api] max_concurrent_requests): retry after a second",
+            guards.max_requests
+        ))
         .into_response();
     };
     next.run(req).await
@@ -138,7 +139,7 @@ impl QuerySlots {
         }
     }
 
-    /// Bytes of `max_response_memory` held now by answers being built or sent.
+    /// Bytes of `max_response_memory` held now by built answers not yet sent.
     pub fn response_bytes(&self) -> usize {
         (self.max_response_kib - self.response_kib.available_permits()) * KIB
     }
@@ -152,16 +153,11 @@ impl QuerySlots {
             .clone()
             .try_acquire_many_owned(kib)
             .map(|held| ResponseMemory { _held: held })
-            .map_err(|_| ApiError {
-                retry_after: Some(1),
-                ..ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "overloaded",
-                    format!(
-                        "search answers in flight hold {} MiB, the limit ([api] max_response_memory): retry after a second, or ask for smaller pages (limit, fields)",
-                        self.max_response_kib / KIB
-                    ),
-                )
+            .map_err(|_| {
+                overloaded(format!(
+                    "search answers in flight hold {} MiB, the limit ([api] max_response_memory): retry after a second, or ask for smaller pages (limit, fields)",
+                    self.max_response_kib / KIB
+                ))
             })
     }
 
@@ -194,17 +190,10 @@ impl QuerySlots {
         }
         let _leave = Leave(&self.waiting);
         if queued >= self.max_waiting {
-            return Err(ApiError {
-                retry_after: Some(1),
-                ..ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "overloaded",
-                    format!(
-                        "{} queries are running and {} waiting, the limits ([api] max_concurrent_queries, max_queued_queries): retry after a second",
-                        self.max_running, self.max_waiting
-                    ),
-                )
-            });
+            return Err(overloaded(format!(
+                "{} queries are running and {} waiting, the limits ([api] max_concurrent_queries, max_queued_queries): retry after a second",
+                self.max_running, self.max_waiting
+            )));
         }
         match tokio::time::timeout_at(deadline, self.running.clone().acquire_owned()).await {
             Ok(Ok(slot)) => Ok(slot),

@@ -76,6 +76,28 @@ fn a_timed_out_search_stops_its_work_and_frees_its_slot() {
     ix.close();
 }
 
+/// Takes the state's one query slot with work that runs until the sender is used.
+async fn hold_slot(
+    state: &AppState,
+) -> (
+    std::sync::mpsc::Sender<()>,
+    tokio::task::JoinHandle<Result<u32, crate::ApiError>>,
+) {
+    let (release, hold) = std::sync::mpsc::channel::<()>();
+    let st = state.clone();
+    let held = tokio::spawn(async move {
+        crate::limits::run_blocking(&st, "search", move || {
+            hold.recv().ok();
+            Ok(1)
+        })
+        .await
+    });
+    while state.query_slots().running() < 1 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    (release, held)
+}
+
 #[test]
 fn past_the_running_and_waiting_slots_queries_get_503_overloaded_at_once() {
     let dir = tempfile::tempdir().unwrap();
@@ -86,23 +108,12 @@ fn past_the_running_and_waiting_slots_queries_get_503_overloaded_at_once() {
     state.limits.max_queued_queries = 1;
     state.limits.query_timeout = Duration::from_secs(60);
     rt.block_on(async {
-        let (release, hold) = std::sync::mpsc::channel::<()>();
-        let first = {
-            let st = state.clone();
-            tokio::spawn(async move {
-                crate::limits::run_blocking(&st, "search", move || {
-                    hold.recv().ok();
-                    Ok(1)
-                })
-                .await
-            })
-        };
-        while state.query_slots().running() < 1 {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        let (release, first) = hold_slot(&state).await;
         let second = {
             let st = state.clone();
-            tokio::spawn(async move { crate::limits::run_blocking(&st, "search", || Ok(2)).await })
+            tokio::spawn(
+                async move { crate::limits::run_blocking(&st, "search", || Ok(2u32)).await },
+            )
         };
         while state.query_slots().waiting() < 1 {
             tokio::time::sleep(Duration::from_millis(5)).await;
@@ -137,20 +148,7 @@ fn a_query_waiting_for_a_slot_past_its_timeout_answers_query_timeout() {
     state.limits.max_concurrent_queries = 1;
     state.limits.query_timeout = Duration::from_millis(200);
     rt.block_on(async {
-        let (release, hold) = std::sync::mpsc::channel::<()>();
-        let held = {
-            let st = state.clone();
-            tokio::spawn(async move {
-                crate::limits::run_blocking(&st, "search", move || {
-                    hold.recv().ok();
-                    Ok(())
-                })
-                .await
-            })
-        };
-        while state.query_slots().running() < 1 {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        let (release, held) = hold_slot(&state).await;
         let e = crate::limits::run_blocking(&state, "search", || Ok(()))
             .await
             .unwrap_err();

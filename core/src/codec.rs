@@ -119,6 +119,8 @@ pub struct Batch {
     /// nothing, else the event serialised again (so storing never re-encodes what it
     /// need not).
     pub sources: Vec<Vec<u8>>,
+    /// Lines left out, with why (only with [`DecodeOptions::partial`]).
+    pub rejected: Vec<Rejected>,
 }
 
 /// Encodes events as NDJSON with a header line (uncompressed).
@@ -241,15 +243,49 @@ pub fn decompress_capped(body: &[u8], limit: usize) -> Result<Vec<u8>, CodecErro
     Ok(out)
 }
 
+/// How a body is decoded, beyond its caps.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DecodeOptions<'a> {
+    /// The sender's idempotency key (an `Idempotency-Key` header); the header line's
+    /// `batch_id` stands in when there is none. Lines without a time get ids from the key,
+    /// their place in the body and their bytes, so a resend of the same body is recognised
+    /// as duplicates even though its receive time differs.
+    pub key: Option<&'a str>,
+    /// Keep the good lines and list the bad ones in [`Batch::rejected`] instead of
+    /// refusing the whole batch. Caps on the whole body still refuse it.
+    pub partial: bool,
+}
+
+/// A line left out of a batch decoded with [`DecodeOptions::partial`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Rejected {
+    /// 1-based line number in the (decompressed) body.
+    pub line: usize,
+    /// What was wrong, in words.
+    pub reason: String,
+}
+
 /// Decodes a batch body. `compressed` says whether it is zstd.
 ///
 /// Events without an id get one derived from their content, and events without a time get
-/// `received`; so a retry of the same body yields the same ids.
+/// `received`; so a retry of the same body yields the same ids for lines that carry their
+/// time (see [`decode_batch_with`] for lines that do not).
 pub fn decode_batch(
     body: &[u8],
     compressed: bool,
     limits: DecodeLimits,
     received: Timestamp,
+) -> Result<Batch, CodecError> {
+    decode_batch_with(body, compressed, limits, received, DecodeOptions::default())
+}
+
+/// [`decode_batch`] with an idempotency key and, optionally, partial acceptance.
+pub fn decode_batch_with(
+    body: &[u8],
+    compressed: bool,
+    limits: DecodeLimits,
+    received: Timestamp,
+    options: DecodeOptions<'_>,
 ) -> Result<Batch, CodecError> {
     let owned;
     let raw: &[u8] = if compressed {
@@ -281,13 +317,6 @@ pub fn decode_batch(
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        if line.len() > limits.max_line_bytes {
-            return Err(CodecError::LineTooLong {
-                line: line_no,
-                len: line.len(),
-                limit: limits.max_line_bytes,
-            });
-        }
         if idx == 0 && line.starts_with(b"{\"shiplog_batch\"") {
             let header: BatchHeader =
                 serde_json::from_slice(line).map_err(|e| CodecError::BadLine {
@@ -305,30 +334,166 @@ pub fn decode_batch(
                 limit: limits.max_events,
             });
         }
-        let mut event: Event = serde_json::from_slice(line).map_err(|e| CodecError::BadLine {
-            line: line_no,
-            reason: e.to_string(),
-        })?;
-        let complete = event.ts.as_nanos() != 0 && event.received.is_some() && !event.id.is_unset();
-        if event.ts.as_nanos() == 0 {
-            // Lines without a time share the batch's arrival time; their position in the
-            // batch keeps them in the order they were sent.
-            event.ts = received;
-            if event.seq == 0 {
-                event.seq = u32::try_from(batch.events.len()).unwrap_or(u32::MAX);
+        let key = options.key.or(batch.batch_id.as_deref());
+        let position = batch.events.len();
+        match decode_line(line, line_no, limits, received, key, position) {
+            Ok((event, source)) => {
+                batch.events.push(event);
+                batch.sources.push(source);
             }
+            Err(e) if options.partial => batch.rejected.push(Rejected {
+                line: line_no,
+                reason: match e {
+                    CodecError::BadLine { reason, .. } => reason,
+                    other => other.to_string(),
+                },
+            }),
+            Err(e) => return Err(e),
         }
-        event.received.get_or_insert(received);
-        event.ensure_id();
-        let source = if complete {
-            line.to_vec()
-        } else {
-            serde_json::to_vec(&event).expect("events serialise")
-        };
-        batch.events.push(event);
-        batch.sources.push(source);
     }
     Ok(batch)
+}
+
+/// One event line: the event with its id and time filled in, and the bytes to store.
+fn decode_line(
+    line: &[u8],
+    line_no: usize,
+    limits: DecodeLimits,
+    received: Timestamp,
+    key: Option<&str>,
+    position: usize,
+) -> Result<(Event, Vec<u8>), CodecError> {
+    if line.len() > limits.max_line_bytes {
+        return Err(CodecError::LineTooLong {
+            line: line_no,
+            len: line.len(),
+            limit: limits.max_line_bytes,
+        });
+    }
+    let mut event: Event = match line.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => serde_json::from_slice(line).map_err(|e| CodecError::BadLine {
+            line: line_no,
+            reason: describe_bad_line(line, &e),
+        })?,
+        _ => {
+            return Err(CodecError::BadLine {
+                line: line_no,
+                reason: NOT_AN_OBJECT.into(),
+            });
+        }
+    };
+    let complete = event.ts.as_nanos() != 0 && event.received.is_some() && !event.id.is_unset();
+    if event.ts.as_nanos() == 0 {
+        // An explicit epoch is a clock that was never set, not a time in 1970 (a day
+        // retention would drop at once): it gets the arrival time like a line without one,
+        // and says so in its flags.
+        if names_a_time(line) && !event.flags.contains(&crate::event::Flag::EpochTime) {
+            event.flags.push(crate::event::Flag::EpochTime);
+        }
+        // Lines without a time share the batch's arrival time; their position in the
+        // batch keeps them in the order they were sent.
+        event.ts = received;
+        if event.seq == 0 {
+            event.seq = u32::try_from(position).unwrap_or(u32::MAX);
+        }
+        // The arrival time differs on every resend: with a key, the id comes from what the
+        // sender sent instead, so a resend is a duplicate.
+        if let (Some(key), true) = (key, event.id.is_unset()) {
+            event.id = crate::EventId::for_content(&[
+                b"keyed-line",
+                key.as_bytes(),
+                &(position as u64).to_le_bytes(),
+                line,
+            ]);
+        }
+    }
+    event.received.get_or_insert(received);
+    event.ensure_id();
+    let source = if complete {
+        line.to_vec()
+    } else {
+        serde_json::to_vec(&event).expect("events serialise")
+    };
+    Ok((event, source))
+}
+
+const NOT_AN_OBJECT: &str = "the line is not a JSON object: send one event object per line";
+
+/// Whether a line that decoded with no time wrote a `ts` key (the epoch) rather than
+/// leaving it out. Only asked of lines whose time is zero.
+fn names_a_time(line: &[u8]) -> bool {
+    #[derive(Deserialize)]
+    struct Probe {
+        #[serde(default)]
+        ts: Option<serde::de::IgnoredAny>,
+    }
+    serde_json::from_slice::<Probe>(line).is_ok_and(|p| p.ts.is_some())
+}
+
+/// Why a line is not an event, in words a sender can act on: where the JSON breaks, or
+/// which field is wrong and how. Only runs on the error path.
+pub fn describe_bad_line(line: &[u8], err: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    match err.classify() {
+        Category::Syntax | Category::Eof | Category::Io => {
+            let what = syntax_words(err);
+            format!("not valid JSON at column {}: {what}", err.column())
+        }
+        Category::Data => {
+            let mut de = serde_json::Deserializer::from_slice(line);
+            let path_err = match serde_path_to_error::deserialize::<_, Event>(&mut de) {
+                Ok(_) => return strip_position(&err.to_string()),
+                Err(e) => e,
+            };
+            let path = path_err.path().to_string();
+            let inner = strip_position(&path_err.inner().to_string());
+            if let Some(rest) = inner.strip_prefix("unknown field `") {
+                let name = rest.split('`').next().unwrap_or(rest);
+                return format!(
+                    "unknown field `{name}`: an event has the fields of the API contract; put \
+                     other data under `fields` (for example {{\"fields\":{{\"{name}\":...}}}})"
+                );
+            }
+            if path == "." || path.is_empty() {
+                if inner.contains("expected struct Event") {
+                    return NOT_AN_OBJECT.into();
+                }
+                return inner;
+            }
+            format!("field `{path}`: {inner}")
+        }
+    }
+}
+
+/// serde_json's syntax errors, said plainly.
+fn syntax_words(err: &serde_json::Error) -> String {
+    let text = strip_position(&err.to_string());
+    let plain = match text.as_str() {
+        "expected ident" => {
+            "a bare word where a value belongs (strings need double quotes; \
+                             the literals are true, false and null)"
+        }
+        "key must be a string" => "an object key without double quotes",
+        "expected value" => "no JSON value here (a stray character, or not JSON at all)",
+        "trailing characters" => "more text after the event's closing brace (one event per line)",
+        "trailing comma" => "a comma before a closing bracket",
+        "control character (\\u0000-\\u001F) found while parsing a string" => {
+            "a raw control character (a tab or newline) inside a string: escape it"
+        }
+        t if t.starts_with("EOF while parsing") => {
+            "the line ends before its JSON does (cut short, or a newline inside a value)"
+        }
+        t => return t.to_string(),
+    };
+    plain.to_string()
+}
+
+/// serde_json's message without its " at line L column C" tail (the line is ours to name).
+fn strip_position(text: &str) -> String {
+    match text.rfind(" at line ") {
+        Some(i) => text[..i].to_string(),
+        None => text.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -454,7 +619,11 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.line(), Some(2));
-        assert!(e.to_string().starts_with("line 2: invalid type"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("line 2: field `message`: invalid type: integer `5`"),
+            "{e}"
+        );
         let e = decode_batch(b"not json", false, limits, Timestamp(0)).unwrap_err();
         assert_eq!(e.line(), Some(1));
         let e = decode_batch(b"\x28\xb5\x2f\xfd garbage", true, limits, Timestamp(0)).unwrap_err();
@@ -474,6 +643,143 @@ mod tests {
         };
         let e = decode_batch(b"{}\n{}\n", false, few, Timestamp(0)).unwrap_err();
         assert!(matches!(e, CodecError::TooManyEvents { limit: 1 }));
+    }
+
+    #[test]
+    fn bad_lines_are_described_in_words_with_the_field() {
+        let reason =
+            |line: &[u8]| match decode_batch(line, false, DecodeLimits::default(), Timestamp(1)) {
+                Err(CodecError::BadLine { line: 1, reason }) => reason,
+                other => panic!("{other:?}"),
+            };
+        let r = reason(b"{x}");
+        assert!(
+            r.starts_with("not valid JSON at column 2: an object key without double quotes"),
+            "{r}"
+        );
+        assert_eq!(reason(b"nope"), NOT_AN_OBJECT);
+        let r = reason(br#"{"message":nope}"#);
+        assert!(r.contains("a bare word where a value belongs"), "{r}");
+        assert!(!r.contains("expected ident"), "{r}");
+        let r = reason(br#"{"message":"a"} {"message":"b"}"#);
+        assert!(
+            r.contains("more text after the event's closing brace"),
+            "{r}"
+        );
+        let r = reason(br#"{"message":"cut"#);
+        assert!(r.contains("the line ends before its JSON does"), "{r}");
+        let r = reason(br#"{"message":"a","ts":"yesterday"}"#);
+        assert!(r.starts_with("field `ts`: "), "{r}");
+        let r = reason(br#"{"message":"a","user":"bob"}"#);
+        assert!(
+            r.starts_with("unknown field `user`") && r.contains("under `fields`"),
+            "{r}"
+        );
+        let r = reason(b"[1,2]");
+        assert_eq!(
+            r,
+            "the line is not a JSON object: send one event object per line"
+        );
+        let r = reason(br#"{"message":"a","fields":{"x":1},"level":"loud"}"#);
+        assert!(r.starts_with("field `level`: "), "{r}");
+    }
+
+    #[test]
+    fn an_epoch_time_is_replaced_and_flagged_and_a_null_one_is_absent() {
+        use crate::event::Flag;
+        for line in [
+            &br#"{"message":"a","ts":"1970-01-01T00:00:00Z"}"#[..],
+            br#"{"message":"a","ts":0}"#,
+        ] {
+            let got = decode_batch(line, false, DecodeLimits::default(), Timestamp(5)).unwrap();
+            assert_eq!(got.events[0].ts, Timestamp(5));
+            assert_eq!(got.events[0].flags, [Flag::EpochTime]);
+            let stored: Event = serde_json::from_slice(&got.sources[0]).unwrap();
+            assert_eq!(stored.flags, [Flag::EpochTime], "the flag is stored");
+        }
+        let got = decode_batch(
+            br#"{"message":"a","ts":null}"#,
+            false,
+            DecodeLimits::default(),
+            Timestamp(5),
+        )
+        .unwrap();
+        assert_eq!(got.events[0].ts, Timestamp(5));
+        assert!(got.events[0].flags.is_empty(), "null is a time left out");
+        let got = decode_batch(
+            br#"{"message":"a","ts":1}"#,
+            false,
+            DecodeLimits::default(),
+            Timestamp(5),
+        )
+        .unwrap();
+        assert_eq!(got.events[0].ts, Timestamp(1), "one nanosecond is a time");
+    }
+
+    #[test]
+    fn a_keyed_resend_of_lines_without_time_gets_the_same_ids() {
+        let body = b"{\"message\":\"hi\"}\n{\"message\":\"hi\"}\n";
+        let keyed = |received, key| {
+            decode_batch_with(
+                body,
+                false,
+                DecodeLimits::default(),
+                Timestamp(received),
+                DecodeOptions {
+                    key,
+                    partial: false,
+                },
+            )
+            .unwrap()
+            .events
+            .iter()
+            .map(|e| e.id)
+            .collect::<Vec<_>>()
+        };
+        let first = keyed(100, Some("k1"));
+        assert_eq!(first, keyed(900, Some("k1")), "a resend is recognised");
+        assert_ne!(first[0], first[1], "two lines are two events");
+        assert_ne!(
+            first,
+            keyed(100, Some("k2")),
+            "another key is another batch"
+        );
+        assert_ne!(
+            keyed(100, None),
+            keyed(900, None),
+            "without a key, arrival time tells sends apart"
+        );
+        let header = b"{\"shiplog_batch\":1,\"batch_id\":\"b7\"}\n{\"message\":\"hi\"}\n";
+        let ids = |received| {
+            decode_batch(header, false, DecodeLimits::default(), Timestamp(received))
+                .unwrap()
+                .events[0]
+                .id
+        };
+        assert_eq!(ids(1), ids(2), "the header's batch id is a key too");
+    }
+
+    #[test]
+    fn partial_keeps_good_lines_and_lists_bad_ones() {
+        let body = b"{\"message\":\"a\"}\n{oops}\n{\"message\":\"b\"}\n{\"message\":7}\n";
+        let got = decode_batch_with(
+            body,
+            false,
+            DecodeLimits::default(),
+            Timestamp(3),
+            DecodeOptions {
+                key: None,
+                partial: true,
+            },
+        )
+        .unwrap();
+        let kept: Vec<&str> = got.events.iter().map(|e| e.message.as_str()).collect();
+        assert_eq!(kept, ["a", "b"]);
+        assert_eq!(got.sources.len(), 2);
+        let lines: Vec<usize> = got.rejected.iter().map(|r| r.line).collect();
+        assert_eq!(lines, [2, 4]);
+        assert!(got.rejected[1].reason.starts_with("field `message`"));
+        assert_eq!(got.events[1].seq, 1, "positions count kept events");
     }
 
     #[test]

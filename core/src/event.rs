@@ -163,6 +163,9 @@ pub enum Flag {
     InvalidUtf8,
     /// The line was longer than the configured cap and was cut.
     Truncated,
+    /// The sender's `ts` was the Unix epoch (1970-01-01T00:00:00Z, what an unset clock
+    /// reports), so the receive time stands in for it.
+    EpochTime,
 }
 
 /// Where a container is in its lifecycle, as a registration reports it.

@@ -299,6 +299,10 @@ impl<'de> Deserialize<'de> for Timestamp {
             fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Timestamp, E> {
                 Ok(Timestamp(v))
             }
+            // `"ts": null` is a time left out: the receiver fills it in.
+            fn visit_unit<E: serde::de::Error>(self) -> Result<Timestamp, E> {
+                Ok(Timestamp(0))
+            }
             fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Timestamp, E> {
                 i64::try_from(v)
                     .map(Timestamp)

@@ -1,5 +1,8 @@
 //! A data directory on a small filesystem that fills up: ingest refuses cleanly (507 with a
 //! message), nothing acknowledged is lost, and ingest resumes by itself once space is freed.
+//! With `refresh=true`, a batch stored whose commit then failed answers 202 `searchable:
+//! false` (never an error a sender would resend for), and a batch resent with its
+//! `Idempotency-Key` is stored once, whatever the first answer was.
 //!
 //! Needs root to mount a tmpfs. Under `CI=true` a failed mount fails the test; elsewhere it
 //! prints that it was skipped.
@@ -9,7 +12,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use shiplog_core::{Event, EventId, Timestamp};
 use shiplog_tests::Node;
 
 /// A tmpfs mount point, unmounted on drop; the temporary directory holding it goes after.
@@ -22,7 +24,11 @@ impl Mount {
     fn tmpfs(size: &str) -> Option<Mount> {
         let dir = tempfile::tempdir().unwrap();
         let point = dir.path().join("fs");
-        std::fs::create_dir(&point).unwrap();
+        Self::tmpfs_at(size, point, dir)
+    }
+
+    fn tmpfs_at(size: &str, point: PathBuf, dir: tempfile::TempDir) -> Option<Mount> {
+        std::fs::create_dir_all(&point).unwrap();
         let ok = Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
             .arg(&point)
@@ -52,23 +58,23 @@ fn fill(path: &Path, bytes: usize) {
     }
 }
 
+/// A batch of lines as `curl` users send them: no id and no time, so only the
+/// `Idempotency-Key` can make a resend a duplicate.
 fn body(batch: u64) -> Vec<u8> {
-    let events: Vec<Event> = (0..200)
-        .map(|i| {
-            let n = batch * 200 + i;
-            // Incompressible-ish text so the disk fills in a few hundred batches.
-            let noise = format!(
-                "{:x}{:x}",
-                n.wrapping_mul(0x9e37_79b9_7f4a_7c15),
-                n.wrapping_mul(0xc2b2_ae3d_27d4_eb4f)
-            );
-            let mut e = Event::log(Timestamp::now(), format!("fill n{n} {noise} {noise}"));
-            e.id = EventId(u128::from(n) + 1);
-            e.service = "filler".into();
-            e
-        })
-        .collect();
-    shiplog_core::codec::encode_batch(&events, None, 1)
+    let mut out = String::new();
+    for i in 0..200 {
+        let n = batch * 200 + i;
+        // Incompressible-ish text so the disk fills in a few hundred batches.
+        let noise = format!(
+            "{:x}{:x}",
+            n.wrapping_mul(0x9e37_79b9_7f4a_7c15),
+            n.wrapping_mul(0xc2b2_ae3d_27d4_eb4f)
+        );
+        out.push_str(&format!(
+            "{{\"message\":\"fill n{n} {noise} {noise}\",\"service\":\"filler\"}}\n"
+        ));
+    }
+    zstd::encode_all(out.as_bytes(), 1).unwrap()
 }
 
 #[test]
@@ -90,17 +96,20 @@ fn a_full_disk_refuses_ingest_cleanly_loses_nothing_acked_and_recovers() {
         .timeout(Duration::from_secs(30))
         .build()
         .unwrap();
-    let url = format!("{}/api/v1/ingest", node.url);
+    let url = format!("{}/api/v1/ingest?refresh=true", node.url);
     let post = |b: u64| {
         http.post(&url)
             .header("content-type", "application/x-ndjson")
             .header("content-encoding", "zstd")
+            .header("idempotency-key", format!("disk-full-batch-{b}"))
             .body(body(b))
             .send()
             .unwrap()
     };
 
     let mut acked: HashSet<u64> = HashSet::new();
+    let mut refused: HashSet<u64> = HashSet::new();
+    let mut stored_unsearchable = 0;
     let mut refusals = 0;
     let mut batch = 0;
     let started = Instant::now();
@@ -111,11 +120,34 @@ fn a_full_disk_refuses_ingest_cleanly_loses_nothing_acked_and_recovers() {
         );
         let resp = post(batch);
         let status = resp.status().as_u16();
-        if status == 200 {
+        if status == 200 || status == 202 {
+            let v: serde_json::Value = resp.json().unwrap();
+            assert_eq!(
+                v["accepted"].as_u64().unwrap() + v["duplicates"].as_u64().unwrap(),
+                200,
+                "{v}"
+            );
+            if status == 202 {
+                // Stored in the WAL, not yet committed: the answer says so and says not
+                // to resend; it becomes searchable once space is back.
+                assert_eq!(v["searchable"], false, "{v}");
+                assert!(
+                    v["warning"]
+                        .as_str()
+                        .unwrap()
+                        .contains("Do not send this batch again"),
+                    "{v}"
+                );
+                stored_unsearchable += 1;
+            } else {
+                assert_eq!(v["searchable"], true, "{v}");
+            }
             acked.insert(batch);
             batch += 1;
             continue;
         }
+        refused.insert(batch);
+        batch += 1;
         let v: serde_json::Value = resp.json().unwrap_or_default();
         assert!(
             matches!(status, 507 | 503 | 429),
@@ -134,7 +166,11 @@ fn a_full_disk_refuses_ingest_cleanly_loses_nothing_acked_and_recovers() {
         refusals += 1;
         std::thread::sleep(Duration::from_millis(100));
     }
-    eprintln!("disk full after {} acked batches", acked.len());
+    eprintln!(
+        "disk full after {} acked batches ({stored_unsearchable} answered 202 stored, not searchable); {} refused",
+        acked.len(),
+        refused.len()
+    );
     assert!(
         acked.len() >= 3,
         "some batches must be acked before the disk fills"
@@ -156,6 +192,22 @@ fn a_full_disk_refuses_ingest_cleanly_loses_nothing_acked_and_recovers() {
             break;
         }
         std::thread::sleep(Duration::from_millis(200));
+    }
+    // A sender resends everything it was not told was stored, and also (as a sender whose
+    // connection broke would) the acked ones: with the same keys each is stored once.
+    for b in refused
+        .iter()
+        .chain(acked.iter())
+        .copied()
+        .collect::<Vec<_>>()
+    {
+        let resp = post(b);
+        assert!(
+            resp.status().is_success(),
+            "resend of batch {b}: {}",
+            resp.status()
+        );
+        acked.insert(b);
     }
     eprintln!(
         "ingest resumed {:.1} s after space was freed",
@@ -220,6 +272,97 @@ fn a_full_disk_refuses_ingest_cleanly_loses_nothing_acked_and_recovers() {
         "an event was stored twice"
     );
     assert!(counts.len() >= expected);
+    drop(node);
+    drop(mount);
+}
+
+/// Only the index directory (`logs/`) sits on the small filesystem, so every batch reaches
+/// the WAL and only the commits fail: `refresh=true` answers 202 `searchable: false` with
+/// words saying not to resend, and each such batch is searchable, once, after space is back.
+#[test]
+fn a_full_index_disk_answers_stored_not_searchable_and_indexes_it_later() {
+    let data = tempfile::tempdir().unwrap();
+    let Some(mount) = Mount::tmpfs_at(
+        "12m",
+        data.path().join("logs"),
+        tempfile::tempdir().unwrap(),
+    ) else {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("cannot mount a tmpfs (root needed); CI=true requires this test to run");
+        }
+        eprintln!(
+            "SKIPPED a_full_index_disk_answers_stored_not_searchable: cannot mount a tmpfs (run as root)"
+        );
+        return;
+    };
+    let filler = mount.point.join("filler");
+    fill(&filler, 10 << 20);
+    let node = Node::start_in(data.path(), "serve", &[], &[]);
+    let http = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let url = format!("{}/api/v1/ingest?refresh=true", node.url);
+    let post = |b: u64| {
+        http.post(&url)
+            .header("content-encoding", "zstd")
+            .header("idempotency-key", format!("index-full-{b}"))
+            .body(body(b))
+            .send()
+            .unwrap()
+    };
+    let mut unsearchable = Vec::new();
+    let started = Instant::now();
+    let mut batch = 0;
+    while unsearchable.len() < 3 {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "no commit ever failed\n{}",
+            node.log()
+        );
+        let resp = post(batch);
+        let status = resp.status().as_u16();
+        let v: serde_json::Value = resp.json().unwrap_or_default();
+        match status {
+            200 => assert_eq!(v["searchable"], true, "{v}"),
+            202 => {
+                assert_eq!(v["searchable"], false, "{v}");
+                assert_eq!(v["accepted"], 200, "{v}");
+                let warning = v["warning"].as_str().unwrap();
+                assert!(
+                    warning.contains("stored durably")
+                        && warning.contains("Do not send this batch again"),
+                    "{v}"
+                );
+                unsearchable.push(batch);
+            }
+            other => panic!("the WAL has room, so the batch is stored: {other} {v}"),
+        }
+        batch += 1;
+    }
+    eprintln!(
+        "{} batches before commits failed; 202 for {unsearchable:?}",
+        batch - 3
+    );
+    let sent = batch;
+    // A sender that resends anyway (a retry policy that ignores the body) adds nothing.
+    let again: serde_json::Value = post(unsearchable[0]).json().unwrap();
+    assert_eq!(again["accepted"], 0, "{again}");
+    assert_eq!(again["duplicates"], 200, "{again}");
+
+    std::fs::remove_file(&filler).unwrap();
+    let mut total = 0;
+    node.wait_until(
+        Duration::from_secs(60),
+        "every stored batch to become searchable after space came back",
+        || {
+            let (status, v) = node.search(&[("q", "service:filler"), ("limit", "1")]);
+            assert_eq!(status, 200, "{v}");
+            total = v["total"].as_u64().unwrap_or(0);
+            total >= sent * 200
+        },
+    );
+    assert_eq!(total, sent * 200, "each stored line once");
     drop(node);
     drop(mount);
 }

@@ -20,7 +20,7 @@ use shiplog_core::Timestamp;
 
 use super::es::{check_index_name, respond};
 use super::es_doc::{self, DocId};
-use super::{body, check_count, refresh as commit, store};
+use super::{body, check_count, store};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -214,8 +214,10 @@ async fn run_bulk(
     }
     check_count(state, events.len())?;
     store(state, events).await?;
+    // The items are stored whatever the refresh does: a failed one is logged, not
+    // answered as an error the client would resend the stored documents for.
     if refresh {
-        commit(state).await?;
+        let _ = crate::routes::ingest::refresh_stored(state).await;
     }
     let errors = items.iter().any(|i| i.outcome.is_err());
     let rendered: Vec<Value> = items

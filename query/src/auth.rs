@@ -360,9 +360,10 @@ pub fn route_class(method: &Method, route: &str, query: Option<&str>) -> RouteCl
         "/api/v1/alerts/reload" | "/api/v1/silences/{id}" => RouteClass::Needs(Role::Admin),
         "/api/v1/silences" if method == Method::POST => RouteClass::Needs(Role::Admin),
         "/api/v1/predictions" if method == Method::POST => RouteClass::Needs(Role::Ingest),
-        "/api/v1/predictions" | "/api/v1/predictions/exports/{id}" => {
-            RouteClass::Needs(Role::Audit)
-        }
+        // The summary (rates, error ratios, p95 per model) is prediction data too.
+        "/api/v1/predictions"
+        | "/api/v1/predictions/summary"
+        | "/api/v1/predictions/exports/{id}" => RouteClass::Needs(Role::Audit),
         "/api/v1/audit/access" => RouteClass::Needs(Role::Admin),
         "/api/v1/retention" => {
             // A dry run only reads; applying retention deletes data.

@@ -426,6 +426,13 @@ fn auth_matrix_of_route_classes_and_tokens() {
             Some("read"),
         ),
         ("GET", "/api/v1/services", String::new(), Some("read")),
+        // Rates, error ratios and latencies per model are prediction data: audit only.
+        (
+            "GET",
+            "/api/v1/predictions/summary",
+            String::new(),
+            Some("audit"),
+        ),
         (
             "POST",
             "/api/v1/retention?dry_run=false",

@@ -89,9 +89,32 @@ impl Level {
     /// Finds the level a plain-text log line announces near its start: an upper-case level
     /// word among the first tokens (`INFO`, `WARN`), or a bracketed or `level=` one in any
     /// case (`[error]`, `level=warn`). Lines with none give `None`.
+    ///
+    /// Crashes announce no level word, yet are errors: a Python traceback (`Traceback (most
+    /// recent call last):`, joined or as its first line), a Java uncaught exception
+    /// (`Exception in thread ...`), and a line that starts with an exception's name
+    /// (`ValueError: ...`, `java.lang.IllegalStateException: ...`). Python logging's default
+    /// format (`ERROR:root:...`) is read too.
     pub fn sniff(line: &str) -> Option<Level> {
+        let start = line.trim_start();
+        if start.starts_with("Traceback (most recent call last):")
+            || start.starts_with("Exception in thread ")
+        {
+            return Some(Level::Error);
+        }
         // The first 200 bytes (cut at a character boundary): a level word is near the start.
         let head = &line[..line.floor_char_boundary(200)];
+        if let Some(first) = head.split_ascii_whitespace().next() {
+            if let Some((word, _)) = first.split_once(':')
+                && word.bytes().all(|c| c.is_ascii_uppercase())
+                && let Some(level) = Level::parse(word)
+            {
+                return Some(level);
+            }
+            if first.ends_with(':') && names_an_exception(&first[..first.len() - 1]) {
+                return Some(Level::Error);
+            }
+        }
         for raw in head.split_ascii_whitespace().take(8) {
             if let Some(v) = raw
                 .strip_prefix("level=")
@@ -114,6 +137,17 @@ impl Level {
         }
         None
     }
+}
+
+/// Whether `word` reads as an exception class name: an identifier, maybe dotted, ending in
+/// `Error` or `Exception` (`KeyError`, `java.io.IOException`).
+fn names_an_exception(word: &str) -> bool {
+    (word.ends_with("Error") || word.ends_with("Exception"))
+        && word.len() > "Error".len()
+        && word
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'$'))
+        && word.bytes().next().is_some_and(|c| c.is_ascii_alphabetic())
 }
 
 impl fmt::Display for Level {
@@ -555,6 +589,26 @@ mod tests {
             ),
             ("some info about the error later in the line", None),
             ("error: could not open file", Some(Level::Error)),
+            (
+                "Traceback (most recent call last):\n  File \"serve.py\", line 9, in <module>\n    predict()\nValueError: bad input",
+                Some(Level::Error),
+            ),
+            ("Traceback (most recent call last):", Some(Level::Error)),
+            ("ValueError: bad input shape (3, 4)", Some(Level::Error)),
+            (
+                "java.lang.IllegalStateException: pool closed",
+                Some(Level::Error),
+            ),
+            (
+                "Exception in thread \"main\" java.lang.NullPointerException",
+                Some(Level::Error),
+            ),
+            ("ERROR:root:model failed to load", Some(Level::Error)),
+            ("WARNING:urllib3:retrying", Some(Level::Warn)),
+            ("  File \"serve.py\", line 9, in <module>", None),
+            ("Error: yes", Some(Level::Error)),
+            ("ErrorRate: 0.1", None),
+            ("http://x: not a level", None),
         ];
         for (line, want) in cases {
             assert_eq!(Level::sniff(line), want, "{line}");

@@ -765,6 +765,29 @@ mod tests {
     }
 
     #[test]
+    fn a_python_traceback_on_stderr_is_one_event_at_level_error() {
+        let mut joined = log_with(Resume::from_beginning(), MultilineRules::Known);
+        let frame = format!(
+            "{T1} Traceback (most recent call last):\n{T1}   File \"serve.py\", line 9, in <module>\n{T2}     predict()\n{T2} ValueError: bad input\n{T3} serving again\n"
+        );
+        let mut out = push(&mut joined, Stream::Stderr, &frame);
+        joined.finish(Timestamp(0), &mut out);
+        assert_eq!(out.len(), 2, "{:?}", messages(&out));
+        assert!(out[0].event.message.ends_with("ValueError: bad input"));
+        assert_eq!(out[0].event.level, Some(Level::Error));
+        assert_eq!(out[1].event.level, None);
+        // Without joining, the first and the last line of the trace still say error.
+        let mut plain = log();
+        let mut out = push(&mut plain, Stream::Stderr, &frame);
+        plain.finish(Timestamp(0), &mut out);
+        let levels: Vec<_> = out.iter().map(|e| e.event.level).collect();
+        assert_eq!(
+            levels,
+            [Some(Level::Error), None, None, Some(Level::Error), None]
+        );
+    }
+
+    #[test]
     fn json_lines_give_their_message_level_time_and_fields() {
         let mut log = log();
         let line = format!(

@@ -11,46 +11,87 @@ use crate::{client, config};
 /// Runs an alerts subcommand.
 pub fn run(args: AlertsArgs) -> anyhow::Result<ExitCode> {
     match args.command.unwrap_or(AlertsCommand::List) {
-        AlertsCommand::Check { file } => check(&file),
+        AlertsCommand::Check { file } => check(&file, args.json),
         AlertsCommand::List => list(&args.remote, args.json),
         AlertsCommand::History { limit } => history(&args.remote, args.json, limit),
         AlertsCommand::Reload => {
             let http = client::client(&args.remote, Some(Duration::from_secs(300)))?;
             let url = client::url(&args.remote, "/api/v1/alerts/reload")?;
             let v: Value = client::send(http.post(url), &args.remote)?.json()?;
-            println!("reloaded: {} rules", v["rules"]);
+            if args.json {
+                println!("{v}");
+            } else {
+                println!("reloaded: {} rules", v["rules"]);
+            }
             Ok(ExitCode::SUCCESS)
         }
     }
 }
 
-fn check(file: &std::path::Path) -> anyhow::Result<ExitCode> {
+/// Checks a config file's rules; exit 1 on the first problem. With `json`, one object on
+/// stdout either way: `{"file", "ok": true, "rules": [...], "notifiers": [...]}` or
+/// `{"file", "ok": false, "error": {"message", "line"?, "column"?}}`.
+fn check(file: &std::path::Path, json: bool) -> anyhow::Result<ExitCode> {
+    let refuse = |message: String, line: Option<usize>, column: Option<usize>| {
+        if json {
+            let v = serde_json::json!({
+                "file": file.display().to_string(),
+                "ok": false,
+                "error": {"message": message, "line": line, "column": column},
+            });
+            println!("{v}");
+        } else {
+            eprintln!("{message}");
+        }
+        Ok(ExitCode::from(1))
+    };
     let text = match std::fs::read_to_string(file) {
         Ok(t) => t,
-        Err(e) => {
-            eprintln!("{}: cannot read: {e}", file.display());
-            return Ok(ExitCode::from(1));
-        }
+        Err(e) => return refuse(format!("{}: cannot read: {e}", file.display()), None, None),
     };
-    match config::parse(file, &text) {
-        Ok(c) => {
-            let rules = c.compiled_alerts()?;
-            println!(
-                "{}: ok: {} rules, {} notifiers",
-                file.display(),
-                rules.len(),
-                c.alerting.names().len()
-            );
-            for r in &rules {
-                println!("  {r}");
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(e) => {
-            eprintln!("{e}");
-            Ok(ExitCode::from(1))
+    let c = match config::parse(file, &text) {
+        Ok(c) => c,
+        Err(e) if json => return refuse(e.message.clone(), e.line, e.column),
+        Err(e) => return refuse(e.to_string(), e.line, e.column),
+    };
+    let rules = match c.compiled_alerts() {
+        Ok(r) => r,
+        Err(e) => return refuse(format!("{}: {e}", file.display()), None, None),
+    };
+    let notifiers = c.alerting.names();
+    if json {
+        let rules: Vec<Value> = rules
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "name": r.name,
+                    "kind": r.kind,
+                    "severity": r.severity,
+                    "window_seconds": r.window_ns as f64 / 1e9,
+                    "for_seconds": r.for_ns as f64 / 1e9,
+                    "notify": r.notify,
+                })
+            })
+            .collect();
+        let v = serde_json::json!({
+            "file": file.display().to_string(),
+            "ok": true,
+            "rules": rules,
+            "notifiers": notifiers,
+        });
+        println!("{v}");
+    } else {
+        println!(
+            "{}: ok: {} rules, {} notifiers",
+            file.display(),
+            rules.len(),
+            notifiers.len()
+        );
+        for r in &rules {
+            println!("  {r}");
         }
     }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn get(remote: &crate::cli::RemoteArgs, path: &str) -> anyhow::Result<Value> {

@@ -100,6 +100,87 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The stable code of an error status that no route chose a code for.
+fn code_for(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        400 => "bad_request",
+        401 => "unauthorized",
+        403 => "forbidden",
+        404 => "not_found",
+        405 => "method_not_allowed",
+        406 => "not_acceptable",
+        408 => "request_timeout",
+        409 => "conflict",
+        411 => "length_required",
+        413 => "body_too_large",
+        414 => "uri_too_long",
+        415 => "unsupported_media_type",
+        422 => "bad_body",
+        429 => "busy",
+        431 => "headers_too_large",
+        503 => "unavailable",
+        504 => "timeout",
+        _ if status.is_server_error() => "internal",
+        _ => "bad_request",
+    }
+}
+
+/// The most of a non-JSON error body kept as the message.
+const MAX_PLAIN_ERROR: usize = 4096;
+
+/// Middleware: every error answer is `{"error": {"code", "message"}}`. Routes answer with
+/// [`ApiError`] already; this catches what the framework answers by itself (an unsupported
+/// method's empty 405, an extractor's plain-text rejection) so a client never has to parse
+/// two shapes.
+pub async fn json_errors(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let resp = next.run(req).await;
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json || method == "HEAD" {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    let text = axum::body::to_bytes(body, MAX_PLAIN_ERROR)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let message = if status == StatusCode::METHOD_NOT_ALLOWED {
+        match parts
+            .headers
+            .get(header::ALLOW)
+            .and_then(|v| v.to_str().ok())
+        {
+            Some(allowed) if !allowed.is_empty() => {
+                format!("{method} is not allowed on {path}: use {allowed}")
+            }
+            _ => format!(
+                "{method} is not allowed on {path}: /api/v1/openapi.json lists each route's methods"
+            ),
+        }
+    } else if text.is_empty() {
+        format!(
+            "{} {}",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or("error")
+        )
+    } else {
+        text
+    };
+    let mut answer = ApiError::new(status, code_for(status), message).into_response();
+    for name in [header::ALLOW, header::RETRY_AFTER, header::WWW_AUTHENTICATE] {
+        if let Some(v) = parts.headers.get(&name) {
+            answer.headers_mut().insert(name, v.clone());
+        }
+    }
+    answer
+}
+
 impl From<IndexerError> for ApiError {
     fn from(e: IndexerError) -> Self {
         match e {

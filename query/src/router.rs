@@ -37,6 +37,7 @@ pub fn router_observed(state: AppState, auth: Auth, telemetry: Arc<Telemetry>) -
             auth::require,
         ))
         .layer(middleware::from_fn_with_state(telemetry, telemetry::track))
+        .layer(middleware::from_fn(crate::error::json_errors))
 }
 
 fn routes(state: AppState) -> Router {
@@ -45,7 +46,10 @@ fn routes(state: AppState) -> Router {
         .route("/metrics", get(routes::prom::metrics))
         .route("/api/v1/openapi.json", get(routes::openapi::openapi))
         .route("/api/v1/aggregate", post(routes::aggregate::aggregate))
-        .route("/api/v1/search", get(routes::search::search))
+        .route(
+            "/api/v1/search",
+            get(routes::search::search).post(routes::search::search_post),
+        )
         .route("/api/v1/tail", get(routes::tail::tail))
         .route("/api/v1/ingest", post(routes::ingest::ingest))
         .route("/api/v1/services", get(routes::services::list))

@@ -220,7 +220,7 @@ async fn bad_ingest_bodies_are_refused_whole_with_the_line_and_reason() {
 
     let big = vec![b' '; 10_000];
     let (status, v) = call(&st, post(big, None)).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(v["error"]["code"], "body_too_large", "{v}");
 
     let (status, v) = call(&st, post(b"{}".to_vec(), Some("br"))).await;

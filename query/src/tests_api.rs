@@ -666,7 +666,7 @@ fn body_and_result_limits_answer_400() {
         .body(Body::from(vec![b'x'; 4096]))
         .unwrap();
     let (status, _, body) = rt.block_on(call(&app, req));
-    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     assert!(String::from_utf8_lossy(&body).contains("body_too_large"));
     let req = Request::get("/api/v1/search?limit=51")
         .body(Body::empty())
@@ -867,4 +867,120 @@ fn tls_serves_https_with_the_configured_certificate() {
         server.await.unwrap().unwrap();
     });
     ix.close();
+}
+
+#[test]
+fn every_error_is_json_with_a_code_even_the_frameworks_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = rt();
+    let ix = indexer(dir.path());
+    let app = router(AppState::new(ix.clone()));
+    let json_error = |status: StatusCode, headers: &axum::http::HeaderMap, body: &[u8]| {
+        assert!(
+            headers[header::CONTENT_TYPE]
+                .to_str()
+                .unwrap()
+                .starts_with("application/json"),
+            "{status}: {headers:?}"
+        );
+        let v: Value = serde_json::from_slice(body).unwrap();
+        assert!(v["error"]["code"].is_string(), "{v}");
+        assert!(!v["error"]["message"].as_str().unwrap().is_empty(), "{v}");
+        v
+    };
+    // An unsupported method: axum answers 405 with an empty body by itself.
+    let req = Request::get("/api/v1/silences/x")
+        .body(Body::empty())
+        .unwrap();
+    let (status, headers, body) = rt.block_on(call(&app, req));
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    let v = json_error(status, &headers, &body);
+    assert_eq!(v["error"]["code"], "method_not_allowed");
+    assert_eq!(
+        v["error"]["message"],
+        "GET is not allowed on /api/v1/silences/x: /api/v1/openapi.json lists each route's methods"
+    );
+
+    let req = Request::get("/no/such/route").body(Body::empty()).unwrap();
+    let (status, headers, body) = rt.block_on(call(&app, req));
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        json_error(status, &headers, &body)["error"]["code"],
+        "not_found"
+    );
+
+    // An extractor's rejection (a JSON body that is not JSON).
+    let req = Request::post("/api/v1/silences")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from("{not json"))
+        .unwrap();
+    let (status, headers, body) = rt.block_on(call(&app, req));
+    assert!(status.is_client_error(), "{status}");
+    json_error(status, &headers, &body);
+
+    // A bad fields= is refused before any search runs.
+    let req = Request::get("/api/v1/search?fields=bogus")
+        .body(Body::empty())
+        .unwrap();
+    let (status, headers, body) = rt.block_on(call(&app, req));
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        json_error(status, &headers, &body)["error"]["code"],
+        "bad_fields"
+    );
+}
+
+#[test]
+fn a_search_runs_as_post_with_a_json_body_and_a_long_query_gets_a_json_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = rt();
+    let ix = indexer(dir.path());
+    let events = loghub();
+    rt.block_on(load(&ix, &events));
+    let app = router(AppState::new(ix.clone()));
+    let (since, until) = window();
+    // Near the 8 KiB query limit, as a body; past it, a JSON 400 saying the limit.
+    let mut q = String::from("service:hdfs AND (");
+    for i in 0..560 {
+        q.push_str(&format!("nomatch{i} OR "));
+    }
+    q.push_str("blk)");
+    assert!(q.len() > 7_000 && q.len() < 8_192, "{}", q.len());
+    let want = events
+        .iter()
+        .filter(|e| parse("service:hdfs AND blk").unwrap().matches(e))
+        .count();
+    let body = json!({"q": q, "since": since, "until": until, "limit": 1});
+    let req = Request::post("/api/v1/search")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let (status, _, body) = rt.block_on(call(&app, req));
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert!(want > 0);
+    assert_eq!(v["total"], want, "{v}");
+    let long = format!("{q} OR {}", "x".repeat(100_000));
+    let req = Request::post("/api/v1/search")
+        .body(Body::from(json!({ "q": long }).to_string()))
+        .unwrap();
+    let (status, _, body) = rt.block_on(call(&app, req));
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(v["error"]["code"], "bad_query", "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("8192"),
+        "{v}"
+    );
+    let req = Request::post("/api/v1/search")
+        .body(Body::from("{\"q\":\"x\",\"sort\":\"asc\"}"))
+        .unwrap();
+    let (status, _, body) = rt.block_on(call(&app, req));
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(v["error"]["code"], "bad_body", "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("sort"),
+        "{v}"
+    );
 }

@@ -114,3 +114,60 @@ async fn every_documented_operation_is_served() {
     assert_eq!(resp.status(), StatusCode::OK);
     st.shutdown.cancel();
 }
+
+/// Every error code a route can answer is listed in README.md's table of codes.
+#[test]
+fn every_error_code_is_listed_in_the_readme() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("../README.md")).unwrap();
+    let table_start = readme
+        .find("| status | codes |")
+        .expect("README has the code table");
+    let table = &readme[table_start..];
+    let table = &table[..table.find("\n\n").unwrap_or(table.len())];
+    let patterns = [
+        regex::Regex::new(r#"ApiError::new\(\s*StatusCode::[A-Z_]+,\s*"([a-z_]+)""#).unwrap(),
+        regex::Regex::new(r#"Self::new\(\s*StatusCode::[A-Z_]+,\s*"([a-z_]+)""#).unwrap(),
+        regex::Regex::new(r#"bad_request\(\s*"([a-z_]+)""#).unwrap(),
+    ];
+    // The codes given to the framework's own error answers, by status.
+    let error_rs = std::fs::read_to_string(root.join("src/error.rs")).unwrap();
+    let code_for = error_rs
+        .split("fn code_for")
+        .nth(1)
+        .and_then(|t| t.split("\n}\n").next())
+        .expect("error.rs has code_for");
+    let by_status = regex::Regex::new(r#"=> "([a-z_]+)""#).unwrap();
+    let mut found = BTreeSet::new();
+    let mut stack = vec![root.join("src")];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().to_string();
+            if path.is_dir() {
+                stack.push(path);
+            } else if name.ends_with(".rs") && !name.starts_with("tests") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                // Test modules inside a file come last; their codes are not answers.
+                let text = text.split("#[cfg(test)]").next().unwrap_or(&text);
+                for re in &patterns {
+                    for c in re.captures_iter(text) {
+                        found.insert(c[1].to_string());
+                    }
+                }
+            }
+        }
+    }
+    for c in by_status.captures_iter(code_for) {
+        found.insert(c[1].to_string());
+    }
+    assert!(found.len() >= 30, "the sources were not read: {found:?}");
+    let missing: Vec<_> = found
+        .iter()
+        .filter(|c| !table.contains(&format!("`{c}`")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "codes missing from README.md's table: {missing:?}"
+    );
+}

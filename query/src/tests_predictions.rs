@@ -261,15 +261,15 @@ async fn predictions_are_stored_redacted_found_exported_and_audited() {
             .any(|h| h["fields"]["query"] == "request_id=req-42")
     );
 
-    // The summary: per model and version.
-    let (status, body, _) = call(
-        &app,
-        "GET",
-        "/api/v1/predictions/summary?since=2026-11-20T09:59:00Z&until=2026-11-20T10:02:00Z&buckets=3",
-        READ,
-        vec![],
-    )
-    .await;
+    // The summary: per model and version, for auditors only.
+    let summary = "/api/v1/predictions/summary?since=2026-11-20T09:59:00Z&until=2026-11-20T10:02:00Z&buckets=3";
+    let (status, _, _) = call(&app, "GET", summary, READ, vec![]).await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "a read token sees no prediction rates"
+    );
+    let (status, body, _) = call(&app, "GET", summary, AUDIT, vec![]).await;
     assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
     let s = json_of(&body);
     let models = s["models"].as_array().unwrap();

@@ -61,14 +61,28 @@ pub(crate) fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
+/// A refused batch: too big as a whole is 413 (the same answer as a body or a gzip bomb
+/// over the cap on any route), anything about its content is 400 naming the line.
 fn codec_error(e: CodecError) -> ApiError {
-    ApiError {
-        line: e.line(),
-        ..ApiError::bad_request("bad_batch", e.to_string())
+    match e {
+        CodecError::TooLarge { .. } => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            e.to_string(),
+        ),
+        CodecError::TooManyEvents { .. } => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_many_records",
+            e.to_string(),
+        ),
+        _ => ApiError {
+            line: e.line(),
+            ..ApiError::bad_request("bad_batch", e.to_string())
+        },
     }
 }
 
-/// Reads a request body up to the configured limit (400 `body_too_large` past it).
+/// Reads a request body up to the configured limit (413 `body_too_large` past it).
 pub(crate) async fn read_body(state: &AppState, body: Body) -> Result<axum::body::Bytes, ApiError> {
     let limit = state.limits.max_body_bytes;
     axum::body::to_bytes(body, limit).await.map_err(|e| {
@@ -76,7 +90,8 @@ pub(crate) async fn read_body(state: &AppState, body: Body) -> Result<axum::body
             .is_some_and(|s| s.to_string().contains("length limit"))
             || e.to_string().contains("length limit");
         if too_large {
-            ApiError::bad_request(
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
                 "body_too_large",
                 format!("request body exceeds the limit of {limit} bytes: send smaller batches"),
             )

@@ -81,7 +81,8 @@ fn records(body: &[u8], max_records: usize) -> Result<Vec<Map<String, Value>>, A
         let items: Vec<Value> = serde_json::from_slice(text)
             .map_err(|e| bad(1, format!("the JSON array is not valid: {e}")))?;
         if items.len() > max_records {
-            return Err(ApiError::bad_request(
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
                 "too_many_records",
                 format!(
                     "{} records in one request; at most {max_records}",
@@ -100,7 +101,8 @@ fn records(body: &[u8], max_records: usize) -> Result<Vec<Map<String, Value>>, A
             continue;
         }
         if out.len() == max_records {
-            return Err(ApiError::bad_request(
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
                 "too_many_records",
                 format!("more than {max_records} records in one request"),
             ));

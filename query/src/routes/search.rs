@@ -1,4 +1,5 @@
-//! `GET /api/v1/search`.
+//! `GET /api/v1/search`, and `POST /api/v1/search` with the same parameters as a JSON
+//! body, for queries longer than a URI may be (the HTTP layer refuses URIs over 64 KiB).
 
 use std::time::Instant;
 
@@ -117,16 +118,16 @@ const EVENT_KEYS: &[&str] = &[
     "status",
 ];
 
-/// Keeps only the requested keys of each hit (`fields.x` keeps one key of `fields`).
-fn project(hits: Vec<Event>, fields: Option<&str>) -> Result<Vec<serde_json::Value>, ApiError> {
-    let to_value = |e: Event| serde_json::to_value(e).unwrap_or(serde_json::Value::Null);
+/// The keys `fields=` asks for, checked before any search runs; `None` means all.
+fn wanted_keys(fields: Option<&str>) -> Result<Option<Vec<String>>, ApiError> {
     let Some(list) = fields.map(str::trim).filter(|f| !f.is_empty()) else {
-        return Ok(hits.into_iter().map(to_value).collect());
+        return Ok(None);
     };
-    let wanted: Vec<&str> = list
+    let wanted: Vec<String> = list
         .split(',')
         .map(str::trim)
         .filter(|k| !k.is_empty())
+        .map(str::to_string)
         .collect();
     for k in &wanted {
         let top = k.split('.').next().unwrap_or(k);
@@ -140,12 +141,20 @@ fn project(hits: Vec<Event>, fields: Option<&str>) -> Result<Vec<serde_json::Val
             ));
         }
     }
-    Ok(hits
-        .into_iter()
+    Ok(Some(wanted))
+}
+
+/// Keeps only the requested keys of each hit (`fields.x` keeps one key of `fields`).
+fn project(hits: Vec<Event>, wanted: Option<&[String]>) -> Vec<serde_json::Value> {
+    let to_value = |e: Event| serde_json::to_value(e).unwrap_or(serde_json::Value::Null);
+    let Some(wanted) = wanted else {
+        return hits.into_iter().map(to_value).collect();
+    };
+    hits.into_iter()
         .map(|e| {
             let full = to_value(e);
             let mut out = serde_json::Map::new();
-            for k in &wanted {
+            for k in wanted {
                 match k.strip_prefix("fields.") {
                     Some(sub) => {
                         if let Some(v) = full["fields"].get(sub) {
@@ -155,26 +164,54 @@ fn project(hits: Vec<Event>, fields: Option<&str>) -> Result<Vec<serde_json::Val
                         }
                     }
                     None => {
-                        if let Some(v) = full.get(*k) {
-                            out.insert((*k).to_string(), v.clone());
+                        if let Some(v) = full.get(k.as_str()) {
+                            out.insert(k.clone(), v.clone());
                         }
                     }
                 }
             }
             serde_json::Value::Object(out)
         })
-        .collect())
+        .collect()
 }
 
-/// Runs a search.
+/// Runs a search given in the query string.
 pub async fn search(
     State(state): State<AppState>,
     caller: Option<axum::Extension<crate::auth::Caller>>,
     params: Result<QueryParams<SearchParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<axum::response::Response, ApiError> {
-    let started = Instant::now();
     let QueryParams(p) =
         params.map_err(|e| ApiError::bad_request("bad_parameters", e.body_text()))?;
+    run(state, caller, p).await
+}
+
+/// Runs a search given as a JSON body (`{"q", "since", "until", "limit", "cursor",
+/// "fields"}`), for queries too long for a URI.
+pub async fn search_post(
+    State(state): State<AppState>,
+    caller: Option<axum::Extension<crate::auth::Caller>>,
+    body: axum::body::Body,
+) -> Result<axum::response::Response, ApiError> {
+    let bytes = crate::routes::ingest::read_body(&state, body).await?;
+    let p: SearchParams = serde_json::from_slice(&bytes).map_err(|e| {
+        ApiError::bad_request(
+            "bad_body",
+            format!(
+                "the body must be a JSON object with q, since, until, limit, cursor, fields: {e}"
+            ),
+        )
+    })?;
+    run(state, caller, p).await
+}
+
+async fn run(
+    state: AppState,
+    caller: Option<axum::Extension<crate::auth::Caller>>,
+    p: SearchParams,
+) -> Result<axum::response::Response, ApiError> {
+    let started = Instant::now();
+    let wanted = wanted_keys(p.fields.as_deref())?;
     let query = shiplog_core::query::parse(&p.q).map_err(|e| ApiError::query(&e))?;
     let query = crate::auth::caller(caller).scope(query);
     let now = Timestamp::now();
@@ -196,7 +233,7 @@ pub async fn search(
         let res = indexer
             .search_capped(&req, max_bytes)
             .map_err(ApiError::from)?;
-        let hits = project(res.hits, p.fields.as_deref())?;
+        let hits = project(res.hits, wanted.as_deref());
         serde_json::to_vec(&SearchBody {
             hits,
             total: res.total,

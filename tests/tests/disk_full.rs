@@ -77,6 +77,22 @@ fn body(batch: u64) -> Vec<u8> {
     zstd::encode_all(out.as_bytes(), 1).unwrap()
 }
 
+/// Posts batch `b` with the idempotency key `<key>-<b>`, the same on every resend.
+fn send(
+    http: &reqwest::blocking::Client,
+    url: &str,
+    key: &str,
+    b: u64,
+) -> reqwest::blocking::Response {
+    http.post(url)
+        .header("content-type", "application/x-ndjson")
+        .header("content-encoding", "zstd")
+        .header("idempotency-key", format!("{key}-{b}"))
+        .body(body(b))
+        .send()
+        .unwrap()
+}
+
 #[test]
 fn a_full_disk_refuses_ingest_cleanly_loses_nothing_acked_and_recovers() {
     let Some(mount) = Mount::tmpfs("40m") else {
@@ -97,15 +113,7 @@ fn a_full_disk_refuses_ingest_cleanly_loses_nothing_acked_and_recovers() {
         .build()
         .unwrap();
     let url = format!("{}/api/v1/ingest?refresh=true", node.url);
-    let post = |b: u64| {
-        http.post(&url)
-            .header("content-type", "application/x-ndjson")
-            .header("content-encoding", "zstd")
-            .header("idempotency-key", format!("disk-full-batch-{b}"))
-            .body(body(b))
-            .send()
-            .unwrap()
-    };
+    let post = |b: u64| send(&http, &url, "disk-full-batch", b);
 
     let mut acked: HashSet<u64> = HashSet::new();
     let mut refused: HashSet<u64> = HashSet::new();
@@ -303,14 +311,7 @@ fn a_full_index_disk_answers_stored_not_searchable_and_indexes_it_later() {
         .build()
         .unwrap();
     let url = format!("{}/api/v1/ingest?refresh=true", node.url);
-    let post = |b: u64| {
-        http.post(&url)
-            .header("content-encoding", "zstd")
-            .header("idempotency-key", format!("index-full-{b}"))
-            .body(body(b))
-            .send()
-            .unwrap()
-    };
+    let post = |b: u64| send(&http, &url, "index-full", b);
     let mut unsearchable = Vec::new();
     let started = Instant::now();
     let mut batch = 0;

@@ -25,7 +25,9 @@ pub const KEYS: &[(&str, &str)] = &[
         "apply the filter / open the selected event's detail",
     ),
     ("/", "highlight text in messages"),
-    ("n, N", "select the previous / next highlighted line"),
+    // `n` goes on the way the first match was found (up, from the newest line).
+    ("n", "select the next highlighted line above (older)"),
+    ("N", "select the next highlighted line below (newer)"),
     ("Space", "pause or resume"),
     ("Up, k / Down, j", "select the line above / below (pauses)"),
     ("PgUp, PgDn", "move a page"),

@@ -483,3 +483,25 @@ fn a_gap_event_of_lines_lost_at_their_source_stands_out_and_is_counted() {
     app.on_client(ClientMsg::Event(Box::new(warn)));
     assert_eq!(app.tail.source_gaps, 1);
 }
+
+#[test]
+fn help_says_n_goes_up_to_older_matches_and_shift_n_down_to_newer() {
+    let help = |k: &str| {
+        KEYS.iter()
+            .find(|(key, _)| *key == k)
+            .map(|(_, what)| *what)
+            .unwrap_or_else(|| panic!("no help line for {k}"))
+    };
+    assert!(help("n").contains("above (older)"), "{}", help("n"));
+    assert!(help("N").contains("below (newer)"), "{}", help("N"));
+    // And the keys do what the help says.
+    let mut app = app_with(100, 5, 30);
+    app.on_key(key(KeyCode::Char('/')));
+    type_text(&mut app, "LINE 2");
+    app.on_key(key(KeyCode::Enter));
+    assert_eq!(app.tail.cursor(), Some(29));
+    app.on_key(key(KeyCode::Char('n')));
+    assert_eq!(app.tail.cursor(), Some(28), "n selects the line above");
+    app.on_key(key(KeyCode::Char('N')));
+    assert_eq!(app.tail.cursor(), Some(29), "N selects the line below");
+}

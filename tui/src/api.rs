@@ -410,7 +410,8 @@ pub struct ModelSummary {
     /// Predictions in the window.
     #[serde(deserialize_with = "nullable")]
     pub count: u64,
-    /// Predictions per second.
+    /// Predictions per second over the whole window, as the server counts them (the view
+    /// shows [`rate_per_s`](crate::views::predictions::rate_per_s) instead).
     #[serde(deserialize_with = "nullable")]
     pub rate_per_s: f64,
     /// Failed share, 0 to 1.
@@ -432,6 +433,9 @@ pub struct PredictionSummary {
     /// One entry per model and version.
     #[serde(deserialize_with = "nullable")]
     pub models: Vec<ModelSummary>,
+    /// Window end.
+    #[serde(deserialize_with = "lenient_ts")]
+    pub until: Option<Timestamp>,
 }
 
 #[cfg(test)]
@@ -453,6 +457,15 @@ mod tests {
         assert!(a.since.is_some());
         let page: SearchPage = serde_json::from_str(r#"{"hits":null,"total":3}"#).unwrap();
         assert_eq!((page.hits.len(), page.total), (0, 3));
+        let summary: PredictionSummary = serde_json::from_str(
+            r#"{"models":[],"since":"2026-11-22T06:00:00Z","until":"2026-11-22T07:00:00Z",
+            "bucket_s":30.0,"truncated":false}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            summary.until,
+            Timestamp::parse_rfc3339("2026-11-22T07:00:00Z").ok()
+        );
     }
 
     #[test]

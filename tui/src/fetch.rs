@@ -83,6 +83,8 @@ pub enum Request {
     PredictionSummary {
         /// Window start, e.g. `1h`.
         since: String,
+        /// Buckets of each model's series.
+        buckets: usize,
     },
     /// Recent predictions of one model version.
     Predictions {
@@ -279,10 +281,13 @@ impl Worker {
             Request::Silence(body) => self
                 .post("/api/v1/silences", body.as_ref())
                 .map(Payload::Silenced),
-            Request::PredictionSummary { since } => self
+            Request::PredictionSummary { since, buckets } => self
                 .get(
                     "/api/v1/predictions/summary",
-                    &[("since", since.to_string())],
+                    &[
+                        ("since", since.to_string()),
+                        ("buckets", buckets.to_string()),
+                    ],
                 )
                 .map(Payload::PredictionSummary),
             Request::Predictions {

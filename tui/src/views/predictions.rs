@@ -1,5 +1,6 @@
-//! The Predictions view: per model and version, the rate, error ratio and latency p50/p95
-//! over the last hour (`GET /api/v1/predictions/summary`), with sparklines over time; below,
+//! The Predictions view: per model and version, the rate (over the part of the hour the
+//! model was seen in, see [`rate_per_s`]), error ratio and latency p50/p95 over the last
+//! hour (`GET /api/v1/predictions/summary`), with sparklines over time; below,
 //! the selected model's recent predictions with their request ids
 //! (`GET /api/v1/predictions`); Enter on one, or a typed request id, opens its full record.
 //!
@@ -13,6 +14,7 @@ use ratatui::crossterm::event::{KeyCode, KeyEvent};
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph};
+use shiplog_core::Timestamp;
 
 use crate::api::{Hit, ModelSummary, PredictionSummary};
 use crate::app::{App, Command, Ctx, Detail};
@@ -39,6 +41,12 @@ pub const KEYS: &[(&str, &str)] = &[
 const EVERY: Duration = Duration::from_secs(10);
 /// The window of the summary.
 pub const WINDOW: &str = "1h";
+/// Buckets of each model's series: 30 seconds each over the hour, fine enough for the rate
+/// of a model that started a minute ago (see [`rate_per_s`]).
+pub const BUCKETS: usize = 120;
+/// Shortest span a rate is taken over, so one prediction at the very end of the window
+/// does not read as thousands a second.
+const MIN_RATE_SPAN_S: f64 = 1.0;
 /// Recent predictions listed.
 const RECENT: usize = 100;
 
@@ -122,6 +130,7 @@ impl Predictions {
         if self.refresh.due(now) {
             ctx.fetch(Request::PredictionSummary {
                 since: WINDOW.into(),
+                buckets: BUCKETS,
             });
             self.ask_recent(ctx);
         }
@@ -277,6 +286,25 @@ impl Predictions {
     }
 }
 
+/// Predictions per second over the part of the window the model version was seen in: its
+/// count divided by the time from the start of the first bucket that holds one of its
+/// predictions to the end of the window, and never by less than [`MIN_RATE_SPAN_S`].
+///
+/// The server's `rate_per_s` divides by the whole window, so a model that started two
+/// minutes ago and answers one request a second read 0.03/s. Starting at the first busy
+/// bucket reads it as about 1/s (a little under while that bucket is only partly used), and
+/// a model that stopped reads lower and lower as the window moves on. When the server cut
+/// the summary to its newest predictions, the first busy bucket is where they start, so the
+/// rate still holds. Without a series or the window's end there is only the server's number.
+pub fn rate_per_s(m: &ModelSummary, until: Option<Timestamp>) -> f64 {
+    let first = m.series.iter().find(|p| p.count > 0).and_then(|p| p.ts);
+    let (Some(first), Some(until)) = (first, until) else {
+        return m.rate_per_s;
+    };
+    let secs = (until.as_nanos() - first.as_nanos()) as f64 / 1e9;
+    m.count as f64 / secs.max(MIN_RATE_SPAN_S)
+}
+
 fn ms(v: Option<f64>) -> String {
     match v {
         None => "-".into(),
@@ -319,7 +347,8 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme) -> Line<
         height: area.height - models_h,
         ..area
     };
-    draw_models(frame, top, p, models, theme);
+    let until = p.summary.as_ref().and_then(|s| s.until);
+    draw_models(frame, top, p, models, until, theme);
     draw_recent(frame, bottom, app, theme);
     draw_lookup(frame, area, p, theme);
     let total: u64 = models.iter().map(|m| m.count).sum();
@@ -338,6 +367,7 @@ fn draw_models(
     area: Rect,
     p: &Predictions,
     models: &[ModelSummary],
+    until: Option<Timestamp>,
     theme: Theme,
 ) {
     let width = usize::from(area.width);
@@ -373,7 +403,7 @@ fn draw_models(
         let mut line = Line::from(vec![
             Span::styled(format!("{} ", text::fit(&m.model, name_w)), theme.service()),
             Span::raw(format!("{} ", text::fit(&m.model_version, 8))),
-            Span::raw(format!("{:>8.2} ", m.rate_per_s)),
+            Span::raw(format!("{:>8.2} ", rate_per_s(m, until))),
             Span::styled(format!("{:>6.2} ", m.error_ratio * 100.0), err_style),
             Span::raw(format!(
                 "{:>7} {:>7}  ",
@@ -490,8 +520,7 @@ mod tests {
     use crate::app::tests::{key, type_text};
     use crate::fetch::Reply;
     use crate::views::Tab;
-    use crate::views::tests::{SIZES, render};
-    use shiplog_core::Timestamp;
+    use crate::views::tests::{SIZES, render, screen};
 
     const NOW: i64 = 1_795_330_800_000_000_000; // 2026-11-22T07:00:00Z
 
@@ -521,6 +550,7 @@ mod tests {
                 model("resnet50", "v4-canary", 2.1, 0.081, 22.0, 250.0),
                 model("bert-sentiment", "2024-10", 7.8, 0.0, 4.1, 9.7),
             ],
+            until: Some(Timestamp(NOW)),
         }
     }
 
@@ -555,7 +585,10 @@ mod tests {
         let now = Instant::now();
         app.on_reply(
             Reply {
-                request: Request::PredictionSummary { since: "1h".into() },
+                request: Request::PredictionSummary {
+                    since: "1h".into(),
+                    buckets: BUCKETS,
+                },
                 result: Ok(Payload::PredictionSummary(summary())),
             },
             now,
@@ -605,7 +638,10 @@ mod tests {
         app.switch_to(Tab::Predictions);
         app.on_reply(
             Reply {
-                request: Request::PredictionSummary { since: "1h".into() },
+                request: Request::PredictionSummary {
+                    since: "1h".into(),
+                    buckets: BUCKETS,
+                },
                 result: Err(FetchError::Unavailable {
                     path: "/api/v1/predictions/summary".into(),
                 }),
@@ -671,7 +707,10 @@ mod tests {
         app.switch_to(Tab::Predictions);
         let now = Instant::now();
         let reply = |s: PredictionSummary| Reply {
-            request: Request::PredictionSummary { since: "1h".into() },
+            request: Request::PredictionSummary {
+                since: "1h".into(),
+                buckets: BUCKETS,
+            },
             result: Ok(Payload::PredictionSummary(s)),
         };
         app.on_reply(reply(PredictionSummary::default()), now);
@@ -696,5 +735,59 @@ mod tests {
                 limit: RECENT,
             })]
         );
+    }
+
+    #[test]
+    fn rate_is_over_the_time_a_model_was_seen_not_the_whole_hour() {
+        // A model that started two minutes ago and answers one request a second: the last
+        // four 30-second buckets of the hour hold 30 predictions each.
+        let fresh = ModelSummary {
+            model: "fresh-model".into(),
+            model_version: "v1".into(),
+            count: 120,
+            rate_per_s: 120.0 / 3600.0,
+            series: (0..BUCKETS as i64)
+                .map(|i| ModelPoint {
+                    ts: Some(Timestamp(NOW - (BUCKETS as i64 - i) * 30_000_000_000)),
+                    count: if i >= BUCKETS as i64 - 4 { 30 } else { 0 },
+                    ..ModelPoint::default()
+                })
+                .collect(),
+            ..ModelSummary::default()
+        };
+        assert_eq!(rate_per_s(&fresh, Some(Timestamp(NOW))), 1.0);
+        let mut app = App::new("http://x", 10, false);
+        app.switch_to(Tab::Predictions);
+        app.on_reply(
+            Reply {
+                request: Request::PredictionSummary {
+                    since: "1h".into(),
+                    buckets: BUCKETS,
+                },
+                result: Ok(Payload::PredictionSummary(PredictionSummary {
+                    models: vec![fresh.clone()],
+                    until: Some(Timestamp(NOW)),
+                })),
+            },
+            Instant::now(),
+        );
+        let shown = screen(&render(&mut app, 160, 48));
+        let row = shown
+            .lines()
+            .find(|l| l.contains("fresh-model"))
+            .expect("the model's row");
+        assert!(row.contains(" 1.00 "), "{row}");
+        // One prediction at the very end of the window is not thousands a second.
+        let mut last = fresh.clone();
+        last.count = 1;
+        for point in &mut last.series {
+            point.count = 0;
+        }
+        let bucket = last.series.last_mut().expect("a series");
+        bucket.count = 1;
+        let start = bucket.ts.expect("a bucket start");
+        assert_eq!(rate_per_s(&last, Some(start.offset(1_000_000))), 1.0);
+        // Without the window's end, the server's number is what there is.
+        assert_eq!(rate_per_s(&fresh, None), fresh.rate_per_s);
     }
 }

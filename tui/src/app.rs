@@ -72,17 +72,23 @@ pub struct Detail {
     pub title: String,
     /// The pretty JSON, one entry per line.
     pub lines: Vec<String>,
-    /// First line shown.
+    /// First row shown.
     pub scroll: usize,
+    /// Rows the lines took in the box of the last frame, broken at the line breaks in
+    /// their strings and wrapped (see [`widgets::detail::rows`](crate::widgets::detail::rows)):
+    /// how far scrolling goes.
+    pub rows: usize,
 }
 
 impl Detail {
     /// A detail box for a JSON record.
     pub fn json(title: impl Into<String>, value: &Value) -> Detail {
         let text = serde_json::to_string_pretty(value).unwrap_or_else(|e| e.to_string());
+        let lines: Vec<String> = text.lines().map(str::to_string).collect();
         Detail {
             title: title.into(),
-            lines: text.lines().map(str::to_string).collect(),
+            rows: lines.len(),
+            lines,
             scroll: 0,
         }
     }
@@ -285,7 +291,7 @@ impl App {
         }
         if let Some(detail) = &mut self.detail {
             let page = self.body_rows.saturating_sub(2).max(1);
-            let last = detail.lines.len().saturating_sub(1);
+            let last = detail.rows.saturating_sub(1);
             match key.code {
                 KeyCode::Esc | KeyCode::Enter | KeyCode::Char('q') => self.detail = None,
                 KeyCode::Down | KeyCode::Char('j') => detail.scroll = (detail.scroll + 1).min(last),

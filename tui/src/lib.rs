@@ -219,12 +219,18 @@ pub trait Probe {
 
 impl Probe for () {}
 
-/// Sizes the views for the next frame (the rows paging keys move by).
+/// Sizes the views for the next frame (the rows paging keys move by, how far the detail
+/// scrolls).
 pub fn prepare_frame(app: &mut App, area: Rect) {
     let body = views::chrome(area).body;
     app.body_rows = usize::from(body.height);
     let tail = views::tail::layout(body, views::tail::input_height(&app.tail));
     app.tail.viewport_rows = usize::from(tail.list.height).max(1);
+    if let Some(detail) = &mut app.detail {
+        let width = usize::from(widgets::detail::inner(body).width);
+        detail.rows = widgets::detail::rows(&detail.lines, width).len();
+        detail.scroll = detail.scroll.min(detail.rows.saturating_sub(1));
+    }
 }
 
 /// Runs until the user quits: waits on input, data, answers and a timer, applies them to

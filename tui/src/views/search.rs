@@ -18,7 +18,7 @@ use crate::edit::{History, LineEdit, QueryEdit};
 use crate::fetch::{FetchError, Payload, Request, Window};
 use crate::theme::Theme;
 use crate::views::tail::level_label;
-use crate::widgets::{filter_box, text};
+use crate::widgets::{detail, filter_box, text};
 
 /// The Search view's keys, for the help overlay.
 pub const KEYS: &[(&str, &str)] = &[
@@ -679,12 +679,11 @@ fn draw_pane(frame: &mut Frame<'_>, area: Rect, s: &Search, clock: &Clock, theme
         ));
     let inner = block.inner(area);
     let detail = Detail::json("", &hit.raw);
-    let width = usize::from(inner.width);
-    let lines: Vec<Line<'static>> = detail
-        .lines
-        .iter()
+    // Broken at the line breaks of the message and wrapped, like the full-screen detail.
+    let lines: Vec<Line<'static>> = detail::rows(&detail.lines, usize::from(inner.width))
+        .into_iter()
         .take(usize::from(inner.height))
-        .map(|l| Line::raw(text::sanitize(l, width)))
+        .map(Line::raw)
         .collect();
     frame.render_widget(ratatui::widgets::Clear, area);
     frame.render_widget(Paragraph::new(lines).block(block), area);
@@ -808,6 +807,25 @@ mod tests {
         app.on_key(key(KeyCode::Char('j')));
         app.on_key(key(KeyCode::Enter));
         snapshot(&mut app, "search_detail_pane");
+    }
+
+    #[test]
+    fn the_detail_pane_shows_a_traceback_one_frame_a_row() {
+        let mut app = fixture_app();
+        let mut hit = hits()[0].clone();
+        hit["message"] = json!(
+            "Traceback (most recent call last):\n  File \"/app/main.py\", line 3, in <module>\nValueError: boom"
+        );
+        app.search.hits[0] = Hit::from_value(hit);
+        app.on_key(key(KeyCode::Enter));
+        // At 80x24 the pane is too short to reach the message; `o` opens it full screen.
+        let shown = crate::views::tests::screen(&render(&mut app, 160, 48));
+        assert!(!shown.contains(r"\n"), "{shown}");
+        assert!(
+            shown.contains(r#"│      File \"/app/main.py\", line 3, in <module>"#),
+            "{shown}"
+        );
+        assert!(shown.contains("│    ValueError: boom"), "{shown}");
     }
 
     #[test]

@@ -18,7 +18,7 @@ use crate::edit::{History, LineEdit, QueryEdit};
 use crate::fetch::{FetchError, Payload, Request, Window};
 use crate::theme::Theme;
 use crate::views::tail::level_label;
-use crate::widgets::{detail, filter_box, text};
+use crate::widgets::{column, detail, filter_box, text};
 
 /// The Search view's keys, for the help overlay.
 pub const KEYS: &[(&str, &str)] = &[
@@ -586,15 +586,18 @@ fn draw_table(frame: &mut Frame<'_>, area: Rect, s: &Search, clock: &Clock, them
     }
     let width = usize::from(area.width);
     let wide = width >= 110;
+    // As wide as the page's longest service needs, within what the terminal allows.
+    let longest = s.hits.iter().map(|h| text::width(&h.service)).max();
+    let service_w = column::service(longest.unwrap_or(0), width);
     let mut titles = format!(
-        "{:<14} {:<12} {:<5} ",
+        "{:<14} {:<service_w$} {:<5} ",
         format!("TIME {}", clock.zone()),
         "SERVICE",
         "LEVEL"
     );
     if wide {
         titles = format!(
-            "{:<14} {:<12} {:<20} {:<12} {:<5} ",
+            "{:<14} {:<12} {:<20} {:<service_w$} {:<5} ",
             format!("TIME {}", clock.zone()),
             "NODE",
             "CONTAINER",
@@ -641,7 +644,7 @@ fn draw_table(frame: &mut Frame<'_>, area: Rect, s: &Search, clock: &Clock, them
             )));
         }
         spans.push(Span::styled(
-            format!("{} ", text::fit(&hit.service, 12)),
+            format!("{} ", text::fit(&hit.service, service_w)),
             theme.service(),
         ));
         spans.push(Span::styled(
@@ -826,6 +829,13 @@ mod tests {
             "{shown}"
         );
         assert!(shown.contains("│    ValueError: boom"), "{shown}");
+    }
+
+    #[test]
+    fn service_names_are_not_cut_when_the_terminal_has_room() {
+        let mut app = fixture_app();
+        let shown = crate::views::tests::screen(&render(&mut app, 160, 48));
+        assert!(shown.contains(" inference-server WARN "), "{shown}");
     }
 
     #[test]

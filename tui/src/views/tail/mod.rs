@@ -15,7 +15,7 @@ pub use state::{Tail, TailEvent, TailLine, View};
 use crate::app::{App, Connection};
 use crate::clock::Clock;
 use crate::theme::Theme;
-use crate::widgets::{filter_box, text};
+use crate::widgets::{column, filter_box, text};
 
 /// The Tail view's keys, for the help overlay.
 pub const KEYS: &[(&str, &str)] = &[
@@ -38,13 +38,36 @@ pub const KEYS: &[(&str, &str)] = &[
 ];
 
 const TIME_COLS: usize = 12;
-const SERVICE_COLS: usize = 12;
 const STREAM_COLS: usize = 3;
 const LEVEL_COLS: usize = 5;
-const FIXED_COLS: usize = TIME_COLS + SERVICE_COLS + STREAM_COLS + LEVEL_COLS + 4;
 /// Wide terminals also show the node.
 const NODE_COLS: usize = 12;
 const WIDE: usize = 120;
+
+/// The widths of the columns before the message, for one frame.
+#[derive(Debug, Clone, Copy)]
+struct Columns {
+    /// Whether the node is shown.
+    wide: bool,
+    /// Columns of SERVICE: the longest service in the buffer, within what the terminal
+    /// allows (see [`column::service`]).
+    service: usize,
+}
+
+impl Columns {
+    fn new(tail: &Tail, width: usize) -> Self {
+        Columns {
+            wide: width >= WIDE,
+            service: column::service(tail.longest_service, width),
+        }
+    }
+
+    /// Columns before the message.
+    fn fixed(self) -> usize {
+        let node = if self.wide { NODE_COLS + 1 } else { 0 };
+        TIME_COLS + node + self.service + STREAM_COLS + LEVEL_COLS + 4
+    }
+}
 
 /// Where each part of the view goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,12 +120,12 @@ pub fn input_height(tail: &Tail) -> u16 {
 pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme) -> Line<'static> {
     let tail = &app.tail;
     let parts = layout(area, input_height(tail));
-    let wide = usize::from(area.width) >= WIDE;
+    let cols = Columns::new(tail, usize::from(area.width));
     frame.render_widget(
-        Paragraph::new(column_titles(&app.clock, theme, wide)),
+        Paragraph::new(column_titles(&app.clock, theme, cols)),
         parts.titles,
     );
-    draw_list(frame, parts.list, app, theme, wide);
+    draw_list(frame, parts.list, app, theme, cols);
     if let (Some(edit), Some(rect)) = (&tail.filter_edit, parts.input) {
         filter_box::render(
             frame,
@@ -125,16 +148,17 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme) -> Line<
     status(tail, theme)
 }
 
-fn column_titles(clock: &Clock, theme: Theme, wide: bool) -> Line<'static> {
+fn column_titles(clock: &Clock, theme: Theme, cols: Columns) -> Line<'static> {
     let time = format!("TIME {}", clock.zone());
-    let node = if wide {
+    let service = cols.service;
+    let node = if cols.wide {
         format!("{:<NODE_COLS$} ", "NODE")
     } else {
         String::new()
     };
     Line::styled(
         format!(
-            "{time:<TIME_COLS$} {node}{:<SERVICE_COLS$} {:<STREAM_COLS$} {:<LEVEL_COLS$} MESSAGE",
+            "{time:<TIME_COLS$} {node}{:<service$} {:<STREAM_COLS$} {:<LEVEL_COLS$} MESSAGE",
             "SERVICE", "STR", "LEVEL"
         ),
         theme.column_titles(),
@@ -185,7 +209,7 @@ fn status(tail: &Tail, theme: Theme) -> Line<'static> {
     Line::from(spans)
 }
 
-fn draw_list(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme, wide: bool) {
+fn draw_list(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme, cols: Columns) {
     let tail = &app.tail;
     let rows = usize::from(area.height);
     let width = usize::from(area.width);
@@ -203,7 +227,7 @@ fn draw_list(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme, wide: b
     let render = |i: usize| -> Vec<Line<'static>> {
         let selected = cursor == Some(i);
         let mut lines = match &tail.lines()[i] {
-            TailLine::Event(event) => event_lines(event, &app.clock, theme, width, wide, tail),
+            TailLine::Event(event) => event_lines(event, &app.clock, theme, width, cols, tail),
             TailLine::Gap(missed) => vec![Line::styled(
                 format!(
                     "{:TIME_COLS$} … {missed} line{} missed …",
@@ -352,7 +376,7 @@ fn event_lines(
     clock: &Clock,
     theme: Theme,
     width: usize,
-    wide: bool,
+    cols: Columns,
     tail: &Tail,
 ) -> Vec<Line<'static>> {
     let stream = match event.stream {
@@ -360,7 +384,7 @@ fn event_lines(
         Some(shiplog_core::Stream::Stderr) => "err",
         None => "",
     };
-    let fixed = FIXED_COLS + if wide { NODE_COLS + 1 } else { 0 };
+    let fixed = cols.fixed();
     let avail = width.saturating_sub(fixed).max(1);
     // A gap event (lines lost before they could be read) stands out from the lines.
     let (message_style, level_style, level) = match event.source_gap {
@@ -375,7 +399,7 @@ fn event_lines(
         format!("{} ", clock.hms_millis(event.ts)),
         theme.dim(),
     )];
-    if wide {
+    if cols.wide {
         prefix.push(Span::styled(
             format!("{} ", text::fit(&event.node, NODE_COLS)),
             theme.dim(),
@@ -383,7 +407,7 @@ fn event_lines(
     }
     prefix.extend([
         Span::styled(
-            format!("{} ", text::fit(&event.service, SERVICE_COLS)),
+            format!("{} ", text::fit(&event.service, cols.service)),
             theme.service(),
         ),
         Span::styled(format!("{stream:<STREAM_COLS$} "), theme.dim()),

@@ -12,6 +12,7 @@ use shiplog_core::{Event, Level, Stream, Timestamp};
 
 use crate::app::{Command, Ctx, Detail};
 use crate::edit::{LineEdit, QueryEdit};
+use crate::widgets::text;
 
 /// One buffered event, kept small: the columns the list shows, with repeated names shared,
 /// and the whole record as JSON text for the detail and for copying. A full [`Event`] with
@@ -108,6 +109,10 @@ pub struct Tail {
     pub viewport_rows: usize,
     /// Node and service names, shared between lines.
     names: HashSet<Arc<str>>,
+    /// Terminal columns of the longest service name received under the current filter:
+    /// the SERVICE column grows to it (it does not shrink as lines scroll out, so the
+    /// columns stay put while lines stream in).
+    pub longest_service: usize,
 }
 
 impl Tail {
@@ -133,6 +138,7 @@ impl Tail {
             wrap: false,
             viewport_rows: 20,
             names: HashSet::new(),
+            longest_service: 0,
         }
     }
 
@@ -211,6 +217,7 @@ impl Tail {
             self.source_gaps += 1;
             self.lost_at_source += lines;
         }
+        self.longest_service = self.longest_service.max(text::width(&event.service));
         let line = TailEvent {
             ts: event.ts,
             level: event.level,
@@ -285,6 +292,7 @@ impl Tail {
         self.source_gaps = 0;
         self.lost_at_source = 0;
         self.evicted = 0;
+        self.longest_service = 0;
         self.follow();
         Some(text)
     }

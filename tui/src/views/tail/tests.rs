@@ -406,8 +406,10 @@ fn levels_are_coloured_unless_no_color() {
         let mut app = fixture_app();
         app.color = color;
         let terminal = render(&mut app, 80, 24);
-        // Row of the ERROR line: tab bar, titles, then lines 0..=5.
-        let cell = terminal.backend().buffer()[(30, 7)].clone();
+        // Row of the ERROR line: tab bar, titles, then lines 0..=5; under LEVEL.
+        let titles = screen(&terminal).lines().nth(1).unwrap_or("").to_string();
+        let x = titles.find("LEVEL").expect("a LEVEL column") as u16;
+        let cell = terminal.backend().buffer()[(x, 7)].clone();
         (cell.symbol().to_string(), cell.fg)
     };
     assert_eq!(level_cell(true), ("E".to_string(), Color::Red));
@@ -504,4 +506,26 @@ fn help_says_n_goes_up_to_older_matches_and_shift_n_down_to_newer() {
     assert_eq!(app.tail.cursor(), Some(28), "n selects the line above");
     app.on_key(key(KeyCode::Char('N')));
     assert_eq!(app.tail.cursor(), Some(29), "N selects the line below");
+}
+
+#[test]
+fn service_names_are_not_cut_when_the_terminal_has_room() {
+    let mut app = fixture_app();
+    let shown = screen(&render(&mut app, 160, 48));
+    assert!(
+        shown.contains("node-a       inference-server err WARN"),
+        "{shown}"
+    );
+    assert!(shown.contains("SERVICE          STR"), "{shown}");
+    // On 80 columns the message keeps the room: at most a sixth goes to SERVICE.
+    let shown = screen(&render(&mut app, 80, 24));
+    assert!(shown.contains(" inference-se… err WARN"), "{shown}");
+    // A new filter starts the width over from the lines it brings.
+    app.on_key(key(KeyCode::Char('f')));
+    type_text(&mut app, "service:web");
+    app.on_key(key(KeyCode::Enter));
+    app.on_client(event(1));
+    let shown = screen(&render(&mut app, 160, 48));
+    assert!(shown.contains("SERVICE STR"), "{shown}");
+    assert!(shown.contains(" web         INFO  line 1"), "{shown}");
 }

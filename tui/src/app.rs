@@ -254,7 +254,8 @@ impl App {
         }
     }
 
-    /// Switches view; the new one asks for fresh data at once.
+    /// Switches view; the new one asks for fresh data at once (Search, the first time,
+    /// runs its default query).
     pub fn switch_to(&mut self, tab: Tab) {
         self.tab = tab;
         match tab {
@@ -262,7 +263,12 @@ impl App {
             Tab::Metrics => self.metrics.refresh.now(),
             Tab::Predictions => self.predictions.refresh.now(),
             Tab::Alerts => self.alerts.refresh.now(),
-            Tab::Tail | Tab::Search => {}
+            Tab::Search => {
+                let mut ctx = self.ctx();
+                self.search.open(&mut ctx);
+                self.apply(ctx);
+            }
+            Tab::Tail => {}
         }
     }
 

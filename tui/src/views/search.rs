@@ -1,6 +1,9 @@
 //! The Search view: a query line with history, a time window (presets or a custom range),
 //! hits over time as a bar chart from `POST /api/v1/aggregate`, a paged table of hits from
 //! `GET /api/v1/search` (newest first, cursor pagination) and a detail pane.
+//!
+//! Like Kibana's Discover, it opens on the newest logs of the last hour ([`DEFAULT_QUERY`]),
+//! with that query in the line, ready to narrow.
 
 use std::time::Instant;
 
@@ -37,6 +40,9 @@ pub const KEYS: &[(&str, &str)] = &[
     ("r", "run the query again"),
 ];
 
+/// The query run when the view first opens: every log line (metric samples, which share
+/// the index, would crowd them out).
+pub const DEFAULT_QUERY: &str = "kind:log";
 /// Time presets, cycled with `t`.
 pub const PRESETS: [&str; 4] = ["15m", "1h", "24h", "7d"];
 /// Hits per page.
@@ -152,6 +158,20 @@ impl Search {
     /// The page number shown, from 1.
     pub fn page(&self) -> usize {
         self.cursors.len()
+    }
+
+    /// The view is shown: the first time, with nothing run yet, it runs the query line, or
+    /// [`DEFAULT_QUERY`] when the line is empty.
+    pub fn open(&mut self, ctx: &mut Ctx) {
+        if self.applied.is_some() || self.editing() {
+            return;
+        }
+        if self.input.text().trim().is_empty() {
+            self.input.set(DEFAULT_QUERY);
+        }
+        if self.input.error.is_none() {
+            self.run(ctx);
+        }
     }
 
     /// Puts `text` in the query line and runs it (a jump from another view).
@@ -616,8 +636,12 @@ fn draw_table(frame: &mut Frame<'_>, area: Rect, s: &Search, clock: &Clock, them
         let hint = match (&s.error, s.loading, &s.applied) {
             (Some(e), _, _) => e.clone(),
             (None, true, _) => "searching…".into(),
-            (None, false, None) => "no query run yet: press / to type one, Enter to run".into(),
-            (None, false, Some(_)) => "no hits in this window".into(),
+            (None, false, None) => {
+                "press / to type a query (level:error service:api), Enter to run it".into()
+            }
+            (None, false, Some(_)) => {
+                "no hits in this window: / edits the query, t widens the window".into()
+            }
         };
         let style = if s.error.is_some() {
             theme.error()
@@ -748,11 +772,21 @@ mod tests {
             .collect()
     }
 
+    /// Opens the query line and empties it.
+    fn edit_afresh(app: &mut App) {
+        app.on_key(key(KeyCode::Char('/')));
+        app.on_key(ratatui::crossterm::event::KeyEvent::new(
+            KeyCode::Char('u'),
+            ratatui::crossterm::event::KeyModifiers::CONTROL,
+        ));
+    }
+
     fn fixture_app() -> App {
         let mut app = App::new("http://127.0.0.1:7070", 100, true);
         app.clock.now = Timestamp(NOW);
         app.switch_to(Tab::Search);
-        app.on_key(key(KeyCode::Char('/')));
+        app.take_commands();
+        edit_afresh(&mut app);
         type_text(&mut app, "service:api OR error");
         app.on_key(key(KeyCode::Enter));
         let commands = app.take_commands();
@@ -847,27 +881,18 @@ mod tests {
     }
 
     #[test]
-    fn search_view_before_any_query() {
+    fn search_view_on_open() {
         let mut app = App::new("http://127.0.0.1:7070", 100, true);
         app.switch_to(Tab::Search);
-        snapshot(&mut app, "search_empty");
+        snapshot(&mut app, "search_open");
     }
 
     #[test]
-    fn enter_runs_the_query_and_its_histogram() {
+    fn opening_the_view_runs_the_newest_logs_once() {
         let mut app = App::new("http://x", 10, false);
         app.switch_to(Tab::Search);
-        app.on_key(key(KeyCode::Char('/')));
-        type_text(&mut app, "level:");
-        app.on_key(key(KeyCode::Enter));
-        assert!(
-            app.take_commands().is_empty(),
-            "an invalid query is not sent"
-        );
-        type_text(&mut app, "error");
-        app.on_key(key(KeyCode::Enter));
         let window = Window {
-            q: "level:error".into(),
+            q: DEFAULT_QUERY.into(),
             since: "1h".into(),
             until: "now".into(),
         };
@@ -886,11 +911,55 @@ mod tests {
                 }),
             ]
         );
+        assert_eq!(app.search.input.text(), DEFAULT_QUERY);
+        let shown = crate::views::tests::screen(&render(&mut app, 80, 24));
+        assert!(!shown.contains("no query run yet"), "{shown}");
+        assert!(shown.contains("searching…"), "{shown}");
+        // Coming back keeps what was run.
+        app.switch_to(Tab::Tail);
+        app.switch_to(Tab::Search);
+        assert!(app.take_commands().is_empty());
+    }
+
+    #[test]
+    fn enter_runs_the_query_and_its_histogram() {
+        let mut app = App::new("http://x", 10, false);
+        app.switch_to(Tab::Search);
+        app.take_commands();
+        edit_afresh(&mut app);
+        type_text(&mut app, "level:");
+        app.on_key(key(KeyCode::Enter));
+        assert!(
+            app.take_commands().is_empty(),
+            "an invalid query is not sent"
+        );
+        type_text(&mut app, "error");
+        app.on_key(key(KeyCode::Enter));
+        let window = Window {
+            q: "level:error".into(),
+            since: "1h".into(),
+            until: "now".into(),
+        };
+        assert_eq!(
+            app.take_commands(),
+            vec![
+                Command::Fetch(Request::Search {
+                    generation: 2,
+                    window: window.clone(),
+                    cursor: None,
+                    limit: PAGE_SIZE,
+                }),
+                Command::Fetch(Request::Histogram {
+                    generation: 2,
+                    window,
+                }),
+            ]
+        );
         // t moves to the next preset and runs again; digits switch views again.
         app.on_key(key(KeyCode::Char('t')));
         let commands = app.take_commands();
         assert!(
-            matches!(&commands[0], Command::Fetch(Request::Search { window, generation: 2, .. }) if window.since == "24h"),
+            matches!(&commands[0], Command::Fetch(Request::Search { window, generation: 3, .. }) if window.since == "24h"),
             "{commands:?}"
         );
         app.on_key(key(KeyCode::Char('1')));

@@ -162,6 +162,55 @@ fn cursor_pages_through_everything_once_even_with_equal_timestamps() {
 }
 
 #[test]
+fn a_batch_sharing_one_time_pages_past_the_largest_page_with_small_cursors() {
+    // A batch sent without times shares its arrival time, told apart by seq: more of them
+    // than one page holds must still page through, each once, in the order they were sent,
+    // with a cursor that does not grow with the page.
+    let dir = tempfile::tempdir().unwrap();
+    let ix = open(dir.path());
+    let n = crate::search::MAX_LIMIT + 2_500;
+    let events: Vec<Event> = (0..n)
+        .map(|i| {
+            let mut e = Event::log(Timestamp(BASE), format!("sent {i}"));
+            e.service = "batch".into();
+            e.id = EventId(10_000_000 + i as u128);
+            e.seq = i as u32;
+            e
+        })
+        .collect();
+    for chunk in events.chunks(5_000) {
+        rt().block_on(ix.ingest(chunk.to_vec())).unwrap();
+    }
+    ix.flush().unwrap();
+    let mut order = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = ix
+            .search(&SearchRequest {
+                query: parse("service:batch").unwrap(),
+                since: None,
+                until: None,
+                limit: 4_000,
+                cursor: cursor.clone(),
+            })
+            .unwrap();
+        assert_eq!(page.total, n as u64, "the total stays exact on every page");
+        order.extend(page.hits.iter().map(|h| h.seq));
+        assert!(order.len() <= n, "pages repeat events");
+        match page.next_cursor {
+            Some(c) => {
+                assert!(c.len() < 100, "cursor grew to {} bytes", c.len());
+                cursor = Some(c);
+            }
+            None => break,
+        }
+    }
+    let expected: Vec<u32> = (0..n as u32).rev().collect();
+    assert_eq!(order.len(), n);
+    assert!(order == expected, "not newest-sent first, each once");
+}
+
+#[test]
 fn time_windows_span_days_and_merge_in_time_order() {
     let dir = tempfile::tempdir().unwrap();
     let ix = open(dir.path());

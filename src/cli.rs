@@ -26,7 +26,7 @@ pub enum Command {
     ///
     /// Follows every container of the local Docker engine (retrying in the background when
     /// there is none), stores their output under the data directory, and serves the API.
-    Up(NodeArgs),
+    Up(UpArgs),
     /// Run the indexer and query API only (collectors ship to it over HTTP).
     Serve(NodeArgs),
     /// Run the collector only, shipping to a remote node's ingest endpoint.
@@ -173,8 +173,14 @@ pub struct AuditHoldArgs {
     /// Why: a case or ticket reference, kept with the hold.
     #[arg(long)]
     pub reason: String,
-    /// Who places the hold [default: $USER].
-    #[arg(long, env = "USER", hide_env_values = true, default_value = "unknown")]
+    /// Who places the hold (defaults to $USER, else "unknown").
+    #[arg(
+        long,
+        env = "USER",
+        hide_env_values = true,
+        default_value = "unknown",
+        hide_default_value = true
+    )]
     pub by: String,
 }
 
@@ -186,8 +192,14 @@ pub struct AuditReleaseArgs {
     /// The held day (yyyy-mm-dd).
     #[arg(long, value_name = "DAY")]
     pub day: String,
-    /// Who releases it [default: $USER].
-    #[arg(long, env = "USER", hide_env_values = true, default_value = "unknown")]
+    /// Who releases it (defaults to $USER, else "unknown").
+    #[arg(
+        long,
+        env = "USER",
+        hide_env_values = true,
+        default_value = "unknown",
+        hide_default_value = true
+    )]
     pub by: String,
 }
 
@@ -208,10 +220,16 @@ pub struct AuditHoldsArgs {
 #[derive(Debug, Args, Clone)]
 pub struct RemoteArgs {
     /// Base URL of a shiplog node.
-    #[arg(long, env = "SHIPLOG_URL", default_value = "http://127.0.0.1:7070")]
+    // Global so that it is accepted after a subcommand too (`alerts list --url ...`).
+    #[arg(
+        long,
+        env = "SHIPLOG_URL",
+        default_value = "http://127.0.0.1:7070",
+        global = true
+    )]
     pub url: String,
     /// API token sent as a bearer token.
-    #[arg(long, env = "SHIPLOG_TOKEN", hide_env_values = true)]
+    #[arg(long, env = "SHIPLOG_TOKEN", hide_env_values = true, global = true)]
     pub token: Option<String>,
 }
 
@@ -231,13 +249,21 @@ pub struct NodeArgs {
     /// Data directory [default: ./shiplog-data, or data_dir in the config file].
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
-    /// Address for the HTTP API [default: 127.0.0.1:7070, or listen in the config file].
-    #[arg(long)]
+    /// Address for the HTTP API, HOST:PORT (a name such as localhost is resolved)
+    /// [default: 127.0.0.1:7070, or listen in the config file].
+    #[arg(long, value_parser = crate::config::parse_listen)]
     pub listen: Option<SocketAddr>,
     /// TOML config file; every key is optional.
     #[arg(long, env = "SHIPLOG_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Do not collect from Docker (up only).
+}
+
+/// Flags of `up`: a node's flags, and whether to collect from Docker.
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    #[command(flatten)]
+    pub node: NodeArgs,
+    /// Do not collect from Docker: index and serve only what is shipped to the API.
     #[arg(long)]
     pub no_docker: bool,
 }
@@ -252,7 +278,7 @@ pub struct CollectArgs {
     pub config: Option<PathBuf>,
     /// Serve the collector's own metrics (lines read, batches sent, retries, disk buffer
     /// size, drops, lag per container) in Prometheus format on http://ADDR/metrics.
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR", value_parser = crate::config::parse_listen)]
     pub metrics_listen: Option<SocketAddr>,
 }
 
@@ -286,9 +312,15 @@ pub struct SearchArgs {
     /// Newest time, same forms.
     #[arg(long)]
     pub until: Option<String>,
-    /// Most hits to print.
-    #[arg(long, short = 'n', default_value_t = 100)]
-    pub limit: usize,
+    /// Most hits to print; past one page (10,000) the pages are fetched one after another.
+    #[arg(long, short = 'n', default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
+    pub limit: u64,
+    /// Print every hit, however many (page by page).
+    #[arg(long, conflicts_with = "limit")]
+    pub all: bool,
+    /// Continue a listing from the cursor a previous run printed.
+    #[arg(long)]
+    pub cursor: Option<String>,
     /// The query: words, "phrases", field:value, AND/OR/NOT, parentheses.
     #[arg(default_value = "")]
     pub query: String,

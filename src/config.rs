@@ -171,13 +171,43 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use shiplog_core::units::{ByteSize, HumanDuration};
 
+/// Reads HOST:PORT, resolving a host name (`localhost:7070`) to its first address, IPv4
+/// first so that `localhost` means the loopback address every client tries first.
+pub fn parse_listen(text: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    use std::net::ToSocketAddrs;
+    if !text.contains(':') {
+        return Err(format!(
+            "`{text}` has no port: give HOST:PORT, e.g. 127.0.0.1:7070 or localhost:7070"
+        ));
+    }
+    let addrs: Vec<SocketAddr> = text
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve `{text}`: {e}; give HOST:PORT, e.g. 127.0.0.1:7070"))?
+        .collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or_else(|| addrs.first())
+        .copied()
+        .ok_or_else(|| format!("`{text}` resolves to no address"))
+}
+
+fn listen_addr<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
+    let text = String::deserialize(d)?;
+    parse_listen(&text).map_err(serde::de::Error::custom)
+}
+
 /// The whole file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// Where indexes and state live.
     pub data_dir: PathBuf,
-    /// Address of the HTTP API.
+    /// Address of the HTTP API (HOST:PORT; a host name is resolved).
+    #[serde(deserialize_with = "listen_addr")]
     pub listen: SocketAddr,
     /// Docker engine access.
     pub docker: DockerSection,
@@ -1090,5 +1120,21 @@ mod tests {
         assert_eq!(e.line, Some(1));
         let e = parse(Path::new("a.toml"), "[api\nmax_body=1").unwrap_err();
         assert_eq!(e.line, Some(1), "{e}");
+    }
+
+    #[test]
+    fn listen_takes_a_host_name_as_well_as_an_address() {
+        assert_eq!(
+            parse_listen("localhost:7070").unwrap(),
+            "127.0.0.1:7070".parse::<SocketAddr>().unwrap()
+        );
+        assert_eq!(parse_listen("[::1]:80").unwrap().to_string(), "[::1]:80");
+        let no_port = parse_listen("localhost").unwrap_err();
+        assert!(no_port.contains("has no port"), "{no_port}");
+        let c = parse(Path::new("a.toml"), "listen = \"localhost:7071\"\n").unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:7071");
+        let e = parse(Path::new("a.toml"), "listen = \"no.such.host.invalid:1\"\n").unwrap_err();
+        assert_eq!(e.line, Some(1), "{e}");
+        assert!(e.to_string().contains("cannot resolve"), "{e}");
     }
 }

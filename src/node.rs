@@ -28,9 +28,6 @@ pub fn resolve_config(args: &NodeArgs) -> anyhow::Result<Config> {
     if let Some(listen) = args.listen {
         config.listen = listen;
     }
-    if args.no_docker {
-        config.docker.enabled = false;
-    }
     Ok(config)
 }
 

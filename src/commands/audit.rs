@@ -39,8 +39,30 @@ fn audit_dir(args: &DataDirArgs) -> anyhow::Result<PathBuf> {
 
 fn roots(args: AuditRootsArgs) -> anyhow::Result<ExitCode> {
     let dir = audit_dir(&args.data)?;
-    let roots = audit::export(&dir, args.include_open)
+    let mut roots = audit::export(&dir, true)
         .with_context(|| format!("cannot export the roots under {}", dir.display()))?;
+    let open_days: Vec<String> = roots
+        .days
+        .iter()
+        .filter(|d| d.open)
+        .map(|d| format!("{} ({} records)", d.day, d.count))
+        .collect();
+    if !args.include_open {
+        roots.days.retain(|d| !d.open);
+    }
+    if roots.days.is_empty() {
+        // An empty roots file proves nothing; writing one silently looked like success.
+        let why = if open_days.is_empty() {
+            format!("no predictions are recorded under {}", dir.display())
+        } else {
+            format!(
+                "no day has closed yet (a day closes at midnight UTC); open: {}; pass --include-open to export its root so far",
+                open_days.join(", ")
+            )
+        };
+        eprintln!("error: nothing to export: {why}");
+        return Ok(ExitCode::FAILURE);
+    }
     let open = roots.days.iter().filter(|d| d.open).count();
     let summary = format!(
         "{} closed day(s){}",

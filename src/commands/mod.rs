@@ -26,7 +26,10 @@ use crate::node;
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Up(args) => {
-            let config = node::resolve_config(&args)?;
+            let mut config = node::resolve_config(&args.node)?;
+            if args.no_docker {
+                config.docker.enabled = false;
+            }
             node::run(config, true)?;
             Ok(ExitCode::SUCCESS)
         }

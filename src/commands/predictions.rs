@@ -230,6 +230,19 @@ fn export(args: ExportArgs) -> anyhow::Result<ExitCode> {
     if !args.filter.check_query() {
         return Ok(ExitCode::from(2));
     }
+    // Before asking the node for anything: a path that cannot be written fails now, in the
+    // user's own words, not after the download under a temporary name.
+    let parent = match args.out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    if !parent.is_dir() {
+        anyhow::bail!(
+            "cannot write {}: the directory {} does not exist; create it first or choose another --out",
+            args.out.display(),
+            parent.display()
+        );
+    }
     // No overall timeout: an export runs as long as there is data.
     let http = client::client(&args.filter.remote, None)?;
     let mut url = args.filter.url()?;
@@ -243,11 +256,17 @@ fn export(args: ExportArgs) -> anyhow::Result<ExitCode> {
         .ok_or_else(|| {
             anyhow::anyhow!("the server sent no X-Shiplog-Export-Id: is it a shiplog node?")
         })?;
-    let partial = args.out.with_extension("partial");
-    let mut file = std::io::BufWriter::new(
-        std::fs::File::create(&partial)
-            .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", partial.display()))?,
-    );
+    // The download lands beside the file as FILE.partial and is renamed once checked.
+    let mut partial = args.out.as_os_str().to_owned();
+    partial.push(".partial");
+    let partial = std::path::PathBuf::from(partial);
+    let mut file = std::io::BufWriter::new(std::fs::File::create(&partial).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot write {} (downloading to {} first): {e}",
+            args.out.display(),
+            partial.display()
+        )
+    })?);
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 256 * 1024];
     let (mut bytes, mut lines) = (0u64, 0u64);

@@ -83,3 +83,150 @@ fn alerts_check_json_is_one_json_object_for_a_good_and_a_bad_file() {
         "{v}"
     );
 }
+
+#[test]
+fn flags_are_accepted_where_a_user_puts_them_and_help_says_each_thing_once() {
+    // --url after the subcommand: the answer is about the unreachable node, not the flag.
+    let (code, out, err) = shiplog(&["alerts", "list", "--url", "http://127.0.0.1:9"]);
+    assert_ne!(code, Some(0), "{out}");
+    assert!(!err.contains("unexpected argument"), "{err}");
+    assert!(err.contains("127.0.0.1:9"), "{err}");
+    // A host name in --listen is resolved, a missing port is named.
+    let (code, _, err) = shiplog(&[
+        "serve",
+        "--listen",
+        "localhost",
+        "--data-dir",
+        "/nonexistent",
+    ]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("has no port"), "{err}");
+    let (_, serve_help, _) = shiplog(&["serve", "--help"]);
+    assert!(!serve_help.contains("--no-docker"), "{serve_help}");
+    let (_, up_help, _) = shiplog(&["up", "--help"]);
+    assert!(up_help.contains("--no-docker"), "{up_help}");
+    let (_, hold_help, _) = shiplog(&["audit", "hold", "--help"]);
+    let by = hold_help.lines().find(|l| l.contains("--by")).unwrap();
+    assert_eq!(by.matches("default").count(), 1, "{by}");
+}
+
+#[test]
+fn an_export_to_a_missing_directory_names_the_users_path_before_asking_the_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("missing/dir/p.ndjson");
+    // No node listens on port 9: the check comes first.
+    let (code, _, err) = shiplog(&[
+        "predictions",
+        "export",
+        "--url",
+        "http://127.0.0.1:9",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_ne!(code, Some(0));
+    assert!(
+        err.contains("p.ndjson") && err.contains("does not exist"),
+        "{err}"
+    );
+    assert!(!err.contains(".partial"), "{err}");
+}
+
+#[test]
+fn audit_roots_with_only_an_open_day_says_why_and_writes_nothing() {
+    let mut node = shiplog_tests::node::Node::start(&["--no-docker"], &[]);
+    let resp = node
+        .http()
+        .post(format!("{}/api/v1/predictions", node.url))
+        .body("{\"model\":\"churn\",\"request_id\":\"r1\",\"status\":\"ok\"}\n")
+        .send()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    node.stop();
+    let data = node.data_dir.to_str().unwrap().to_string();
+    let roots = node.data_dir.join("roots.json");
+    let (code, _, err) = shiplog(&[
+        "audit",
+        "roots",
+        "--data-dir",
+        &data,
+        "--out",
+        roots.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("no day has closed") && err.contains("--include-open"),
+        "{err}"
+    );
+    assert!(!roots.exists(), "an empty roots file was written");
+    let (code, _, err) = shiplog(&[
+        "audit",
+        "roots",
+        "--data-dir",
+        &data,
+        "--include-open",
+        "--out",
+        roots.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let v: Value = serde_json::from_slice(&std::fs::read(&roots).unwrap()).unwrap();
+    assert_eq!(v["days"][0]["open"], true, "{v}");
+}
+
+#[test]
+fn search_pages_past_ten_thousand_hits_and_resumes_from_its_cursor() {
+    let node = shiplog_tests::node::Node::start(&["--no-docker"], &[]);
+    // One batch without times: every line shares the arrival time.
+    let body: String = (0..12_500)
+        .map(|i| format!("{{\"message\":\"page line {i}\",\"service\":\"pager\"}}\n"))
+        .collect();
+    let resp = node
+        .http()
+        .post(format!("{}/api/v1/ingest?refresh=true", node.url))
+        .body(body)
+        .send()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let url = node.url.clone();
+    let (code, out, err) = shiplog(&[
+        "search",
+        "--url",
+        &url,
+        "--json",
+        "-n",
+        "100000",
+        "service:pager",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let all: std::collections::HashSet<&str> = out.lines().collect();
+    assert_eq!((out.lines().count(), all.len()), (12_500, 12_500), "{err}");
+
+    let (code, first, err) = shiplog(&[
+        "search",
+        "--url",
+        &url,
+        "--json",
+        "-n",
+        "10500",
+        "service:pager",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let cursor = err
+        .split_whitespace()
+        .skip_while(|w| *w != "--cursor")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no cursor in {err}"));
+    let (code, rest, err) = shiplog(&[
+        "search",
+        "--url",
+        &url,
+        "--json",
+        "--all",
+        "--cursor",
+        cursor,
+        "service:pager",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let joined: std::collections::HashSet<&str> = first.lines().chain(rest.lines()).collect();
+    assert_eq!(first.lines().count() + rest.lines().count(), 12_500);
+    assert_eq!(joined, all);
+}

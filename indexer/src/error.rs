@@ -22,6 +22,17 @@ pub enum IndexerError {
         /// The cause.
         source: std::io::Error,
     },
+    /// Another process (or another indexer in this one) holds the data directory.
+    #[error(
+        "the data directory {} is in use by another shiplog node{holder}: stop that node first, or give this one its own --data-dir",
+        path.display()
+    )]
+    InUse {
+        /// The data directory.
+        path: PathBuf,
+        /// " (pid N)" when the holder wrote its pid, else empty.
+        holder: String,
+    },
     /// The writer's queue is full; the caller should keep the batch and retry later.
     #[error("indexer is busy: its queue of {capacity} batches is full, retry later")]
     Busy {

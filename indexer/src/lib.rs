@@ -64,6 +64,51 @@ pub struct Indexer {
     tail: broadcast::Sender<Arc<Event>>,
     observers: observer::Observers,
     stats: Arc<Stats>,
+    /// Held open until [`Indexer::close`] or drop: its lock keeps a second node off the
+    /// directory.
+    lock: std::sync::Mutex<Option<std::fs::File>>,
+}
+
+/// Takes the data directory's lock (`shiplog.lock`, an advisory lock the OS drops when the
+/// process dies, so a crash never leaves it stale) and writes this process's pid into it.
+/// tantivy's own writer locks are taken per day and only when a day is first written, so
+/// without this a second node started and failed later, on its first write, with LockBusy.
+fn lock_data_dir(data_dir: &std::path::Path) -> Result<std::fs::File> {
+    use std::io::{Read, Seek, Write};
+    let io = |action, source| IndexerError::Io {
+        action,
+        path: data_dir.to_path_buf(),
+        source,
+    };
+    std::fs::create_dir_all(data_dir).map_err(|e| io("cannot create", e))?;
+    let path = data_dir.join("shiplog.lock");
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| io("cannot open the lock file in", e))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut text = String::new();
+            let _ = file.read_to_string(&mut text);
+            let holder = match text.trim().parse::<u32>() {
+                Ok(pid) => format!(" (pid {pid})"),
+                Err(_) => String::new(),
+            };
+            return Err(IndexerError::InUse {
+                path: data_dir.to_path_buf(),
+                holder,
+            });
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(io("cannot lock", e)),
+    }
+    let _ = file.set_len(0);
+    let _ = file.rewind();
+    let _ = writeln!(file, "{}", std::process::id());
+    Ok(file)
 }
 
 /// What start-up found in the WAL.
@@ -88,6 +133,7 @@ impl Indexer {
 
     /// Like [`Indexer::open`], also saying what was recovered from the WAL.
     pub fn open_with_recovery(config: IndexerConfig) -> Result<(Self, Recovery)> {
+        let lock = lock_data_dir(&config.data_dir)?;
         let store = Arc::new(Store::open(&config.data_dir, Fields::new())?);
         let wal_dir = config.data_dir.join("wal");
         let scan = wal::replay::scan(&wal_dir)?;
@@ -176,6 +222,7 @@ impl Indexer {
                 tail,
                 observers,
                 stats,
+                lock: std::sync::Mutex::new(Some(lock)),
             },
             recovery,
         ))
@@ -275,6 +322,8 @@ impl Indexer {
     pub fn close(&self) {
         self.wal.shutdown();
         self.writer.shutdown();
+        // Everything is committed and the threads are gone: the directory is free.
+        drop(self.lock.lock().unwrap_or_else(|e| e.into_inner()).take());
     }
 
     /// The service catalog of this index, kept current by a background thread (see

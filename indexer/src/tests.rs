@@ -845,3 +845,25 @@ fn a_page_capped_by_bytes_stops_short_and_its_cursor_reaches_every_event_once() 
     assert!(!page.truncated && page.next_cursor.is_none());
     ix.close();
 }
+
+#[test]
+fn a_second_indexer_on_a_directory_in_use_is_refused_with_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = open(dir.path());
+    let err = Indexer::open(IndexerConfig {
+        data_dir: dir.path().to_path_buf(),
+        ..IndexerConfig::default()
+    })
+    .err()
+    .expect("a second indexer opened a directory in use");
+    let text = err.to_string();
+    assert!(matches!(err, IndexerError::InUse { .. }), "{text}");
+    assert!(
+        text.contains(&format!("pid {}", std::process::id())),
+        "{text}"
+    );
+    assert!(text.contains("--data-dir"), "{text}");
+    drop(first);
+    // Once the first is gone the directory is free again.
+    drop(open(dir.path()));
+}

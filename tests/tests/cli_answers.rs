@@ -230,3 +230,27 @@ fn search_pages_past_ten_thousand_hits_and_resumes_from_its_cursor() {
     assert_eq!(first.lines().count() + rest.lines().count(), 12_500);
     assert_eq!(joined, all);
 }
+
+#[test]
+fn a_second_node_on_a_data_dir_in_use_stops_at_once_and_says_what_to_do() {
+    let node = shiplog_tests::node::Node::start(&["--no-docker"], &[]);
+    let data = node.data_dir.to_str().unwrap().to_string();
+    let (code, _, err) = shiplog(&[
+        "up",
+        "--no-docker",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        &data,
+    ]);
+    assert_ne!(code, Some(0), "{err}");
+    assert!(err.contains("in use by another shiplog node"), "{err}");
+    assert!(
+        err.contains("--data-dir") && !err.contains("LockBusy"),
+        "{err}"
+    );
+    assert!(
+        node.search(&[("q", "")]).0 == 200,
+        "the first node kept serving"
+    );
+}

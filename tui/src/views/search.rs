@@ -85,6 +85,9 @@ pub struct Search {
     pub input: QueryEdit,
     /// Whether the query line has the keyboard.
     pub editing: bool,
+    /// The query line holds the [`DEFAULT_QUERY`] the view opened with: the first character
+    /// typed replaces it (as a selected placeholder would), any other key keeps it.
+    pub prefilled: bool,
     /// Queries run before.
     pub history: History,
     /// The time window.
@@ -125,6 +128,7 @@ pub struct Search {
 impl Default for Search {
     fn default() -> Self {
         Search {
+            prefilled: false,
             input: QueryEdit::new(""),
             editing: false,
             history: History::default(),
@@ -168,6 +172,7 @@ impl Search {
         }
         if self.input.text().trim().is_empty() {
             self.input.set(DEFAULT_QUERY);
+            self.prefilled = true;
         }
         if self.input.error.is_none() {
             self.run(ctx);
@@ -240,6 +245,14 @@ impl Search {
             return;
         }
         if self.editing {
+            let replaces = std::mem::take(&mut self.prefilled)
+                && matches!(key.code, KeyCode::Char(c) if c != ' ')
+                && !key
+                    .modifiers
+                    .contains(ratatui::crossterm::event::KeyModifiers::CONTROL);
+            if replaces {
+                self.input.set("");
+            }
             match key.code {
                 KeyCode::Esc => self.editing = false,
                 KeyCode::Enter if self.input.error.is_none() => {
@@ -885,6 +898,20 @@ mod tests {
         let mut app = App::new("http://127.0.0.1:7070", 100, true);
         app.switch_to(Tab::Search);
         snapshot(&mut app, "search_open");
+    }
+
+    #[test]
+    fn typing_over_the_opening_query_replaces_it_and_a_space_extends_it() {
+        let mut app = App::new("http://x", 10, false);
+        app.switch_to(Tab::Search);
+        app.on_key(key(KeyCode::Char('/')));
+        type_text(&mut app, "level:error");
+        assert_eq!(app.search.input.text(), "level:error");
+        let mut app = App::new("http://x", 10, false);
+        app.switch_to(Tab::Search);
+        app.on_key(key(KeyCode::Char('/')));
+        type_text(&mut app, " AND x");
+        assert_eq!(app.search.input.text(), "kind:log AND x");
     }
 
     #[test]

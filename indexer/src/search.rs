@@ -6,6 +6,7 @@ use shiplog_core::query::Query;
 use shiplog_core::{Event, EventId, Timestamp};
 use tantivy::collector::sort_key::SortByStaticFastValue;
 use tantivy::collector::{Count, TopDocs};
+use tantivy::query::{BooleanQuery, Occur, Query as TQuery, RangeQuery};
 use tantivy::schema::Value;
 use tantivy::{DateTime, DocAddress, Order, TantivyDocument};
 
@@ -98,10 +99,9 @@ impl Cursor {
     /// these were on earlier pages. With `after == false`, the rest: this page and later.
     /// Both sides are written as positive ranges: tantivy's exclusion of a fast-field range
     /// seeks it backwards.
-    fn side(&self, fields: &crate::schema::Fields, after: bool) -> Box<dyn tantivy::query::Query> {
+    fn side(&self, fields: &crate::schema::Fields, after: bool) -> Box<dyn TQuery> {
         use std::ops::Bound;
         use tantivy::Term;
-        use tantivy::query::{BooleanQuery, Occur, RangeQuery};
         let at = Term::from_field_date(
             fields.ts,
             DateTime::from_timestamp_nanos(self.ts.as_nanos()),
@@ -119,7 +119,7 @@ impl Cursor {
             )
         };
         let same_time = RangeQuery::new(Bound::Included(at.clone()), Bound::Included(at));
-        let tied: Box<dyn tantivy::query::Query> = Box::new(BooleanQuery::new(vec![
+        let tied: Box<dyn TQuery> = Box::new(BooleanQuery::new(vec![
             (Occur::Must, Box::new(same_time)),
             (Occur::Must, Box::new(seqs)),
         ]));
@@ -160,18 +160,14 @@ pub fn search_capped(
     // for expensive queries; see examples/total_count_cost.rs.)
     let (paged, newer) = match &cursor {
         Some(c) => {
-            let window = within(fields, base, req.since, page_until);
-            let paged: Box<dyn tantivy::query::Query> =
-                Box::new(tantivy::query::BooleanQuery::new(vec![
-                    (tantivy::query::Occur::Must, window),
-                    (tantivy::query::Occur::Must, c.side(fields, false)),
-                ]));
-            let everything = within(fields, compile(fields, &req.query), req.since, req.until);
-            let newer: Box<dyn tantivy::query::Query> =
-                Box::new(tantivy::query::BooleanQuery::new(vec![
-                    (tantivy::query::Occur::Must, everything),
-                    (tantivy::query::Occur::Must, c.side(fields, true)),
-                ]));
+            let both = |window: Box<dyn TQuery>, after: bool| -> Box<dyn TQuery> {
+                Box::new(BooleanQuery::new(vec![
+                    (Occur::Must, window),
+                    (Occur::Must, c.side(fields, after)),
+                ]))
+            };
+            let newer = both(within(fields, base.box_clone(), req.since, req.until), true);
+            let paged = both(within(fields, base, req.since, page_until), false);
             (paged, Some(newer))
         }
         None => (within(fields, base, req.since, page_until), None),

@@ -39,19 +39,23 @@ fn audit_dir(args: &DataDirArgs) -> anyhow::Result<PathBuf> {
 
 fn roots(args: AuditRootsArgs) -> anyhow::Result<ExitCode> {
     let dir = audit_dir(&args.data)?;
-    let mut roots = audit::export(&dir, true)
-        .with_context(|| format!("cannot export the roots under {}", dir.display()))?;
-    let open_days: Vec<String> = roots
-        .days
-        .iter()
-        .filter(|d| d.open)
-        .map(|d| format!("{} ({} records)", d.day, d.count))
-        .collect();
-    if !args.include_open {
-        roots.days.retain(|d| !d.open);
-    }
+    let export = |include_open| {
+        audit::export(&dir, include_open)
+            .with_context(|| format!("cannot export the roots under {}", dir.display()))
+    };
+    let roots = export(args.include_open)?;
     if roots.days.is_empty() {
         // An empty roots file proves nothing; writing one silently looked like success.
+        // Only now are the open days' roots worth computing: to say what is there.
+        let open_days: Vec<String> = if args.include_open {
+            Vec::new()
+        } else {
+            export(true)?
+                .days
+                .iter()
+                .map(|d| format!("{} ({} records)", d.day, d.count))
+                .collect()
+        };
         let why = if open_days.is_empty() {
             format!("no predictions are recorded under {}", dir.display())
         } else {

@@ -19,7 +19,7 @@ struct SearchBody {
 }
 
 /// The API's largest page; longer listings are fetched page by page through the cursor.
-const MAX_PAGE: usize = 10_000;
+const MAX_PAGE: usize = shiplog_indexer::search::MAX_LIMIT;
 
 /// Runs a search and prints it, page by page when more hits are asked for than one page
 /// holds.

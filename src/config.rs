@@ -72,6 +72,9 @@
 //! max_queued_queries = 256
 //! max_response = "32MiB"
 //! max_response_memory = "256MiB"
+//! max_days_per_batch = 32
+//! # accept_past = "30d"                # unset: events of any age are accepted
+//! # accept_future = "1h"               # unset: events of any future time are accepted
 //! allow_unauthenticated = false
 //! metrics_auth = false
 //! # tls_cert = "/etc/shiplog/cert.pem"
@@ -525,6 +528,13 @@ pub struct ApiSection {
     pub allow_unauthenticated: bool,
     /// `/metrics` needs a `read` token too (when tokens are configured).
     pub metrics_auth: bool,
+    /// Most different UTC days the events of one ingest batch may fall on; lines of
+    /// further days are refused with a reason.
+    pub max_days_per_batch: usize,
+    /// Events older than this before their arrival are refused (unset: any age).
+    pub accept_past: Option<HumanDuration>,
+    /// Events further than this ahead of the node's clock are refused (unset: any).
+    pub accept_future: Option<HumanDuration>,
     /// PEM certificate chain; with `tls_key`, the API speaks HTTPS only.
     pub tls_cert: Option<PathBuf>,
     /// PEM private key of `tls_cert`.
@@ -621,6 +631,9 @@ impl Default for ApiSection {
             max_queued_queries: d.max_queued_queries,
             max_response: ByteSize(d.max_response_bytes as u64),
             max_response_memory: ByteSize(d.max_response_memory as u64),
+            max_days_per_batch: d.decode.window.max_days,
+            accept_past: d.decode.window.max_past.map(HumanDuration),
+            accept_future: d.decode.window.max_future.map(HumanDuration),
             allow_unauthenticated: false,
             metrics_auth: false,
             tls_cert: None,
@@ -791,6 +804,11 @@ impl Config {
             max_body_bytes: self.api.max_body.as_usize(),
             decode: shiplog_core::codec::DecodeLimits {
                 max_decompressed_bytes: self.api.max_decompressed.as_usize(),
+                window: shiplog_core::accept::AcceptWindow {
+                    max_days: self.api.max_days_per_batch,
+                    max_past: self.api.accept_past.map(|d| d.0),
+                    max_future: self.api.accept_future.map(|d| d.0),
+                },
                 ..defaults.decode
             },
             max_search_limit: self.api.max_search_limit,

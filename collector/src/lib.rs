@@ -87,6 +87,7 @@ pub async fn run(
             max_bytes: config.batch_max_bytes,
             max_age: config.batch_max_age,
             flush_when_idle: true,
+            ..BatcherConfig::default()
         },
         sink,
     )

@@ -15,6 +15,7 @@ use std::io::Read;
 
 use serde::{Deserialize, Serialize};
 
+use crate::accept::AcceptWindow;
 use crate::event::Event;
 use crate::timestamp::Timestamp;
 
@@ -30,6 +31,8 @@ pub struct DecodeLimits {
     pub max_line_bytes: usize,
     /// Most events in one batch.
     pub max_events: usize,
+    /// Which event times a batch may carry.
+    pub window: AcceptWindow,
 }
 
 impl Default for DecodeLimits {
@@ -38,6 +41,7 @@ impl Default for DecodeLimits {
             max_decompressed_bytes: 64 * 1024 * 1024,
             max_line_bytes: 4 * 1024 * 1024,
             max_events: 100_000,
+            window: AcceptWindow::default(),
         }
     }
 }
@@ -307,6 +311,7 @@ pub fn decode_batch_with(
     let expected = lines.min(limits.max_events).min(raw.len() / 14 + 1);
     batch.events.reserve(expected);
     batch.sources.reserve(expected);
+    let mut window = limits.window.start(received);
     let mut start = 0;
     let ends = memchr::memchr_iter(b'\n', raw).chain(std::iter::once(raw.len()));
     for (idx, end) in ends.enumerate() {
@@ -336,7 +341,16 @@ pub fn decode_batch_with(
         }
         let key = options.key.or(batch.batch_id.as_deref());
         let position = batch.events.len();
-        match decode_line(line, line_no, limits, received, key, position) {
+        let decoded = decode_line(line, line_no, limits, received, key, position).and_then(
+            |(event, source)| match window.check(event.ts) {
+                Ok(()) => Ok((event, source)),
+                Err(reason) => Err(CodecError::BadLine {
+                    line: line_no,
+                    reason,
+                }),
+            },
+        );
+        match decoded {
             Ok((event, source)) => {
                 batch.events.push(event);
                 batch.sources.push(source);
@@ -643,6 +657,75 @@ mod tests {
         };
         let e = decode_batch(b"{}\n{}\n", false, few, Timestamp(0)).unwrap_err();
         assert!(matches!(e, CodecError::TooManyEvents { limit: 1 }));
+    }
+
+    /// One line per day, on 2,000 different days from 2020-01-01.
+    fn lines_on_distinct_days(days: usize) -> Vec<u8> {
+        let mut body = Vec::new();
+        for d in 0..days {
+            let ts = Timestamp((18_262 + d as i64) * 86_400 * 1_000_000_000);
+            body.extend_from_slice(
+                format!("{{\"ts\":\"{}\",\"message\":\"d{d}\"}}\n", ts.to_rfc3339()).as_bytes(),
+            );
+        }
+        body
+    }
+
+    #[test]
+    fn a_batch_on_more_days_than_the_window_allows_names_the_first_line_past_it() {
+        let body = lines_on_distinct_days(2_000);
+        let limits = DecodeLimits::default();
+        let max = limits.window.max_days;
+        match decode_batch(&body, false, limits, Timestamp::now()) {
+            Err(CodecError::BadLine { line, reason }) => {
+                assert_eq!(line, max + 1);
+                assert!(reason.contains("max_days_per_batch"), "{reason}");
+            }
+            other => panic!("expected the line past the day bound refused: {other:?}"),
+        }
+        let options = DecodeOptions {
+            key: None,
+            partial: true,
+        };
+        let kept = decode_batch_with(&body, false, limits, Timestamp::now(), options).unwrap();
+        assert_eq!(kept.events.len(), max);
+        assert_eq!(kept.rejected.len(), 2_000 - max);
+        assert_eq!(kept.rejected[0].line, max + 1);
+        let days: std::collections::BTreeSet<i64> =
+            kept.events.iter().map(|e| e.ts.day_number()).collect();
+        assert_eq!(days.len(), max);
+        // The node's own buffered batches are read back without the bound.
+        let own = DecodeLimits {
+            window: AcceptWindow::unbounded(),
+            ..limits
+        };
+        assert_eq!(
+            decode_batch(&body, false, own, Timestamp::now())
+                .unwrap()
+                .events
+                .len(),
+            2_000
+        );
+    }
+
+    #[test]
+    fn time_bounds_refuse_lines_by_their_own_time_not_the_arrival_time() {
+        let now = Timestamp::now();
+        let limits = DecodeLimits {
+            window: AcceptWindow {
+                max_past: Some(std::time::Duration::from_secs(86_400)),
+                max_future: Some(std::time::Duration::from_secs(3_600)),
+                ..AcceptWindow::default()
+            },
+            ..DecodeLimits::default()
+        };
+        let old = now.offset(-2 * 86_400 * 1_000_000_000).to_rfc3339();
+        let body = format!(
+            "{{\"message\":\"no time: arrival time\"}}\n{{\"ts\":\"{old}\",\"message\":\"old\"}}\n"
+        );
+        let e = decode_batch(body.as_bytes(), false, limits, now).unwrap_err();
+        assert_eq!(e.line(), Some(2), "{e}");
+        assert!(e.to_string().contains("accept_past"), "{e}");
     }
 
     #[test]

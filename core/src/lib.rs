@@ -3,6 +3,8 @@
 //! - [`Event`](event::Event) is the one record type (logs, predictions, metrics,
 //!   registrations), with a deterministic [`EventId`](id::EventId) and a nanosecond
 //!   [`Timestamp`](timestamp::Timestamp).
+//! - [`accept`] bounds the event times one batch may carry (days per batch, past and
+//!   future).
 //! - [`codec`] turns batches of events into zstd NDJSON and back, with size caps.
 //! - [`query`] parses the search language into a tree that the indexer compiles to tantivy
 //!   and that live tail evaluates in memory.
@@ -12,6 +14,7 @@
 //! Nothing here does I/O beyond in-memory compression (and reading the environment
 //! variable a `[predictions]` section may name for its hash key).
 
+pub mod accept;
 pub mod codec;
 pub mod digest;
 pub mod event;

@@ -361,3 +361,38 @@ fn metric_samples_older_than_a_day_are_rolled_up_per_minute_in_one_commit() {
             .is_empty()
     );
 }
+
+#[test]
+fn a_batch_hopping_between_days_opens_each_day_writer_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let ix = Indexer::open(config(dir.path())).unwrap();
+    const DAY: i64 = 86_400 * 1_000_000_000;
+    let base = 1_795_000_000_000_000_000;
+    // Three days, interleaved line by line: with two day writers open at most, adding
+    // them in the order sent would commit at nearly every line.
+    let events: Vec<Event> = (0..300i64)
+        .map(|i| {
+            let mut e = Event::log(Timestamp(base + (i % 3) * DAY + i), format!("line {i}"));
+            e.id = shiplog_core::EventId(i as u128 + 1);
+            e
+        })
+        .collect();
+    let before = ix.stats().commits;
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(ix.ingest(events))
+        .unwrap();
+    ix.flush().unwrap();
+    let commits = ix.stats().commits - before;
+    assert!(
+        commits <= 3,
+        "{commits} commits for one batch on three days"
+    );
+    assert_eq!(count(&ix, ""), 300);
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("logs")).unwrap().count(),
+        3
+    );
+}

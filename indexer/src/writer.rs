@@ -271,7 +271,21 @@ impl Worker {
         if d.seq <= self.added_through || self.needs_recovery {
             return;
         }
-        for (event, source) in d.events.iter().zip(&d.sources) {
+        // Events of one day go in together: only MAX_OPEN_WRITERS day writers are open, and
+        // opening another commits them all, so a batch that hops between three days would
+        // commit at every hop. A stable sort keeps each day's events in the order sent.
+        let by_day = (!d
+            .events
+            .windows(2)
+            .all(|w| w[0].ts.day_number() <= w[1].ts.day_number()))
+        .then(|| {
+            let mut order: Vec<usize> = (0..d.events.len()).collect();
+            order.sort_by_key(|&i| d.events[i].ts.day_number());
+            order
+        });
+        for k in 0..d.events.len().min(d.sources.len()) {
+            let i = by_day.as_ref().map_or(k, |order| order[k]);
+            let (event, source) = (&d.events[i], &d.sources[i]);
             if let Err(e) = self.add_event(event, source) {
                 tracing::error!(error = %e, seq = d.seq, "cannot index a durable batch; it will be re-read from the WAL");
                 self.needs_recovery = true;

@@ -84,3 +84,5 @@ mod tests_openapi;
 mod tests_alerts;
 #[cfg(test)]
 mod tests_predictions;
+#[cfg(test)]
+mod tests_window;

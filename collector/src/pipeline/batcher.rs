@@ -70,6 +70,10 @@ pub struct BatcherConfig {
     pub max_bytes: usize,
     /// Send once the oldest event in a batch has waited this long.
     pub max_age: Duration,
+    /// Send once a batch's events fall on this many different UTC days: a node refuses
+    /// the lines of further days (`[api] max_days_per_batch`, the same default), and a
+    /// refused batch would be lost.
+    pub max_days: usize,
     /// Send as soon as the channel is empty and no send is in flight, when the previous send
     /// is at least half of `max_age` old (adaptive batching: a lone line in a quiet pipeline
     /// goes at once; under load batches fill up to the limits instead of going out one round
@@ -83,6 +87,7 @@ impl Default for BatcherConfig {
             max_events: 10_000,
             max_bytes: 1024 * 1024,
             max_age: Duration::from_millis(100),
+            max_days: shiplog_core::accept::DEFAULT_MAX_DAYS_PER_BATCH,
             flush_when_idle: true,
         }
     }
@@ -123,10 +128,16 @@ struct PendingBatch {
     positions: Vec<SourcePosition>,
     bytes: usize,
     oldest: Option<Instant>,
+    /// The different UTC days the events fall on (almost always one or two).
+    days: Vec<i64>,
 }
 
 impl PendingBatch {
     fn push(&mut self, item: SourceEvent, now: Instant) {
+        let day = item.event.ts.day_number();
+        if self.days.last() != Some(&day) && !self.days.contains(&day) {
+            self.days.push(day);
+        }
         self.bytes += estimated_size(&item.event);
         self.oldest.get_or_insert(now);
         self.events.push(item.event);
@@ -138,7 +149,9 @@ impl PendingBatch {
     }
 
     fn is_full(&self, config: &BatcherConfig) -> bool {
-        self.events.len() >= config.max_events || self.bytes >= config.max_bytes
+        self.events.len() >= config.max_events
+            || self.bytes >= config.max_bytes
+            || self.days.len() >= config.max_days.max(1)
     }
 
     fn deadline(&self, config: &BatcherConfig) -> Option<Instant> {
@@ -154,6 +167,7 @@ impl PendingBatch {
         }));
         self.bytes = 0;
         self.oldest = None;
+        self.days.clear();
         // The next batch starts with room for as many events as this one held: under a
         // steady load batches are alike, and growing a vector of events step by step
         // copies every event already in it at each step.
@@ -593,6 +607,37 @@ mod tests {
             .map(|e| e.ts.as_nanos())
             .collect();
         assert_eq!(order, (0..25).collect::<Vec<i64>>(), "delivered in order");
+    }
+
+    #[tokio::test]
+    async fn a_batch_never_holds_more_days_than_a_node_accepts() {
+        const DAY: i64 = 86_400 * 1_000_000_000;
+        let sink = Arc::new(RecordingSink::default());
+        let max_days = BatcherConfig::default().max_days;
+        // A backlog of old lines, one per day, with repeats of the same day beside them.
+        let events: Vec<Event> = (0..(3 * max_days + 5))
+            .flat_map(|d| {
+                (0..2).map(move |k| {
+                    let mut e = event(d, 10);
+                    e.ts = Timestamp(d as i64 * DAY + k);
+                    e
+                })
+            })
+            .collect();
+        let total = events.len();
+        run_prefilled(BatcherConfig::default(), sink.clone(), events).await;
+        let batches = sink.delivered.lock().unwrap().clone();
+        let delivered: usize = batches.iter().map(Vec::len).sum();
+        assert_eq!(delivered, total, "every event delivered");
+        for batch in &batches {
+            let days: std::collections::BTreeSet<i64> =
+                batch.iter().map(|e| e.ts.day_number()).collect();
+            assert!(days.len() <= max_days, "{} days in one batch", days.len());
+            // What a node with the default window makes of it: nothing refused.
+            let mut check = shiplog_core::accept::AcceptWindow::default().start(Timestamp::now());
+            assert!(batch.iter().all(|e| check.check(e.ts).is_ok()));
+        }
+        assert!(batches.len() >= 4, "{} batches", batches.len());
     }
 
     #[tokio::test]

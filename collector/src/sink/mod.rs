@@ -63,7 +63,12 @@ impl EncodedBatch {
 
     /// Decodes the body back into events, with the wire format's size caps.
     pub fn decode(&self) -> Result<Vec<Event>, codec::CodecError> {
-        let limits = codec::DecodeLimits::default();
+        // Our own batches, already cut at the day bound when they were made: a batch
+        // buffered by an older build must not be refused on the way out of the buffer.
+        let limits = codec::DecodeLimits {
+            window: shiplog_core::accept::AcceptWindow::unbounded(),
+            ..codec::DecodeLimits::default()
+        };
         codec::decode_batch(&self.body, true, limits, Timestamp::now()).map(|b| b.events)
     }
 }

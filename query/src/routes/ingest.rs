@@ -12,8 +12,8 @@ use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
-use shiplog_core::Timestamp;
 use shiplog_core::codec::{self, CodecError};
+use shiplog_core::{Event, Timestamp};
 use shiplog_indexer::IngestAck;
 
 use crate::error::ApiError;
@@ -80,6 +80,23 @@ fn codec_error(e: CodecError) -> ApiError {
             ..ApiError::bad_request("bad_batch", e.to_string())
         },
     }
+}
+
+/// Refuses a batch built from records of another format (the compatibility routes,
+/// prediction records) whose times fall outside `[api]`'s window, naming the first record
+/// at fault (0-based, in the order the request held them). The native route refuses per
+/// line while decoding instead, with `partial=true` to keep the rest.
+pub(crate) fn check_times(state: &AppState, events: &[Event]) -> Result<(), ApiError> {
+    let mut window = state.limits.decode.window.start(Timestamp::now());
+    for (i, event) in events.iter().enumerate() {
+        if let Err(reason) = window.check(event.ts) {
+            return Err(ApiError::bad_request(
+                "out_of_window",
+                format!("record {i}: {reason}; nothing in this request was stored"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Reads a request body up to the configured limit (413 `body_too_large` past it).

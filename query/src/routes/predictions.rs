@@ -188,6 +188,7 @@ pub async fn ingest(
     })
     .await
     .map_err(|e| ApiError::internal(format!("decode task failed: {e}")))??;
+    crate::routes::ingest::check_times(&state, &prepared.events)?;
     let ack = state.indexer.ingest(prepared.events).await?;
     state.predictions.count(
         prepared.predictions as u64,

@@ -103,6 +103,9 @@ async fn run_bulk(
         .filter(|(_, l)| !l.iter().all(u8::is_ascii_whitespace));
     let mut items: Vec<Item> = Vec::new();
     let mut events = Vec::new();
+    // Items whose times fall outside `[api]`'s window fail one by one, as Elasticsearch
+    // answers a document it cannot take, and the rest are stored.
+    let mut window = state.limits.decode.window.start(received);
     let mut repeats: HashMap<&[u8], usize> = HashMap::new();
     while let Some((line_no, line)) = lines.next() {
         let line_err = |msg: String| ApiError {
@@ -206,6 +209,9 @@ async fn run_bulk(
             };
             let (event, answer_id) = es_doc::to_event(&index, doc_id, src, received)
                 .map_err(|reason| (400, "mapper_parsing_exception", reason))?;
+            window
+                .check(event.ts)
+                .map_err(|reason| (400, "illegal_argument_exception", reason))?;
             item.id = answer_id;
             events.push(event);
             Ok(())

@@ -35,8 +35,10 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 /// Stores a batch of mapped events; resolves once it is durable (WAL fsynced). The batch is
-/// one WAL record, so it is stored whole or not at all.
+/// one WAL record, so it is stored whole or not at all; one whose times fall outside
+/// `[api]`'s window is refused whole (400 `out_of_window`).
 pub async fn store(state: &AppState, events: Vec<Event>) -> Result<IngestAck, ApiError> {
+    crate::routes::ingest::check_times(state, &events)?;
     Ok(state.indexer.ingest(events).await?)
 }
 

@@ -686,3 +686,158 @@ async fn search_returns_only_the_requested_keys() {
     assert_eq!(v["error"]["code"], "bad_fields");
     assert!(v["error"]["message"].as_str().unwrap().contains("colour"));
 }
+
+/// One CPU sample of container `web-1`, `i` seconds after `base`.
+fn metric_sample(base: Timestamp, i: i64) -> Event {
+    let ts = base.offset(i * 1_000_000_000);
+    Event {
+        id: EventId::for_source("n1", "web-1", "cpu_percent", ts, 0),
+        ts,
+        kind: shiplog_core::Kind::Metric,
+        node: "n1".into(),
+        container_id: "web-1-id".into(),
+        container_name: "web-1".into(),
+        service: "web".into(),
+        name: Some("cpu_percent".into()),
+        value: Some(i as f64),
+        unit: Some("percent".into()),
+        ..Event::default()
+    }
+}
+
+fn kinds(v: &Value) -> Vec<String> {
+    v["hits"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no hits: {v}"))
+        .iter()
+        .map(|h| h["kind"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_blank_search_leaves_out_metric_samples_and_star_finds_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let st = state(dir.path());
+    let base = Timestamp::now().offset(-60_000_000_000);
+    let mut batch = events(3);
+    batch.push(registration(
+        "web-1",
+        shiplog_core::RegistrationState::Started,
+        base,
+    ));
+    batch.extend((0..7).map(|i| metric_sample(base, i)));
+    st.indexer.ingest(batch).await.unwrap();
+    st.indexer.flush().unwrap();
+
+    for uri in [
+        "/api/v1/search?since=15m",
+        "/api/v1/search?since=15m&q=",
+        "/api/v1/search?since=15m&q=%20%20",
+    ] {
+        let (status, v) = call(&st, get(uri)).await;
+        assert_eq!(status, StatusCode::OK, "{uri}: {v}");
+        assert_eq!(v["total"], 4, "{uri}: three logs and a registration: {v}");
+        let mut got = kinds(&v);
+        got.sort();
+        assert_eq!(got, ["log", "log", "log", "registration"], "{uri}");
+    }
+    let (status, v) = call(
+        &st,
+        post_to("/api/v1/search", br#"{"q": "", "since": "15m"}"#, None),
+    )
+    .await;
+    assert_eq!(
+        (status, &v["total"]),
+        (StatusCode::OK, &Value::from(4)),
+        "{v}"
+    );
+
+    // The default pages like any query: the total stays 4 and no page holds a sample.
+    let (_, first) = call(&st, get("/api/v1/search?since=15m&limit=3")).await;
+    assert_eq!(first["total"], 4, "{first}");
+    assert_eq!(kinds(&first).len(), 3);
+    let cursor = first["next_cursor"]
+        .as_str()
+        .expect("a second page")
+        .to_string();
+    let (_, second) = call(
+        &st,
+        get(&format!("/api/v1/search?since=15m&limit=3&cursor={cursor}")),
+    )
+    .await;
+    assert_eq!(kinds(&second), ["registration"], "{second}");
+
+    let (_, v) = call(&st, get("/api/v1/search?since=15m&q=kind:metric")).await;
+    assert_eq!(v["total"], 7, "{v}");
+    assert!(kinds(&v).iter().all(|k| k == "metric"), "{v}");
+    for q in ["*", "*:*"] {
+        let (_, v) = call(&st, get(&format!("/api/v1/search?since=15m&q={q}"))).await;
+        assert_eq!(v["total"], 11, "{q}: {v}");
+    }
+    let (_, v) = call(&st, get("/api/v1/search?since=15m&q=error")).await;
+    assert_eq!(v["total"], 3, "a typed query is unchanged: {v}");
+}
+
+#[tokio::test]
+async fn a_blank_tail_leaves_out_metric_samples_stored_and_live() {
+    use tokio::io::AsyncWriteExt;
+    let dir = tempfile::tempdir().unwrap();
+    let st = state(dir.path());
+    let base = Timestamp::now().offset(-60_000_000_000);
+    let mut stored: Vec<Event> = (0..3).map(|i| metric_sample(base, i)).collect();
+    let mut old = Event::log(base.offset(5_000_000_000), "stored line");
+    old.id = EventId(501);
+    stored.push(old);
+    st.indexer.ingest(stored).await.unwrap();
+    st.indexer.flush().unwrap();
+    let addr = serve_for_test(&st).await;
+
+    let mut blank = tokio::net::TcpStream::connect(addr).await.unwrap();
+    blank
+        .write_all(
+            b"GET /api/v1/tail?q=&since=15m HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let got = read_until(&mut blank, |b| {
+        String::from_utf8_lossy(b).contains("stored line")
+    })
+    .await;
+    assert!(
+        !String::from_utf8_lossy(&got).contains("\"metric\""),
+        "no stored sample in the backlog: {}",
+        String::from_utf8_lossy(&got)
+    );
+    // Live: samples sent ahead of a line in the same batch would arrive before it.
+    let mut live: Vec<Event> = (10..14).map(|i| metric_sample(base, i)).collect();
+    let mut line = Event::log(Timestamp::now(), "live line");
+    line.id = EventId(502);
+    live.push(line);
+    st.indexer.ingest(live).await.unwrap();
+    let got = read_until(&mut blank, |b| {
+        String::from_utf8_lossy(b).contains("live line")
+    })
+    .await;
+    let text = String::from_utf8_lossy(&got).to_string();
+    assert!(!text.contains("\"metric\""), "no live sample: {text}");
+
+    // Asked for, the samples come.
+    st.indexer.flush().unwrap();
+    let mut metrics = tokio::net::TcpStream::connect(addr).await.unwrap();
+    metrics
+        .write_all(
+            b"GET /api/v1/tail?q=kind:metric&since=15m HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let got = read_until(&mut metrics, |b| {
+        String::from_utf8_lossy(b).matches("event: log").count() >= 7
+    })
+    .await;
+    let text = String::from_utf8_lossy(&got).to_string();
+    assert!(
+        !text.contains("live line") && !text.contains("stored line"),
+        "{text}"
+    );
+    st.shutdown.cancel();
+}

@@ -23,6 +23,10 @@
 //! | `ts:>now-15m`, `ts:>=2026-11-22T03:00:00Z`, `ts:<now`, `ts:<=…` | one-sided time range |
 //! | `ts:2026-11-22` | that whole UTC day |
 //! | `fields.latency_ms:>250`, `fields.status:[200 TO 299]` | numeric range on a JSON value |
+//! | `*`, `*:*` | every event, of every kind |
+//!
+//! [`parse`] reads blank text as [`Query::All`] too; the native search and live tail read it
+//! with [`parse_or_default`] instead, as [`default_query`]: every kind except metric samples.
 //!
 //! Ranges, regexes and wildcards:
 //!
@@ -48,12 +52,14 @@
 //!   backtrack, so `(a*)*b` is harmless and `a{1000}{1000}` is refused at parse time.
 
 pub mod analysis;
+mod default_query;
 mod lexer;
 mod matcher;
 mod parser;
 pub mod pattern;
 pub mod range;
 
+pub use default_query::{default_query, parse_or_default};
 pub use parser::{MAX_CLAUSES, MAX_DEPTH, MAX_QUERY_BYTES, ParseError, parse, parse_at};
 pub use pattern::Pattern;
 pub use range::{NumberRange, TimeRange};

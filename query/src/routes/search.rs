@@ -18,7 +18,8 @@ pub const DEFAULT_LIMIT: usize = 100;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SearchParams {
-    /// Query text; empty matches everything.
+    /// Query text; blank is every kind but metric samples
+    /// ([`shiplog_core::query::default_query`]), `*` is everything.
     #[serde(default)]
     pub q: String,
     /// Lower time bound: `15m`, `now-1h` or RFC 3339.
@@ -212,7 +213,7 @@ async fn run(
 ) -> Result<axum::response::Response, ApiError> {
     let started = Instant::now();
     let wanted = wanted_keys(p.fields.as_deref())?;
-    let query = shiplog_core::query::parse(&p.q).map_err(|e| ApiError::query(&e))?;
+    let query = shiplog_core::query::parse_or_default(&p.q).map_err(|e| ApiError::query(&e))?;
     let query = crate::auth::caller(caller).scope(query);
     let now = Timestamp::now();
     let since = time_param("since", p.since.as_deref(), now)?;

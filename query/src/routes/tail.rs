@@ -1,6 +1,7 @@
 //! `GET /api/v1/tail`: events as they are stored, filtered with the query language on the
 //! server, as Server-Sent Events or, when the request asks for a WebSocket upgrade, as
 //! WebSocket text messages (`{"type":"log","event":{...}}`, `{"type":"gap","missed":n}`).
+//! A blank `q` is the same default as search's: every kind but metric samples.
 //!
 //! `since=15m` first sends the stored events of that window (oldest first, at most
 //! `backlog` of them, default 1,000, at most 10,000), then the live ones; an event in both
@@ -35,7 +36,8 @@ pub const MAX_BACKLOG: usize = 10_000;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TailParams {
-    /// Filter; empty passes everything.
+    /// Filter; blank passes every kind but metric samples
+    /// ([`shiplog_core::query::default_query`]), `*` passes everything.
     #[serde(default)]
     pub q: String,
     /// Also send stored events from this far back: `15m`, `now-1h` or RFC 3339.
@@ -66,7 +68,7 @@ pub async fn tail(
 ) -> Result<Response, ApiError> {
     let QueryParams(p) =
         params.map_err(|e| ApiError::bad_request("bad_parameters", e.body_text()))?;
-    let query = shiplog_core::query::parse(&p.q).map_err(|e| ApiError::query(&e))?;
+    let query = shiplog_core::query::parse_or_default(&p.q).map_err(|e| ApiError::query(&e))?;
     let query = crate::auth::caller(caller).scope(query);
     let since = crate::routes::search::time_param("since", p.since.as_deref(), Timestamp::now())?;
     let limit = p.backlog.unwrap_or(1_000);

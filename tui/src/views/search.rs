@@ -518,7 +518,10 @@ fn draw_query_line(frame: &mut Frame<'_>, row: Rect, s: &Search, theme: Theme) {
     let avail = width.saturating_sub(text::width(prompt) + text::width(&range));
     let body = if s.input.text().is_empty() && !s.editing {
         Span::styled(
-            text::fit("press / to type a query (empty matches everything)", avail),
+            text::fit(
+                "press / to type a query (empty: all but metric samples, * everything)",
+                avail,
+            ),
             theme.dim(),
         )
     } else {

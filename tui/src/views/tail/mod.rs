@@ -132,7 +132,7 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme) -> Line<
             rect,
             edit,
             "filter · Enter applies · Esc cancels",
-            "empty: shows every line",
+            "empty: every line but metric samples · * everything",
             theme,
         );
     }
@@ -178,8 +178,9 @@ fn status(tail: &Tail, theme: Theme) -> Line<'static> {
     if tail.wrap {
         spans.push(Span::raw("WRAP "));
     }
+    // A blank filter is the server's default: every kind but metric samples.
     let filter = if tail.filter().is_empty() {
-        "(none)".to_string()
+        "(no metrics)".to_string()
     } else {
         text::sanitize(tail.filter(), 60)
     };

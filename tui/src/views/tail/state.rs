@@ -123,7 +123,7 @@ impl Tail {
             capacity: capacity.max(1),
             first_seq: 0,
             filter: String::new(),
-            query: Query::All,
+            query: query::default_query(),
             received: 0,
             missed: 0,
             source_gaps: 0,
@@ -274,7 +274,7 @@ impl Tail {
     /// it differs from the applied one, so the stream must be reopened.
     pub fn apply_filter(&mut self, text: String) -> Option<String> {
         let text = text.trim().to_string();
-        let Ok(parsed) = query::parse(&text) else {
+        let Ok(parsed) = query::parse_or_default(&text) else {
             // A jump with a query that does not parse opens the box to show why.
             self.filter_edit = Some(QueryEdit::new(&text));
             return None;

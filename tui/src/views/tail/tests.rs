@@ -183,6 +183,26 @@ fn enter_applies_the_filter_and_clears_the_buffer() {
 }
 
 #[test]
+fn a_blank_filter_leaves_out_metric_samples_as_the_server_does() {
+    let sample = || {
+        let mut e = Event::log(Timestamp(1), "");
+        e.kind = shiplog_core::Kind::Metric;
+        e.name = Some("cpu_percent".into());
+        ClientMsg::Event(Box::new(e))
+    };
+    let mut app = App::new("http://x", 10, false);
+    app.on_client(sample());
+    app.on_client(event(2));
+    assert_eq!(app.tail.lines().len(), 1, "the sample is dropped");
+    assert_eq!(message_at(&app, 0), "line 2");
+    for everything in ["*", "kind:metric"] {
+        assert!(app.tail.apply_filter(everything.into()).is_some());
+        app.on_client(sample());
+        assert_eq!(app.tail.lines().len(), 1, "{everything} keeps the sample");
+    }
+}
+
+#[test]
 fn esc_cancels_the_filter_edit() {
     let mut app = App::new("http://x", 10, false);
     app.on_key(key(KeyCode::Char('f')));

@@ -396,3 +396,39 @@ fn a_batch_hopping_between_days_opens_each_day_writer_once() {
         3
     );
 }
+
+/// A clean stop leaves an empty segment named after the next sequence number; the restart
+/// opens its active segment under that same name. The WAL must not then delete it as an
+/// old, covered segment: every batch acknowledged after the restart would live only in an
+/// unlinked file until the next commit, and a crash or a failed commit would lose them.
+#[test]
+fn batches_acknowledged_after_a_clean_restart_are_in_the_wal_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let ix = Indexer::open(config(dir.path())).unwrap();
+    rt.block_on(ix.ingest(batch(1, 3))).unwrap();
+    ix.flush().unwrap();
+    ix.close();
+    drop(ix);
+    // No commit after the restart: what was acknowledged lives in the WAL only.
+    let quiet = IndexerConfig {
+        commit_interval: Duration::from_secs(3_600),
+        min_commit_interval: Duration::from_secs(3_600),
+        ..config(dir.path())
+    };
+    let ix = Indexer::open(quiet).unwrap();
+    rt.block_on(ix.ingest(batch(2, 3))).unwrap();
+    // The WAL thread releases covered segments when idle (every 500 ms).
+    std::thread::sleep(Duration::from_millis(1_500));
+    let on_disk = wal::replay::scan_readonly(&dir.path().join("wal"), 0).unwrap();
+    let events: usize = on_disk
+        .iter()
+        .map(|r| wal::replay::decode(r).unwrap().0.len())
+        .sum();
+    assert_eq!(events, 3, "the acknowledged batch is in a WAL file on disk");
+    ix.close();
+    assert_eq!(count(&Indexer::open(config(dir.path())).unwrap(), ""), 6);
+}

@@ -141,7 +141,13 @@ impl WalHandle {
         let capacity = parts.queue_batches.max(1);
         let (tx, rx) = crossbeam_channel::bounded(capacity);
         let mut files = Segments::open_fresh(&parts.dir, parts.next_seq, parts.segment_bytes)?;
-        files.older = std::mem::take(&mut parts.older).into();
+        // A clean stop leaves an empty segment named after the next sequence number, and
+        // the fresh active segment was just created under that very name: listed as older
+        // too, it would be deleted as covered while appends go on into the unlinked file.
+        files.older = std::mem::take(&mut parts.older)
+            .into_iter()
+            .filter(|(_, path)| *path != files.active_path)
+            .collect();
         let mut worker = Worker {
             rx,
             files,

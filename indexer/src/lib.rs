@@ -186,8 +186,23 @@ impl Indexer {
                 .send(WriterMsg::Batch(durable))
                 .map_err(|_| IndexerError::Closed)?;
         }
+        // A full disk at start is its own answer: what is wrong, that nothing is lost, and
+        // what to do, instead of tantivy's "an index writer was killed".
+        let data_dir = config.data_dir.clone();
+        let batches = scan.records.len();
+        let full_at_start = move |e: IndexerError| match e {
+            IndexerError::DiskFull { .. } => IndexerError::FullAtStart {
+                free: error::free_space(&data_dir).map_or_else(
+                    || "free space unknown".to_string(),
+                    |b| format!("{} free", shiplog_core::units::ByteSize(b)),
+                ),
+                data_dir: data_dir.clone(),
+                batches,
+            },
+            other => other,
+        };
         if !scan.records.is_empty() {
-            writer.flush()?;
+            writer.flush().map_err(&full_at_start)?;
             tracing::info!(
                 batches = recovery.batches,
                 events = recovery.events,
@@ -210,7 +225,8 @@ impl Indexer {
             covered,
             stats: stats.clone(),
             observers: observers.clone(),
-        })?;
+        })
+        .map_err(&full_at_start)?;
         tracing::info!(data_dir = %config.data_dir.display(), days = store.all_days().len(), "indexer opened");
         Ok((
             Indexer {

@@ -82,7 +82,7 @@ impl Store {
             return Ok(d.clone());
         }
         let path = self.root.join(day);
-        std::fs::create_dir_all(&path).map_err(io("create", &path))?;
+        std::fs::create_dir_all(&path).map_err(|e| IndexerError::from_io("create", &path, e))?;
         let dir = MmapDirectory::open(&path).map_err(|e| IndexerError::Io {
             action: "open",
             path: path.clone(),
@@ -92,7 +92,8 @@ impl Store {
         let index = Index::builder()
             .schema(self.fields.schema.clone())
             .settings(settings)
-            .open_or_create(dir)?;
+            .open_or_create(dir)
+            .map_err(|e| IndexerError::from_tantivy_write(e, &path))?;
         self.fields.register_analyzers(&index);
         let reader = index
             .reader_builder()
@@ -105,6 +106,11 @@ impl Store {
         });
         days.insert(day.to_string(), d.clone());
         Ok(d)
+    }
+
+    /// The directory holding one index directory per day.
+    pub fn logs_dir(&self) -> &Path {
+        &self.root
     }
 
     /// Days that may hold events between `since` and `until`, newest first.

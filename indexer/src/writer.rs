@@ -334,10 +334,19 @@ impl Worker {
             .writers
             .get_mut(&self.day.1)
             .ok_or(IndexerError::Closed)?;
-        w.writer.add_document(doc)?;
+        if let Err(e) = w.writer.add_document(doc) {
+            return Err(IndexerError::from_tantivy_write(
+                e,
+                &self.day_path(&self.day.1),
+            ));
+        }
         w.dirty = true;
         w.last_used = Instant::now();
         Ok(())
+    }
+
+    fn day_path(&self, day: &str) -> std::path::PathBuf {
+        self.store.logs_dir().join(day)
     }
 
     fn open_writer(&mut self, day: &str) -> Result<()> {
@@ -359,7 +368,8 @@ impl Worker {
         let index = self.store.day(day)?;
         let writer = index
             .index
-            .writer_with_num_threads(self.writer_threads, self.writer_memory)?;
+            .writer_with_num_threads(self.writer_threads, self.writer_memory)
+            .map_err(|e| IndexerError::from_tantivy_write(e, &self.day_path(day)))?;
         self.writers.insert(
             day.to_string(),
             OpenWriter {
@@ -398,16 +408,22 @@ impl Worker {
             }
         }
         let mut failure = None;
+        let logs_dir = self.store.logs_dir().to_path_buf();
         // Each day commits on its own: a day that fails is rolled back and re-read from the
         // WAL later; the days that succeeded remember how far they are committed, so the
         // re-read does not add their events twice.
         for w in self.writers.values_mut() {
             if w.dirty {
                 if let Err(e) = w.writer.commit() {
+                    let path = logs_dir.join(&w.day.day);
+                    let e = match IndexerError::from_tantivy_write(e, &path) {
+                        full @ IndexerError::DiskFull { .. } => full,
+                        other => IndexerError::Commit(other.to_string()),
+                    };
                     tracing::warn!(day = %w.day.day, error = %e, "commit failed; its batches stay in the WAL and are retried");
                     let _ = w.writer.rollback();
                     w.dirty = false;
-                    failure = Some(IndexerError::Commit(e.to_string()));
+                    failure = Some(e);
                     continue;
                 }
                 w.dirty = false;

@@ -367,3 +367,67 @@ fn a_full_index_disk_answers_stored_not_searchable_and_indexes_it_later() {
     drop(node);
     drop(mount);
 }
+
+/// A node restarted on a filesystem that is full says what is wrong, that nothing is lost
+/// and what to do (not tantivy's "an index writer was killed"), and once space is freed the
+/// next start has every acknowledged event.
+#[test]
+fn a_restart_on_a_full_disk_says_so_and_the_next_start_loses_nothing() {
+    let Some(mount) = Mount::tmpfs("24m") else {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("cannot mount a tmpfs (root needed); CI=true requires this test to run");
+        }
+        eprintln!("SKIPPED a_restart_on_a_full_disk_says_so: cannot mount a tmpfs (run as root)");
+        return;
+    };
+    let data = mount.point.join("data");
+    std::fs::create_dir(&data).unwrap();
+    let mut node = Node::start_in(&data, "serve", &[], &[]);
+    let http = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let url = format!("{}/api/v1/ingest", node.url);
+    let batches = 20;
+    for b in 0..batches {
+        let resp = send(&http, &url, "restart-full", b);
+        assert_eq!(resp.status().as_u16(), 200, "{}", resp.text().unwrap());
+    }
+    node.kill9();
+    drop(node);
+    let filler = mount.point.join("filler");
+    fill(&filler, 24 << 20);
+
+    let mut child = Command::new(shiplog_tests::shiplog_bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("a node on a full disk neither started nor stopped with an error");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success(), "{stderr}");
+    assert!(stderr.contains("is full"), "{stderr}");
+    assert!(stderr.contains("Nothing acknowledged is lost"), "{stderr}");
+    assert!(stderr.contains("then start shiplog again"), "{stderr}");
+    assert!(!stderr.contains("was killed"), "{stderr}");
+
+    std::fs::remove_file(&filler).unwrap();
+    let node = Node::start_in(&data, "serve", &[], &[]);
+    let (status, v) = node.search(&[("q", "service:filler"), ("limit", "1"), ("since", "1d")]);
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["total"], batches * 200, "{v}");
+}

@@ -36,7 +36,16 @@ pub enum Command {
     /// Examples: shiplog search 'service:web AND error';
     /// shiplog search --since 1h 'level:error OR level:fatal'; shiplog search --json '"disk full"'
     Search(SearchArgs),
-    /// Print new events live as they are stored.
+    /// Print new events live as they are stored; reconnects when the node restarts.
+    ///
+    /// When the stream drops or the node cannot be reached, it says so once on stderr and
+    /// retries (0.5 s doubling to 10 s). Once back it prints a gap marker on stdout, a
+    /// `--- reconnected: ... ---` line (with --json a `{"gap":{"from":..,"to":..,"hint":..}}`
+    /// object) naming the `shiplog search --since FROM --until TO` that lists the events it
+    /// missed. A refused token, a bad query or another 4xx answer ends it with the node's
+    /// message.
+    ///
+    /// Examples: shiplog tail 'service:web AND level:error'; shiplog tail --json > live.ndjson
     Tail(TailArgs),
     /// Open the terminal UI: tail, search, services, metrics, predictions and alerts.
     ///
@@ -331,7 +340,7 @@ pub struct SearchArgs {
 pub struct TailArgs {
     #[command(flatten)]
     pub remote: RemoteArgs,
-    /// Print each event as one JSON line.
+    /// Print each event as one JSON line; a gap is a line of its own, `{"gap":{...}}`.
     #[arg(long)]
     pub json: bool,
     /// Only events matching this query.

@@ -30,14 +30,23 @@ impl Node {
             .local_addr()?
             .port();
         let exe = std::env::current_exe().context("cannot find the shiplog binary")?;
-        let child = Command::new(exe)
+        let mut command = Command::new(exe);
+        command
             .args([
                 "serve",
                 "--listen",
                 &format!("127.0.0.1:{port}"),
                 "--data-dir",
             ])
-            .arg(dir)
+            .arg(dir);
+        // SHIPLOG_BENCH_NODE_TOML is the node's config file, to try a setting
+        // (`[indexer]` `writer_memory = "64MiB"`) without a new build.
+        if let Ok(toml) = std::env::var("SHIPLOG_BENCH_NODE_TOML") {
+            let config = dir.with_extension("toml");
+            std::fs::write(&config, toml)?;
+            command.arg("--config").arg(config);
+        }
+        let child = command
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -74,8 +83,64 @@ impl Node {
             .json()?)
     }
 
+    /// The runs of line numbers below `lines` that container `name` has no stored line of.
+    fn missing_runs(&self, name: &str, lines: u64) -> anyhow::Result<Vec<(u64, u64)>> {
+        let mut seen = vec![false; lines as usize];
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut query = vec![
+                ("q", format!("container_name:{name} AND rotline")),
+                ("since", "1d".to_string()),
+                ("limit", "10000".to_string()),
+            ];
+            if let Some(c) = &cursor {
+                query.push(("cursor", c.clone()));
+            }
+            let page: Value = reqwest::blocking::Client::new()
+                .get(format!("{}/api/v1/search", self.url))
+                .query(&query)
+                .send()?
+                .json()?;
+            for hit in page["hits"].as_array().into_iter().flatten() {
+                let n = hit["message"]
+                    .as_str()
+                    .and_then(|m| m.split(' ').nth(1))
+                    .and_then(|n| n.parse::<usize>().ok());
+                if let Some(slot) = n.and_then(|n| seen.get_mut(n)) {
+                    *slot = true;
+                }
+            }
+            match page["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_string()),
+                None => break,
+            }
+        }
+        let mut runs = Vec::new();
+        let mut start = None;
+        for (n, &have) in seen.iter().enumerate() {
+            match (have, start) {
+                (false, None) => start = Some(n as u64),
+                (true, Some(s)) => {
+                    runs.push((s, n as u64 - 1));
+                    start = None;
+                }
+                _ => {}
+            }
+        }
+        if let Some(s) = start {
+            runs.push((s, lines - 1));
+        }
+        Ok(runs)
+    }
+
     fn peak_rss_mib(&self) -> f64 {
         super::process::status_kib(self.child.id(), "VmHWM:") / 1024.0
+    }
+
+    /// Resident anonymous memory now (heap, arenas, stacks), in MiB: the peak RSS also
+    /// counts the index files' pages mapped in, which the kernel takes back when it needs to.
+    fn anon_rss_mib(&self) -> f64 {
+        super::process::status_kib(self.child.id(), "RssAnon:") / 1024.0
     }
 }
 
@@ -170,6 +235,7 @@ pub(super) fn rotation(args: &BenchCollectArgs, dir: &Path) -> anyhow::Result<()
     let started = Instant::now();
     let ids = start_writers(args, &prefix)?;
     let mut buffer_peak = 0;
+    let mut anon_peak = 0.0f64;
     let wrote = {
         let done = Arc::new(Mutex::new(None));
         let waiter = {
@@ -181,6 +247,7 @@ pub(super) fn rotation(args: &BenchCollectArgs, dir: &Path) -> anyhow::Result<()
         };
         loop {
             buffer_peak = buffer_peak.max(dir_bytes(&buffer_dir));
+            anon_peak = anon_peak.max(node.anon_rss_mib());
             if waiter.is_finished() {
                 break;
             }
@@ -195,6 +262,7 @@ pub(super) fn rotation(args: &BenchCollectArgs, dir: &Path) -> anyhow::Result<()
     let mut last = (u64::MAX, Instant::now());
     let indexed = loop {
         buffer_peak = buffer_peak.max(dir_bytes(&buffer_dir));
+        anon_peak = anon_peak.max(node.anon_rss_mib());
         collector.check_alive()?;
         let now = node.count(&lines_query)?;
         if now != last.0 {
@@ -221,6 +289,21 @@ pub(super) fn rotation(args: &BenchCollectArgs, dir: &Path) -> anyhow::Result<()
     let (collector_rss, node_rss) = (collector.peak_rss_mib(), node.peak_rss_mib());
     let warnings = collector.warnings();
     collector.stop();
+    // Lines that arrive only once the collector stopped were held back, not lost: a
+    // different failure, told apart here.
+    std::thread::sleep(Duration::from_secs(2));
+    let after_stop = node.count(&lines_query)?;
+    let missing: Vec<String> = if after_stop < written {
+        (0..args.rotation_containers)
+            .map(|n| {
+                let name = format!("{prefix}{n}");
+                node.missing_runs(&name, args.rotation_lines as u64)
+                    .map(|runs| format!("{name}: {runs:?}"))
+            })
+            .collect::<anyhow::Result<_>>()?
+    } else {
+        Vec::new()
+    };
     fleet::remove_all()?;
 
     // The reference: the engine's followed log, read as fast as `docker logs` reads it.
@@ -283,7 +366,7 @@ pub(super) fn rotation(args: &BenchCollectArgs, dir: &Path) -> anyhow::Result<()
         indexed as f64 / shipped.as_secs_f64().max(1e-9),
     );
     println!(
-        "  peak RSS: collector {collector_rss:.1} MiB, node (serve) {node_rss:.1} MiB; disk buffer peak {:.1} MiB",
+        "  peak RSS: collector {collector_rss:.1} MiB, node (serve) {node_rss:.1} MiB (anonymous memory peak {anon_peak:.1} MiB, sampled every 0.1 s); disk buffer peak {:.1} MiB",
         buffer_peak as f64 / (1024.0 * 1024.0)
     );
     println!(
@@ -294,6 +377,12 @@ pub(super) fn rotation(args: &BenchCollectArgs, dir: &Path) -> anyhow::Result<()
     );
     for gap in &gap_list {
         println!("  gap: {gap}");
+    }
+    if after_stop != indexed {
+        println!("  indexed once the collector stopped: {after_stop}");
+    }
+    for runs in &missing {
+        println!("  missing line numbers, {runs}");
     }
     if !warnings.is_empty() {
         println!(

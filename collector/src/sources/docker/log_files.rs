@@ -33,6 +33,7 @@ use std::io;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -111,6 +112,11 @@ struct Watched {
     /// Held while a look runs: the watcher thread and the reader may both look, and two
     /// looks at once would open the same new files twice.
     looking: Mutex<()>,
+    /// Files the reader has let go of so far. A look compares file ids with the ones held
+    /// when it began; a file let go of meanwhile frees its inode, which the engine may give
+    /// to the next file it creates, and that file would then pass for one held and never
+    /// be opened. A look that sees this count move starts over.
+    released: AtomicU64,
 }
 
 impl Watched {
@@ -122,28 +128,41 @@ impl Watched {
     /// file now.
     fn look(&self) {
         let _alone = self.looking.lock().unwrap_or_else(|e| e.into_inner());
-        let (held, newest) = {
-            let files = self.files();
-            let held: Vec<(u64, u64)> = files.iter().map(|f| f.id).collect();
-            let newest = files.back().map(|f| (Arc::clone(&f.file), f.id, f.first));
-            (held, newest)
-        };
-        match newer_files(&self.path, self.slots, &held, newest) {
-            Ok(None) => {}
-            Ok(Some(mut found)) => {
-                if !found.intact
-                    && let Some(first) = found.files.first_mut()
-                {
-                    first.after_unknown = true;
+        loop {
+            let (held, newest, released) = {
+                let files = self.files();
+                let held: Vec<(u64, u64)> = files.iter().map(|f| f.id).collect();
+                let newest = files.back().map(|f| (Arc::clone(&f.file), f.id, f.first));
+                (held, newest, self.released.load(Ordering::Acquire))
+            };
+            match newer_files(&self.path, self.slots, &held, newest) {
+                Ok(None) => {
+                    if self.released.load(Ordering::Acquire) == released {
+                        return;
+                    }
                 }
-                let mut files = self.files();
-                if let Some(back) = files.back_mut() {
-                    back.rotated = true;
+                Ok(Some(mut found)) => {
+                    let mut files = self.files();
+                    if self.released.load(Ordering::Acquire) != released {
+                        // Ids compared against a file let go of meanwhile: look again.
+                        continue;
+                    }
+                    if !found.intact
+                        && let Some(first) = found.files.first_mut()
+                    {
+                        first.after_unknown = true;
+                    }
+                    if let Some(back) = files.back_mut() {
+                        back.rotated = true;
+                    }
+                    files.extend(found.files);
+                    return;
                 }
-                files.extend(found.files);
-            }
-            Err(error) => {
-                *self.failed.lock().unwrap_or_else(|e| e.into_inner()) = Some(error.to_string());
+                Err(error) => {
+                    *self.failed.lock().unwrap_or_else(|e| e.into_inner()) =
+                        Some(error.to_string());
+                    return;
+                }
             }
         }
     }
@@ -259,6 +278,7 @@ impl LogFiles {
                 files: Mutex::new(opened.into()),
                 failed: Mutex::new(None),
                 looking: Mutex::new(()),
+                released: AtomicU64::new(0),
             }),
             buf: Vec::with_capacity(READ_BYTES),
             start: 0,
@@ -329,6 +349,8 @@ impl LogFiles {
             if rotated && held > 1 {
                 // Read to its end; a last entry without its newline is not one.
                 let mut files = self.watched.files();
+                // Counted before the file is closed (and its inode freed).
+                self.watched.released.fetch_add(1, Ordering::Release);
                 files.pop_front();
                 self.boundary = files.front().is_some_and(|f| f.after_unknown);
                 drop(files);

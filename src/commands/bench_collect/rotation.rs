@@ -304,6 +304,9 @@ pub(super) fn rotation(args: &BenchCollectArgs, dir: &Path) -> anyhow::Result<()
     } else {
         Vec::new()
     };
+    // On a loss, the collector's whole log is kept (RUST_LOG=debug makes it say what each
+    // log task opened and delivered).
+    let kept_log = (!missing.is_empty()).then(|| collector.log_tail());
     fleet::remove_all()?;
 
     // The reference: the engine's followed log, read as fast as `docker logs` reads it.
@@ -383,6 +386,10 @@ pub(super) fn rotation(args: &BenchCollectArgs, dir: &Path) -> anyhow::Result<()
     }
     for runs in &missing {
         println!("  missing line numbers, {runs}");
+    }
+    if let Some(log) = kept_log {
+        let kept = log.lines().last().unwrap_or_default();
+        println!("  the collector's log {kept}");
     }
     if !warnings.is_empty() {
         println!(

@@ -408,7 +408,7 @@ impl Worker {
             }
         }
         let mut failure = None;
-        let logs_dir = self.store.logs_dir().to_path_buf();
+        let logs_dir = self.store.logs_dir();
         // Each day commits on its own: a day that fails is rolled back and re-read from the
         // WAL later; the days that succeeded remember how far they are committed, so the
         // re-read does not add their events twice.

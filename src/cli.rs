@@ -225,6 +225,9 @@ pub struct AuditHoldsArgs {
     pub json: bool,
 }
 
+/// The node a remote command talks to when neither `--url` nor `SHIPLOG_URL` says.
+pub const DEFAULT_URL: &str = "http://127.0.0.1:7070";
+
 /// Where a client command connects.
 #[derive(Debug, Args, Clone)]
 pub struct RemoteArgs {
@@ -233,7 +236,7 @@ pub struct RemoteArgs {
     #[arg(
         long,
         env = "SHIPLOG_URL",
-        default_value = "http://127.0.0.1:7070",
+        default_value = DEFAULT_URL,
         global = true
     )]
     pub url: String,

@@ -166,7 +166,7 @@ async fn run_once(
                     rules: rules(args.rules, &services)?,
                     settings,
                     data_dir: dir.path().to_path_buf(),
-                    default_url: "http://127.0.0.1:7070".into(),
+                    default_url: crate::cli::DEFAULT_URL.into(),
                 },
                 None,
             )

@@ -28,9 +28,6 @@ use crate::client::{self, ApiFailure};
 /// Largest error body read from the node.
 const MAX_ERROR_BODY: u64 = 64 * 1024;
 
-/// The `--url` default: the search hint names `--url` only when another one is in use.
-const DEFAULT_URL: &str = "http://127.0.0.1:7070";
-
 /// Why a connection attempt or an open stream ended.
 enum Ended {
     /// The node could not be reached or the stream dropped: retry after the backoff.
@@ -133,13 +130,7 @@ fn open(
         .map_err(|e| Ended::Lost(request_failure(&e)))?;
     let status = resp.status();
     if status.is_success() {
-        let content_type = resp
-            .headers()
-            .get(reqwest::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string();
-        if !content_type.starts_with("text/event-stream") {
+        if let Some(content_type) = shiplog_tui::api::not_an_event_stream(resp.headers()) {
             return Err(Ended::NotAStream(content_type));
         }
         return Ok(resp);
@@ -256,7 +247,8 @@ fn print_reconnect_gap(args: &TailArgs, from: Timestamp, to: Timestamp) -> std::
 /// The `shiplog search` that lists what a gap missed, runnable as printed.
 fn search_hint(args: &TailArgs, from: Timestamp, to: Timestamp) -> String {
     let mut hint = format!("shiplog search --since {from} --until {to}");
-    if args.remote.url != DEFAULT_URL {
+    // `--url` is named only when another node than the default is in use.
+    if args.remote.url != crate::cli::DEFAULT_URL {
         hint.push_str(" --url ");
         hint.push_str(&shell_quote(&args.remote.url));
     }
@@ -382,7 +374,7 @@ mod tests {
         let from = Timestamp::parse_rfc3339("2026-11-22T03:09:44.123456789Z").unwrap();
         let to = Timestamp::parse_rfc3339("2026-11-22T03:10:02Z").unwrap();
         assert_eq!(
-            search_hint(&args(DEFAULT_URL, false, ""), from, to),
+            search_hint(&args(crate::cli::DEFAULT_URL, false, ""), from, to),
             "shiplog search --since 2026-11-22T03:09:44.123456789Z \
              --until 2026-11-22T03:10:02.000000000Z"
         );

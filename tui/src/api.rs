@@ -28,6 +28,16 @@ fn lenient_ts<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Timestamp>, D::E
         .and_then(|s| Timestamp::parse_rfc3339(s).ok()))
 }
 
+/// The `Content-Type` of an answer that should be a live tail's event stream, when it is
+/// something else (a proxy's page, a URL that is not a shiplog node).
+pub fn not_an_event_stream(headers: &reqwest::header::HeaderMap) -> Option<String> {
+    let content_type = headers
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    (!content_type.starts_with("text/event-stream")).then(|| content_type.to_string())
+}
+
 /// Reads an [`Event`] from JSON, dropping keys this build does not know (the core type
 /// refuses unknown keys, which is right for ingest but not for a viewer of newer servers).
 pub fn lenient_event(value: Value) -> Result<Event, serde_json::Error> {

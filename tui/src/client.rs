@@ -220,13 +220,7 @@ impl Worker {
         if !status.is_success() {
             return Ended::Failed(describe_error_response(response));
         }
-        let content_type = response
-            .headers()
-            .get(reqwest::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string();
-        if !content_type.starts_with("text/event-stream") {
+        if let Some(content_type) = crate::api::not_an_event_stream(response.headers()) {
             return Ended::Failed(format!(
                 "server answered with '{content_type}', not text/event-stream; is the url a shiplog query api"
             ));

@@ -14,7 +14,7 @@ use tower::ServiceExt;
 
 use super::*;
 
-fn state(dir: &std::path::Path) -> AppState {
+pub(crate) fn state(dir: &std::path::Path) -> AppState {
     let ix = Indexer::open(IndexerConfig {
         data_dir: dir.to_path_buf(),
         writer_memory_bytes: 64 * 1024 * 1024,
@@ -45,7 +45,7 @@ fn events(n: usize) -> Vec<Event> {
         .collect()
 }
 
-async fn call(state: &AppState, req: Request<Body>) -> (StatusCode, Value) {
+pub(crate) async fn call(state: &AppState, req: Request<Body>) -> (StatusCode, Value) {
     let resp = router(state.clone()).oneshot(req).await.unwrap();
     let status = resp.status();
     let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)

@@ -1,7 +1,6 @@
 //! Event times one request may carry (`[api] max_days_per_batch`, `accept_past`,
 //! `accept_future`) on every ingest route, through the real router and a real indexer.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -9,39 +8,13 @@ use axum::http::{Request, StatusCode, header};
 use serde_json::{Value, json};
 use shiplog_core::Timestamp;
 use shiplog_core::accept::AcceptWindow;
-use shiplog_indexer::{Indexer, IndexerConfig};
-use tower::ServiceExt;
 
-use super::*;
+use crate::AppState;
+use crate::tests::{call, state};
 
 const DAY: i64 = 86_400 * 1_000_000_000;
 /// 2020-01-01, the first of the days the tests' events fall on.
 const FIRST_DAY: i64 = 18_262;
-
-fn state(dir: &std::path::Path) -> AppState {
-    let ix = Indexer::open(IndexerConfig {
-        data_dir: dir.to_path_buf(),
-        writer_memory_bytes: 64 * 1024 * 1024,
-        writer_threads: 1,
-        commit_interval: Duration::from_millis(200),
-        min_commit_interval: Duration::from_millis(10),
-        ..IndexerConfig::default()
-    })
-    .unwrap();
-    AppState::new(Arc::new(ix))
-}
-
-async fn call(state: &AppState, req: Request<Body>) -> (StatusCode, Value) {
-    let resp = router(state.clone()).oneshot(req).await.unwrap();
-    let status = resp.status();
-    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
-        .await
-        .unwrap();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
-}
 
 fn post(uri: &str, content_type: &str, body: String) -> Request<Body> {
     Request::post(uri)

@@ -196,3 +196,18 @@ impl Drop for Node {
         }
     }
 }
+
+/// Writes `shiplog.toml` into `dir` with two tokens, `ingest` (named `ci`, role `ingest`) and
+/// `read` (named `viewer`, role `read`), and returns its path.
+pub fn two_token_config(dir: &std::path::Path, ingest: &str, read: &str) -> std::path::PathBuf {
+    let config = dir.join("shiplog.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[auth.token]]\nname = \"ci\"\ntoken = \"{ingest}\"\nroles = [\"ingest\"]\n\n\
+             [[auth.token]]\nname = \"viewer\"\ntoken = \"{read}\"\nroles = [\"read\"]\n"
+        ),
+    )
+    .unwrap();
+    config
+}

@@ -13,15 +13,7 @@ const READ: &str = "e2e-read-token-0123456789";
 #[test]
 fn a_node_with_tokens_checks_them_on_every_route_class() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("shiplog.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[[auth.token]]\nname = \"ci\"\ntoken = \"{INGEST}\"\nroles = [\"ingest\"]\n\n\
-             [[auth.token]]\nname = \"viewer\"\ntoken = \"{READ}\"\nroles = [\"read\"]\n"
-        ),
-    )
-    .unwrap();
+    let config = shiplog_tests::node::two_token_config(dir.path(), INGEST, READ);
     let node = Node::start(&["--no-docker", "--config", config.to_str().unwrap()], &[]);
     assert!(
         node.log().contains("API tokens configured"),

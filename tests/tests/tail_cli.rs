@@ -293,15 +293,7 @@ fn tail_stops_with_the_nodes_answer_when_retrying_cannot_help() {
     const INGEST: &str = "tail-ingest-token-0123456789";
     const READ: &str = "tail-read-token-0123456789";
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("shiplog.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[[auth.token]]\nname = \"ci\"\ntoken = \"{INGEST}\"\nroles = [\"ingest\"]\n\n\
-             [[auth.token]]\nname = \"viewer\"\ntoken = \"{READ}\"\nroles = [\"read\"]\n"
-        ),
-    )
-    .unwrap();
+    let config = shiplog_tests::node::two_token_config(dir.path(), INGEST, READ);
     let node = Node::start(&["--no-docker", "--config", config.to_str().unwrap()], &[]);
     let url = node.url.as_str();
 

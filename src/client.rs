@@ -33,6 +33,25 @@ impl std::fmt::Display for ApiFailure {
 
 impl std::error::Error for ApiFailure {}
 
+impl ApiFailure {
+    /// Reads the API's `{"error": {...}}` body; a body of another shape (a proxy's page)
+    /// keeps the status alone.
+    pub fn from_body(status: u16, body: &Value) -> Self {
+        let err = &body["error"];
+        ApiFailure {
+            status,
+            code: err["code"].as_str().unwrap_or("unknown").to_string(),
+            message: err["message"]
+                .as_str()
+                .unwrap_or("no error message in the response")
+                .to_string(),
+            position: err["position"]
+                .as_u64()
+                .and_then(|p| usize::try_from(p).ok()),
+        }
+    }
+}
+
 /// Builds a client; `timeout` of None means no overall timeout (for streams).
 pub fn client(remote: &RemoteArgs, timeout: Option<Duration>) -> anyhow::Result<Client> {
     let mut headers = reqwest::header::HeaderMap::new();
@@ -85,17 +104,7 @@ pub fn send(
     }
     let status = resp.status().as_u16();
     let body: Value = resp.json().unwrap_or(Value::Null);
-    let err = &body["error"];
-    Err(ApiFailure {
-        status,
-        code: err["code"].as_str().unwrap_or("unknown").to_string(),
-        message: err["message"]
-            .as_str()
-            .unwrap_or("no error message in the response")
-            .to_string(),
-        position: err["position"].as_u64().map(|p| p as usize),
-    }
-    .into())
+    Err(ApiFailure::from_body(status, &body).into())
 }
 
 /// Prints a query error with a caret under the position, when there is one.

@@ -148,18 +148,7 @@ fn open(
 /// The API's JSON error, or the status alone when the body is something else (a proxy).
 fn api_failure(status: u16, body: &[u8]) -> ApiFailure {
     let body: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-    let err = &body["error"];
-    ApiFailure {
-        status,
-        code: err["code"].as_str().unwrap_or("unknown").to_string(),
-        message: err["message"]
-            .as_str()
-            .unwrap_or("no error message in the response")
-            .to_string(),
-        position: err["position"]
-            .as_u64()
-            .and_then(|p| usize::try_from(p).ok()),
-    }
+    ApiFailure::from_body(status, &body)
 }
 
 /// Reports an answer that retrying cannot change; the exit code to end with.
